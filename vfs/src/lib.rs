@@ -1,0 +1,95 @@
+//! `strata-vfs`: the only way Strata touches a disk.
+//!
+//! The engine holds an `Arc<dyn Vfs>` and never knows which filesystem is behind it:
+//! - [`RealFs`] maps every call to the obvious syscall (`pread`, `pwrite`, `fdatasync`,
+//!   `rename`, and an `fsync` of the opened directory for [`Vfs::sync_dir`]).
+//! - [`SimFs`] is an in-memory filesystem that remembers, per file, what the process sees
+//!   and what is durable, and per directory which entries are durable; `crash()` turns the
+//!   durable image (plus whatever unsynced state a seeded RNG lets survive) into the new
+//!   visible state. It injects faults from a serializable [`FaultConfig`].
+//!
+//! Assumptions, stated once:
+//! - A file has one writer at a time (the engine serialises its writes); readers may share a
+//!   handle from many threads, which is why every method takes `&self`.
+//! - Paths are ordinary relative or absolute paths without `..`.
+//! - Errors carry the operation, the path and an [`std::io::ErrorKind`], so a caller can
+//!   both print a useful message and branch on the kind (e.g. `NotFound`).
+
+mod error;
+mod real;
+pub mod sim;
+
+pub use error::{Result, VfsError};
+pub use real::RealFs;
+pub use sim::{Event, FaultConfig, FaultCounters, FaultKind, OpKind, SimFs};
+
+use std::fmt::Debug;
+use std::path::Path;
+use std::sync::Arc;
+
+/// A filesystem: the directory-level operations.
+pub trait Vfs: Send + Sync + Debug {
+    /// Creates the file, or truncates it if it exists; the handle reads and writes.
+    fn create(&self, path: &Path) -> Result<Box<dyn VfsFile>>;
+    /// Opens an existing file for reading only.
+    fn open_read(&self, path: &Path) -> Result<Box<dyn VfsFile>>;
+    /// Opens an existing file for reading and writing (append or write at an offset).
+    fn open_write(&self, path: &Path) -> Result<Box<dyn VfsFile>>;
+    /// Renames a file, atomically replacing `to` if it exists.
+    fn rename(&self, from: &Path, to: &Path) -> Result<()>;
+    /// Removes a file.
+    fn remove(&self, path: &Path) -> Result<()>;
+    /// The names in a directory, sorted.
+    fn list(&self, dir: &Path) -> Result<Vec<String>>;
+    /// Creates one directory; its parent must exist.
+    fn create_dir(&self, path: &Path) -> Result<()>;
+    /// Creates a directory and any missing parents; succeeds if it already exists.
+    fn create_dir_all(&self, path: &Path) -> Result<()>;
+    /// Whether a file or directory exists at `path`.
+    fn exists(&self, path: &Path) -> Result<bool>;
+    /// Makes the creations, renames and removals inside `dir` durable (fsync of the directory).
+    fn sync_dir(&self, dir: &Path) -> Result<()>;
+}
+
+/// An open file. All offsets are in bytes from the start of the file.
+pub trait VfsFile: Send + Sync + Debug {
+    /// The path the file was opened by (for error messages).
+    fn path(&self) -> &Path;
+    /// Reads up to `buf.len()` bytes at `offset`; returns fewer only at end of file.
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize>;
+    /// Appends `data` at the end of the file; returns the offset it was written at.
+    fn append(&self, data: &[u8]) -> Result<u64>;
+    /// Writes `data` at `offset`, extending the file (with zeros in any gap) if needed.
+    fn write_at(&self, offset: u64, data: &[u8]) -> Result<()>;
+    /// Makes the file's data durable (`fdatasync`).
+    fn sync(&self) -> Result<()>;
+    /// Truncates or extends (with zeros) the file to `len` bytes.
+    fn set_len(&self, len: u64) -> Result<()>;
+    /// The file's current length as the process sees it.
+    fn len(&self) -> Result<u64>;
+
+    /// Whether the file is empty.
+    fn is_empty(&self) -> Result<bool> {
+        Ok(self.len()? == 0)
+    }
+
+    /// Reads exactly `buf.len()` bytes at `offset`, or fails with `UnexpectedEof`.
+    fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
+        let read = self.read_at(offset, buf)?;
+        if read < buf.len() {
+            return Err(VfsError::new(
+                "read",
+                self.path(),
+                std::io::ErrorKind::UnexpectedEof,
+                format!(
+                    "wanted {} bytes at offset {offset}, file ends after {read}",
+                    buf.len()
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The shared handle type the engine holds.
+pub type SharedVfs = Arc<dyn Vfs>;

@@ -1,0 +1,218 @@
+//! `RealFs`: the VFS on the real disk through `std::fs`.
+//!
+//! Each call maps to the obvious syscall: `read_at`/`write_at` are `pread`/`pwrite`, `sync` is
+//! `fdatasync` (`File::sync_data`), and `sync_dir` opens the directory and `fsync`s it, which is
+//! what makes a create, rename or remove durable on Linux. Files are never opened with
+//! `O_APPEND` (Linux `pwrite` ignores the offset on such files); `append` writes at the end
+//! offset the handle tracks, which is correct because a file has one writer at a time.
+
+use crate::{Result, Vfs, VfsError, VfsFile};
+use std::fs::{self, File, OpenOptions};
+use std::io::ErrorKind;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// The real filesystem.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RealFs;
+
+impl RealFs {
+    /// A handle on the real filesystem.
+    pub fn new() -> Self {
+        RealFs
+    }
+}
+
+#[derive(Debug)]
+struct RealFile {
+    file: File,
+    path: PathBuf,
+    writable: bool,
+    /// The end of the file as this (single) writer knows it.
+    end: AtomicU64,
+}
+
+impl RealFile {
+    fn open(
+        op: &'static str,
+        path: &Path,
+        options: &OpenOptions,
+        writable: bool,
+    ) -> Result<Box<dyn VfsFile>> {
+        let file = options
+            .open(path)
+            .map_err(|e| VfsError::from_io(op, path, e))?;
+        let metadata = file
+            .metadata()
+            .map_err(|e| VfsError::from_io(op, path, e))?;
+        if metadata.is_dir() {
+            return Err(VfsError::new(
+                op,
+                path,
+                ErrorKind::IsADirectory,
+                "is a directory",
+            ));
+        }
+        Ok(Box::new(RealFile {
+            file,
+            path: path.to_path_buf(),
+            writable,
+            end: AtomicU64::new(metadata.len()),
+        }))
+    }
+
+    fn check_writable(&self, op: &'static str) -> Result<()> {
+        if self.writable {
+            Ok(())
+        } else {
+            Err(VfsError::new(
+                op,
+                &self.path,
+                ErrorKind::PermissionDenied,
+                "file opened read-only",
+            ))
+        }
+    }
+}
+
+impl VfsFile for RealFile {
+    fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize> {
+        let mut done = 0;
+        while done < buf.len() {
+            match self.file.read_at(&mut buf[done..], offset + done as u64) {
+                Ok(0) => break,
+                Ok(n) => done += n,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => return Err(VfsError::from_io("read", &self.path, e)),
+            }
+        }
+        Ok(done)
+    }
+
+    fn append(&self, data: &[u8]) -> Result<u64> {
+        self.check_writable("append")?;
+        let offset = self.end.load(Ordering::Acquire);
+        self.file
+            .write_all_at(data, offset)
+            .map_err(|e| VfsError::from_io("append", &self.path, e))?;
+        self.end
+            .store(offset + data.len() as u64, Ordering::Release);
+        Ok(offset)
+    }
+
+    fn write_at(&self, offset: u64, data: &[u8]) -> Result<()> {
+        self.check_writable("write")?;
+        self.file
+            .write_all_at(data, offset)
+            .map_err(|e| VfsError::from_io("write", &self.path, e))?;
+        self.end
+            .fetch_max(offset + data.len() as u64, Ordering::AcqRel);
+        Ok(())
+    }
+
+    fn sync(&self) -> Result<()> {
+        self.check_writable("sync")?;
+        self.file
+            .sync_data()
+            .map_err(|e| VfsError::from_io("sync", &self.path, e))
+    }
+
+    fn set_len(&self, len: u64) -> Result<()> {
+        self.check_writable("set_len")?;
+        self.file
+            .set_len(len)
+            .map_err(|e| VfsError::from_io("set_len", &self.path, e))?;
+        self.end.store(len, Ordering::Release);
+        Ok(())
+    }
+
+    fn len(&self) -> Result<u64> {
+        if self.writable {
+            return Ok(self.end.load(Ordering::Acquire));
+        }
+        let metadata = self
+            .file
+            .metadata()
+            .map_err(|e| VfsError::from_io("len", &self.path, e))?;
+        Ok(metadata.len())
+    }
+}
+
+impl Vfs for RealFs {
+    fn create(&self, path: &Path) -> Result<Box<dyn VfsFile>> {
+        RealFile::open(
+            "create",
+            path,
+            OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(true),
+            true,
+        )
+    }
+
+    fn open_read(&self, path: &Path) -> Result<Box<dyn VfsFile>> {
+        RealFile::open("open", path, OpenOptions::new().read(true), false)
+    }
+
+    fn open_write(&self, path: &Path) -> Result<Box<dyn VfsFile>> {
+        RealFile::open(
+            "open",
+            path,
+            OpenOptions::new().read(true).write(true),
+            true,
+        )
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> Result<()> {
+        fs::rename(from, to).map_err(|e| {
+            VfsError::new(
+                "rename",
+                from,
+                e.kind(),
+                format!("to {}: {e}", to.display()),
+            )
+        })
+    }
+
+    fn remove(&self, path: &Path) -> Result<()> {
+        fs::remove_file(path).map_err(|e| VfsError::from_io("remove", path, e))
+    }
+
+    fn list(&self, dir: &Path) -> Result<Vec<String>> {
+        let entries = fs::read_dir(dir).map_err(|e| VfsError::from_io("list", dir, e))?;
+        let mut names = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| VfsError::from_io("list", dir, e))?;
+            names.push(entry.file_name().to_string_lossy().into_owned());
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    fn create_dir(&self, path: &Path) -> Result<()> {
+        fs::create_dir(path).map_err(|e| VfsError::from_io("create_dir", path, e))
+    }
+
+    fn create_dir_all(&self, path: &Path) -> Result<()> {
+        fs::create_dir_all(path).map_err(|e| VfsError::from_io("create_dir", path, e))
+    }
+
+    fn exists(&self, path: &Path) -> Result<bool> {
+        path.try_exists()
+            .map_err(|e| VfsError::from_io("exists", path, e))
+    }
+
+    fn sync_dir(&self, dir: &Path) -> Result<()> {
+        let handle = File::open(dir).map_err(|e| VfsError::from_io("sync_dir", dir, e))?;
+        handle
+            .sync_all()
+            .map_err(|e| VfsError::from_io("sync_dir", dir, e))
+    }
+}

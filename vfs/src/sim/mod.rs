@@ -1,0 +1,1323 @@
+//! `SimFs`: an in-memory filesystem whose crash behaviour is as unkind as real disks allow.
+//!
+//! It keeps, per file, the bytes the running process sees (*visible*) and the bytes that are
+//! on stable storage (*durable*), and per directory the visible and the durable entries.
+//! Every decision comes from one ChaCha8 stream seeded by the caller, so a seed and a sequence
+//! of calls fix every byte.
+//!
+//! The fault model (what survives `crash()`):
+//! - Data made durable by a successful `sync` of a file survives, byte for byte (unless a
+//!   bit-flip fault hits it, which is the point of that fault).
+//! - Unsynced writes survive per *sector* (`sector_size`, default 4096): each dirty sector
+//!   comes back with its new content, or its old durable content, or zeros where the file had
+//!   no durable bytes (a hole). In the default mode any subset of sectors survives, in any
+//!   order; with `ordered_writes` a prefix of them in write order does.
+//! - A sector at the edge of what survives may be *torn*: a prefix of its new bytes, then
+//!   zeros, garbage or the old bytes (`torn_write_rate`).
+//! - An unsynced `set_len` (truncate) may or may not survive; the file is never longer than
+//!   what its durable bytes and surviving sectors cover.
+//! - Creating, renaming or removing a name is durable only after `sync_dir` of its parent.
+//!   At a crash, each directory keeps its durable entries plus a random *prefix* of the
+//!   operations done since its last `sync_dir` (journaling filesystems commit metadata in
+//!   order). A directory whose own entry was not made durable disappears with its contents.
+//!   A rename between two directories is an unlink in one and a link in the other, each
+//!   durable with its own directory (harsher than ext4; Strata renames within one directory).
+//! - A failed `sync` (EIO, `sync_failure_rate`) writes some, all or none of the dirty
+//!   sectors, and then *forgets* that the rest were dirty: a later `sync` returns Ok and does
+//!   not make them durable, while the process still reads the new bytes (Linux's behaviour
+//!   behind PostgreSQL's "fsyncgate"). A failed `sync_dir` makes a random prefix of the
+//!   pending directory operations durable.
+//! - Writes fail with ENOSPC past `capacity_bytes` or at `enospc_rate`; the failed write
+//!   changes nothing. Reads fail with EIO at `read_error_rate`.
+//! - `crash_at_op` halts the machine at that operation index: that operation and every later
+//!   one fail until `crash()` restarts the machine. `crash()` also works at any moment.
+//! - After `crash()`, every handle opened before it fails: the process that held it is dead.
+
+mod event;
+mod fault;
+
+pub use event::{Event, OpKind, StableHasher};
+pub use fault::{FaultConfig, FaultCounters, FaultKind, SimRng};
+
+use crate::{Result, Vfs, VfsError, VfsFile};
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// The simulated filesystem. Cloning gives another handle on the same world.
+#[derive(Clone)]
+pub struct SimFs {
+    world: Arc<Mutex<World>>,
+}
+
+impl std::fmt::Debug for SimFs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SimFs")
+    }
+}
+
+type InodeId = u64;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Node {
+    File(InodeId),
+    Dir,
+}
+
+#[derive(Debug, Clone)]
+enum DirOp {
+    Link(String, Node),
+    Unlink(String),
+    Rename(String, String, Node),
+}
+
+#[derive(Debug, Default)]
+struct Dir {
+    visible: BTreeMap<String, Node>,
+    durable: BTreeMap<String, Node>,
+    /// Operations since the last `sync_dir`, in order.
+    pending: Vec<DirOp>,
+}
+
+#[derive(Debug, Default)]
+struct Inode {
+    visible: Vec<u8>,
+    durable: Vec<u8>,
+    /// Dirty sector index -> sequence number of the last write to it.
+    dirty: BTreeMap<u64, u64>,
+    /// Byte ranges written since the last sync (what a successful sync copies).
+    dirty_ranges: Vec<(u64, u64)>,
+    /// The smallest length set by a truncation since the last sync.
+    pending_truncate: Option<u64>,
+    /// Whether a directory entry names this inode (orphans do not count against capacity).
+    linked: bool,
+}
+
+#[derive(Debug)]
+struct World {
+    config: FaultConfig,
+    rng: SimRng,
+    epoch: u64,
+    next_op: u64,
+    halted: bool,
+    inodes: BTreeMap<InodeId, Inode>,
+    next_inode: InodeId,
+    dirs: BTreeMap<String, Dir>,
+    write_seq: u64,
+    used_bytes: u64,
+    record_events: bool,
+    events: Vec<Event>,
+    hasher: StableHasher,
+    counters: FaultCounters,
+    crashes: u64,
+}
+
+fn lock(world: &Mutex<World>) -> MutexGuard<'_, World> {
+    // A panic while holding the lock leaves the world as it was at an operation boundary
+    // or mid-operation; either way the simulation is over, so poisoning is not propagated.
+    world
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Normalises a path to `a/b/c` (no leading slash); the root is the empty string.
+fn normalize(op: &'static str, path: &Path) -> Result<String> {
+    use std::path::Component;
+    let mut out = String::new();
+    for component in path.components() {
+        match component {
+            Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
+            Component::ParentDir => {
+                return Err(VfsError::new(
+                    op,
+                    path,
+                    ErrorKind::InvalidInput,
+                    "`..` is not supported",
+                ))
+            }
+            Component::Normal(name) => {
+                let Some(name) = name.to_str() else {
+                    return Err(VfsError::new(
+                        op,
+                        path,
+                        ErrorKind::InvalidInput,
+                        "path is not UTF-8",
+                    ));
+                };
+                if !out.is_empty() {
+                    out.push('/');
+                }
+                out.push_str(name);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Splits a normalised path into (parent, name).
+fn split(norm: &str) -> (&str, &str) {
+    match norm.rfind('/') {
+        Some(i) => (&norm[..i], &norm[i + 1..]),
+        None => ("", norm),
+    }
+}
+
+fn join(parent: &str, name: &str) -> String {
+    if parent.is_empty() {
+        name.to_string()
+    } else {
+        format!("{parent}/{name}")
+    }
+}
+
+/// Copies sector `sector` of `from` into `to`, growing `to` with zeros if needed.
+fn copy_sector(to: &mut Vec<u8>, from: &[u8], sector: u64, sector_size: u64) {
+    let start = (sector * sector_size) as usize;
+    let end = (((sector + 1) * sector_size) as usize).min(from.len());
+    if start >= end {
+        return;
+    }
+    if to.len() < end {
+        to.resize(end, 0);
+    }
+    to[start..end].copy_from_slice(&from[start..end]);
+}
+
+impl World {
+    fn new(seed: u64, config: FaultConfig) -> World {
+        let mut dirs = BTreeMap::new();
+        dirs.insert(String::new(), Dir::default());
+        World {
+            config,
+            rng: SimRng::new(seed),
+            epoch: 0,
+            next_op: 0,
+            halted: false,
+            inodes: BTreeMap::new(),
+            next_inode: 1,
+            dirs,
+            write_seq: 0,
+            used_bytes: 0,
+            record_events: false,
+            events: Vec::new(),
+            hasher: StableHasher::default(),
+            counters: FaultCounters::default(),
+            crashes: 0,
+        }
+    }
+
+    /// Starts an operation: assigns its index, or fails if the machine is halted (or halts
+    /// it now, if this is the scheduled crash point).
+    fn begin(&mut self, op: OpKind, path: &Path, name: &str) -> Result<u64> {
+        let index = self.next_op;
+        self.next_op += 1;
+        if self.halted {
+            return Err(VfsError::new(
+                op.name(),
+                path,
+                ErrorKind::Other,
+                "machine halted (simulated crash)",
+            ));
+        }
+        if self.config.crash_at_op == Some(index) {
+            self.halted = true;
+            self.log(index, op, name, 0, 0, Some(FaultKind::Crash), true);
+            return Err(VfsError::new(
+                op.name(),
+                path,
+                ErrorKind::Other,
+                "machine halted (simulated crash)",
+            ));
+        }
+        Ok(index)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn log(
+        &mut self,
+        index: u64,
+        op: OpKind,
+        path: &str,
+        offset: u64,
+        len: u64,
+        fault: Option<FaultKind>,
+        failed: bool,
+    ) {
+        let event = Event {
+            index,
+            op,
+            path: Arc::from(path),
+            offset,
+            len,
+            fault,
+            failed,
+        };
+        self.hasher.write_event(&event);
+        if let Some(kind) = fault {
+            if kind != FaultKind::Crash {
+                self.counters.record(kind);
+            }
+        }
+        if self.record_events {
+            self.events.push(event);
+        }
+    }
+
+    fn dir(&self, op: &'static str, path: &Path, norm: &str) -> Result<&Dir> {
+        self.dirs
+            .get(norm)
+            .ok_or_else(|| self.missing_dir_error(op, path, norm))
+    }
+
+    fn missing_dir_error(&self, op: &'static str, path: &Path, norm: &str) -> VfsError {
+        let (parent, name) = split(norm);
+        let is_file = self
+            .dirs
+            .get(parent)
+            .is_some_and(|dir| matches!(dir.visible.get(name), Some(Node::File(_))));
+        if is_file {
+            VfsError::new(op, path, ErrorKind::NotADirectory, "not a directory")
+        } else {
+            VfsError::new(op, path, ErrorKind::NotFound, "no such directory")
+        }
+    }
+
+    fn lookup(&self, op: &'static str, path: &Path, norm: &str) -> Result<Option<Node>> {
+        if norm.is_empty() {
+            return Ok(Some(Node::Dir));
+        }
+        let (parent, name) = split(norm);
+        let dir = self.dir(op, path, parent)?;
+        Ok(dir.visible.get(name).copied())
+    }
+
+    fn lookup_file(&self, op: &'static str, path: &Path, norm: &str) -> Result<InodeId> {
+        match self.lookup(op, path, norm)? {
+            Some(Node::File(id)) => Ok(id),
+            Some(Node::Dir) => Err(VfsError::new(
+                op,
+                path,
+                ErrorKind::IsADirectory,
+                "is a directory",
+            )),
+            None => Err(VfsError::new(op, path, ErrorKind::NotFound, "no such file")),
+        }
+    }
+
+    fn unlink_inode(&mut self, id: InodeId) {
+        if let Some(inode) = self.inodes.get_mut(&id) {
+            inode.linked = false;
+            self.used_bytes -= inode.visible.len() as u64;
+        }
+    }
+
+    fn inode(&mut self, id: InodeId) -> &mut Inode {
+        self.inodes
+            .get_mut(&id)
+            .expect("a live handle's inode exists until the next crash")
+    }
+
+    /// Checks ENOSPC for growing inode `id` by `growth` bytes.
+    fn check_space(&mut self, id: InodeId, growth: u64) -> bool {
+        if self.rng.chance(self.config.enospc_rate) {
+            return false;
+        }
+        let linked = self.inodes.get(&id).is_some_and(|inode| inode.linked);
+        match self.config.capacity_bytes {
+            Some(capacity) if linked && growth > 0 => self.used_bytes + growth <= capacity,
+            _ => true,
+        }
+    }
+
+    fn write(
+        &mut self,
+        id: InodeId,
+        offset: u64,
+        data: &[u8],
+    ) -> std::result::Result<(), FaultKind> {
+        let old_len = self
+            .inodes
+            .get(&id)
+            .map_or(0, |inode| inode.visible.len() as u64);
+        let end = offset + data.len() as u64;
+        let growth = end.saturating_sub(old_len);
+        if !self.check_space(id, growth) {
+            return Err(FaultKind::NoSpace);
+        }
+        self.write_seq += 1;
+        let seq = self.write_seq;
+        let sector_size = self.config.sector_size;
+        let inode = self.inode(id);
+        if inode.visible.len() < end as usize {
+            inode.visible.resize(end as usize, 0);
+        }
+        inode.visible[offset as usize..end as usize].copy_from_slice(data);
+        if !data.is_empty() {
+            mark_dirty(inode, offset, end, seq, sector_size);
+        }
+        if inode.linked {
+            self.used_bytes += growth;
+        }
+        Ok(())
+    }
+
+    fn set_len(&mut self, id: InodeId, len: u64) -> std::result::Result<(), FaultKind> {
+        let old_len = self
+            .inodes
+            .get(&id)
+            .map_or(0, |inode| inode.visible.len() as u64);
+        if len > old_len && !self.check_space(id, len - old_len) {
+            return Err(FaultKind::NoSpace);
+        }
+        self.write_seq += 1;
+        let seq = self.write_seq;
+        let sector_size = self.config.sector_size;
+        let inode = self.inode(id);
+        let linked = inode.linked;
+        if len < old_len {
+            inode.visible.truncate(len as usize);
+            let keep_below = len.div_ceil(sector_size);
+            inode.dirty.retain(|&sector, _| sector < keep_below);
+            if len < inode.durable.len() as u64 {
+                inode.pending_truncate = Some(inode.pending_truncate.map_or(len, |t| t.min(len)));
+            }
+            if linked {
+                self.used_bytes -= old_len - len;
+            }
+        } else if len > old_len {
+            inode.visible.resize(len as usize, 0);
+            mark_dirty(inode, old_len, len, seq, sector_size);
+            if linked {
+                self.used_bytes += len - old_len;
+            }
+        }
+        Ok(())
+    }
+
+    fn sync(&mut self, id: InodeId) -> std::result::Result<(), FaultKind> {
+        let fail = self.rng.chance(self.config.sync_failure_rate);
+        let sector_size = self.config.sector_size;
+        let Some(inode) = self.inodes.get_mut(&id) else {
+            return Ok(());
+        };
+        if fail {
+            // fsyncgate: some, all or none of the dirty data reaches the disk, and the
+            // kernel then forgets the rest was ever dirty.
+            if let Some(truncate) = inode.pending_truncate {
+                if self.rng.chance(0.5) {
+                    inode.durable.truncate(truncate as usize);
+                }
+            }
+            for &sector in inode.dirty.keys() {
+                if self.rng.chance(0.5) {
+                    copy_sector(&mut inode.durable, &inode.visible, sector, sector_size);
+                }
+            }
+            inode.dirty.clear();
+            inode.dirty_ranges.clear();
+            inode.pending_truncate = None;
+            return Err(FaultKind::SyncFailure);
+        }
+        if let Some(truncate) = inode.pending_truncate.take() {
+            inode.durable.truncate(truncate as usize);
+        }
+        if !inode.dirty.is_empty() {
+            let visible_len = inode.visible.len();
+            inode.durable.resize(visible_len, 0);
+            for &(start, end) in &inode.dirty_ranges {
+                let start = (start as usize).min(visible_len);
+                let end = (end as usize).min(visible_len);
+                inode.durable[start..end].copy_from_slice(&inode.visible[start..end]);
+            }
+        }
+        inode.dirty.clear();
+        inode.dirty_ranges.clear();
+        Ok(())
+    }
+
+    fn sync_dir(&mut self, norm: &str) -> std::result::Result<(), FaultKind> {
+        let fail = self.rng.chance(self.config.sync_failure_rate);
+        let keep = if fail {
+            let pending = self
+                .dirs
+                .get(norm)
+                .map_or(0, |dir| dir.pending.len() as u64);
+            Some(self.rng.below(pending + 1) as usize)
+        } else {
+            None
+        };
+        let Some(dir) = self.dirs.get_mut(norm) else {
+            return Ok(());
+        };
+        match keep {
+            Some(count) => {
+                let applied: Vec<DirOp> = dir.pending.drain(..count).collect();
+                for op in &applied {
+                    apply_dir_op(&mut dir.durable, op);
+                }
+                Err(FaultKind::SyncFailure)
+            }
+            None => {
+                dir.durable = dir.visible.clone();
+                dir.pending.clear();
+                Ok(())
+            }
+        }
+    }
+
+    /// The machine loses power and restarts: see the module documentation.
+    fn crash(&mut self) {
+        self.epoch += 1;
+        self.halted = false;
+        self.crashes += 1;
+        self.counters.record(FaultKind::Crash);
+        let index = self.next_op;
+        self.next_op += 1;
+        self.log(
+            index,
+            OpKind::Crash,
+            "",
+            0,
+            0,
+            Some(FaultKind::Crash),
+            false,
+        );
+
+        // 1. Directories: durable entries plus a prefix of the pending operations.
+        let dir_names: Vec<String> = self.dirs.keys().cloned().collect();
+        for name in dir_names {
+            let pending_len = self
+                .dirs
+                .get(&name)
+                .map_or(0, |dir| dir.pending.len() as u64);
+            let keep = self.rng.below(pending_len + 1) as usize;
+            if let Some(dir) = self.dirs.get_mut(&name) {
+                let pending = std::mem::take(&mut dir.pending);
+                for op in &pending[..keep] {
+                    apply_dir_op(&mut dir.durable, op);
+                }
+                dir.visible = dir.durable.clone();
+            }
+        }
+
+        // 2. What is reachable from the root survives; the rest is gone.
+        let mut reachable_dirs = BTreeSet::new();
+        let mut reachable_files: BTreeMap<InodeId, String> = BTreeMap::new();
+        let mut stack = vec![String::new()];
+        while let Some(dir_name) = stack.pop() {
+            reachable_dirs.insert(dir_name.clone());
+            let Some(dir) = self.dirs.get(&dir_name) else {
+                continue;
+            };
+            for (name, node) in &dir.durable {
+                let path = join(&dir_name, name);
+                match node {
+                    Node::Dir => {
+                        if self.dirs.contains_key(&path) {
+                            stack.push(path);
+                        }
+                    }
+                    Node::File(id) => {
+                        reachable_files.entry(*id).or_insert(path);
+                    }
+                }
+            }
+        }
+        self.dirs.retain(|name, _| reachable_dirs.contains(name));
+        // Entries naming a directory that no longer exists (it was never made durable in its
+        // own parent chain) are dropped too.
+        let existing: BTreeSet<String> = self.dirs.keys().cloned().collect();
+        for (dir_name, dir) in self.dirs.iter_mut() {
+            dir.durable.retain(|name, node| {
+                *node != Node::Dir || existing.contains(&join(dir_name, name))
+            });
+            dir.visible = dir.durable.clone();
+        }
+        self.inodes.retain(|id, _| reachable_files.contains_key(id));
+
+        // 3. File contents: durable bytes plus whatever unsynced sectors survive.
+        let config = self.config.clone();
+        let mut used = 0;
+        let ids: Vec<InodeId> = self.inodes.keys().copied().collect();
+        for id in ids {
+            let mut torn = 0;
+            if let Some(inode) = self.inodes.get_mut(&id) {
+                let image = crash_image(inode, &mut self.rng, &config, &mut torn);
+                inode.visible = image.clone();
+                inode.durable = image;
+                inode.dirty.clear();
+                inode.dirty_ranges.clear();
+                inode.pending_truncate = None;
+                inode.linked = true;
+                used += inode.visible.len() as u64;
+            }
+            for _ in 0..torn {
+                let path = reachable_files.get(&id).cloned().unwrap_or_default();
+                self.log(
+                    index,
+                    OpKind::Crash,
+                    &path,
+                    0,
+                    0,
+                    Some(FaultKind::TornWrite),
+                    false,
+                );
+            }
+        }
+        self.used_bytes = used;
+
+        // 4. A silent bit flip in durable data.
+        if self.rng.chance(config.bitflip_rate) {
+            let candidates: Vec<InodeId> = self
+                .inodes
+                .iter()
+                .filter(|(_, inode)| !inode.durable.is_empty())
+                .map(|(id, _)| *id)
+                .collect();
+            if !candidates.is_empty() {
+                let id = candidates[self.rng.below(candidates.len() as u64) as usize];
+                let len = self
+                    .inodes
+                    .get(&id)
+                    .map_or(0, |inode| inode.durable.len() as u64);
+                let offset = self.rng.below(len);
+                let bit = self.rng.below(8) as u8;
+                if let Some(inode) = self.inodes.get_mut(&id) {
+                    inode.durable[offset as usize] ^= 1 << bit;
+                    inode.visible[offset as usize] ^= 1 << bit;
+                }
+                let path = reachable_files.get(&id).cloned().unwrap_or_default();
+                self.log(
+                    index,
+                    OpKind::Crash,
+                    &path,
+                    offset,
+                    1,
+                    Some(FaultKind::BitFlip),
+                    false,
+                );
+            }
+        }
+    }
+}
+
+fn mark_dirty(inode: &mut Inode, start: u64, end: u64, seq: u64, sector_size: u64) {
+    for sector in start / sector_size..=(end - 1) / sector_size {
+        inode.dirty.insert(sector, seq);
+    }
+    match inode.dirty_ranges.last_mut() {
+        Some(last) if last.1 == start => last.1 = end,
+        _ => inode.dirty_ranges.push((start, end)),
+    }
+}
+
+fn apply_dir_op(entries: &mut BTreeMap<String, Node>, op: &DirOp) {
+    match op {
+        DirOp::Link(name, node) => {
+            entries.insert(name.clone(), *node);
+        }
+        DirOp::Unlink(name) => {
+            entries.remove(name);
+        }
+        DirOp::Rename(from, to, node) => {
+            entries.remove(from);
+            entries.insert(to.clone(), *node);
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum SectorFate {
+    Survives,
+    Torn,
+    Lost,
+}
+
+/// What a file holds after a crash: its durable bytes, a possibly undone truncation, and
+/// each dirty sector surviving, torn or lost as the RNG decides.
+fn crash_image(
+    inode: &Inode,
+    rng: &mut SimRng,
+    config: &FaultConfig,
+    torn_count: &mut u64,
+) -> Vec<u8> {
+    let mut image = inode.durable.clone();
+    if let Some(truncate) = inode.pending_truncate {
+        if rng.chance(0.5) {
+            image.truncate(truncate as usize);
+        }
+    }
+    if inode.dirty.is_empty() {
+        return image;
+    }
+    let sector_size = config.sector_size;
+    let mut fates: Vec<(u64, SectorFate)> = Vec::with_capacity(inode.dirty.len());
+    if config.ordered_writes {
+        let mut by_age: Vec<(u64, u64)> = inode
+            .dirty
+            .iter()
+            .map(|(&sector, &seq)| (seq, sector))
+            .collect();
+        by_age.sort_unstable();
+        let cutoff = rng.below(by_age.len() as u64 + 1) as usize;
+        for (rank, &(_, sector)) in by_age.iter().enumerate() {
+            let fate = if rank < cutoff {
+                SectorFate::Survives
+            } else if rank == cutoff && rng.chance(config.torn_write_rate) {
+                SectorFate::Torn
+            } else {
+                SectorFate::Lost
+            };
+            fates.push((sector, fate));
+        }
+        fates.sort_unstable_by_key(|&(sector, _)| sector);
+    } else {
+        for &sector in inode.dirty.keys() {
+            let fate = if rng.chance(config.unsynced_survival) {
+                SectorFate::Survives
+            } else if rng.chance(config.torn_write_rate) {
+                SectorFate::Torn
+            } else {
+                SectorFate::Lost
+            };
+            fates.push((sector, fate));
+        }
+    }
+    for (sector, fate) in fates {
+        match fate {
+            SectorFate::Lost => {}
+            SectorFate::Survives => copy_sector(&mut image, &inode.visible, sector, sector_size),
+            SectorFate::Torn => {
+                let start = (sector * sector_size) as usize;
+                let end = (((sector + 1) * sector_size) as usize).min(inode.visible.len());
+                if start >= end {
+                    continue;
+                }
+                *torn_count += 1;
+                let old: Vec<u8> = (start..end)
+                    .map(|i| image.get(i).copied().unwrap_or(0))
+                    .collect();
+                if image.len() < end {
+                    image.resize(end, 0);
+                }
+                let cut = start + rng.below((end - start) as u64) as usize;
+                image[start..cut].copy_from_slice(&inode.visible[start..cut]);
+                match rng.below(3) {
+                    0 => image[cut..end].fill(0),
+                    1 => rng.fill(&mut image[cut..end]),
+                    _ => image[cut..end].copy_from_slice(&old[cut - start..]),
+                }
+            }
+        }
+    }
+    image
+}
+
+impl SimFs {
+    /// A fresh, empty filesystem whose every random decision is fixed by `seed`.
+    ///
+    /// # Panics
+    /// If `config` is invalid (see [`FaultConfig::validate`]): configs are checked where they
+    /// are read from users.
+    pub fn new(seed: u64, config: FaultConfig) -> SimFs {
+        if let Err(reason) = config.validate() {
+            panic!("invalid FaultConfig: {reason}");
+        }
+        SimFs {
+            world: Arc::new(Mutex::new(World::new(seed, config))),
+        }
+    }
+
+    /// Keeps every event in memory (for traces); the event hash is kept either way.
+    pub fn record_events(&self, on: bool) {
+        lock(&self.world).record_events = on;
+    }
+
+    /// The events recorded so far (empty unless `record_events(true)`).
+    pub fn events(&self) -> Vec<Event> {
+        lock(&self.world).events.clone()
+    }
+
+    /// Takes the recorded events out, leaving the log empty.
+    pub fn take_events(&self) -> Vec<Event> {
+        std::mem::take(&mut lock(&self.world).events)
+    }
+
+    /// A hash of every event so far: equal for equal runs.
+    pub fn event_hash(&self) -> u64 {
+        lock(&self.world).hasher.finish()
+    }
+
+    /// Faults injected so far, by kind.
+    pub fn counters(&self) -> FaultCounters {
+        lock(&self.world).counters
+    }
+
+    /// How many operations have been performed (the next operation's index).
+    pub fn op_count(&self) -> u64 {
+        lock(&self.world).next_op
+    }
+
+    /// How many times the machine crashed.
+    pub fn crash_count(&self) -> u64 {
+        lock(&self.world).crashes
+    }
+
+    /// The fault configuration in force.
+    pub fn config(&self) -> FaultConfig {
+        lock(&self.world).config.clone()
+    }
+
+    /// Replaces the fault configuration (e.g. to turn faults off during a check).
+    ///
+    /// # Panics
+    /// If `config` is invalid.
+    pub fn set_config(&self, config: FaultConfig) {
+        if let Err(reason) = config.validate() {
+            panic!("invalid FaultConfig: {reason}");
+        }
+        lock(&self.world).config = config;
+    }
+
+    /// Schedules the machine to halt at operation `index` (or never).
+    pub fn set_crash_at(&self, index: Option<u64>) {
+        lock(&self.world).config.crash_at_op = index;
+    }
+
+    /// Whether the machine has halted at its scheduled crash point and awaits `crash()`.
+    pub fn is_halted(&self) -> bool {
+        lock(&self.world).halted
+    }
+
+    /// Power loss and restart: the durable image, plus whatever unsynced state the RNG lets
+    /// survive, becomes the visible state; every open handle dies.
+    pub fn crash(&self) {
+        lock(&self.world).crash();
+    }
+
+    /// Flips one bit of a file's data, visible and durable alike (disk corruption).
+    pub fn flip_bit(&self, path: &Path, offset: u64, bit: u8) -> Result<()> {
+        let mut world = lock(&self.world);
+        let norm = normalize("flip_bit", path)?;
+        let id = world.lookup_file("flip_bit", path, &norm)?;
+        let inode = world.inode(id);
+        let at = offset as usize;
+        if at >= inode.visible.len() {
+            return Err(VfsError::new(
+                "flip_bit",
+                path,
+                ErrorKind::InvalidInput,
+                "offset past end of file",
+            ));
+        }
+        inode.visible[at] ^= 1 << (bit % 8);
+        if at < inode.durable.len() {
+            inode.durable[at] ^= 1 << (bit % 8);
+        }
+        world.counters.record(FaultKind::BitFlip);
+        Ok(())
+    }
+
+    /// Every file's visible contents, by normalised path (for tests and image hashes).
+    pub fn snapshot(&self) -> BTreeMap<String, Vec<u8>> {
+        let world = lock(&self.world);
+        let mut files = BTreeMap::new();
+        for (dir_name, dir) in &world.dirs {
+            for (name, node) in &dir.visible {
+                if let Node::File(id) = node {
+                    let data = world
+                        .inodes
+                        .get(id)
+                        .map(|inode| inode.visible.clone())
+                        .unwrap_or_default();
+                    files.insert(join(dir_name, name), data);
+                }
+            }
+        }
+        files
+    }
+
+    /// Every directory, by normalised path (the root is "").
+    pub fn directories(&self) -> Vec<String> {
+        lock(&self.world).dirs.keys().cloned().collect()
+    }
+
+    /// A stable hash of the visible image: every directory, name and byte.
+    pub fn image_hash(&self) -> u64 {
+        let mut hasher = StableHasher::default();
+        for dir in self.directories() {
+            hasher.write(b"d");
+            hasher.write(dir.as_bytes());
+        }
+        for (path, data) in self.snapshot() {
+            hasher.write(b"f");
+            hasher.write(path.as_bytes());
+            hasher.write_u64(data.len() as u64);
+            hasher.write(&data);
+        }
+        hasher.finish()
+    }
+
+    fn open_handle(
+        &self,
+        op: OpKind,
+        path: &Path,
+        writable: bool,
+        create: bool,
+    ) -> Result<Box<dyn VfsFile>> {
+        let mut world = lock(&self.world);
+        let norm = normalize(op.name(), path)?;
+        let index = world.begin(op, path, &norm)?;
+        let result = if create {
+            Self::create_inode(&mut world, path, &norm)
+        } else {
+            world.lookup_file(op.name(), path, &norm)
+        };
+        world.log(index, op, &norm, 0, 0, None, result.is_err());
+        let inode = result?;
+        Ok(Box::new(SimFile {
+            world: Arc::clone(&self.world),
+            inode,
+            path: path.to_path_buf(),
+            name: Arc::from(norm.as_str()),
+            epoch: world.epoch,
+            writable,
+        }))
+    }
+
+    fn create_inode(world: &mut World, path: &Path, norm: &str) -> Result<InodeId> {
+        let (parent, name) = split(norm);
+        if name.is_empty() {
+            return Err(VfsError::new(
+                "create",
+                path,
+                ErrorKind::IsADirectory,
+                "is a directory",
+            ));
+        }
+        match world
+            .dir("create", path, parent)?
+            .visible
+            .get(name)
+            .copied()
+        {
+            Some(Node::Dir) => Err(VfsError::new(
+                "create",
+                path,
+                ErrorKind::IsADirectory,
+                "is a directory",
+            )),
+            Some(Node::File(id)) => {
+                world.set_len(id, 0).map_err(|_| {
+                    VfsError::new("create", path, ErrorKind::Other, "truncate failed")
+                })?;
+                Ok(id)
+            }
+            None => {
+                let id = world.next_inode;
+                world.next_inode += 1;
+                world.inodes.insert(
+                    id,
+                    Inode {
+                        linked: true,
+                        ..Inode::default()
+                    },
+                );
+                let dir = world.dirs.get_mut(parent).expect("checked above");
+                dir.visible.insert(name.to_string(), Node::File(id));
+                dir.pending
+                    .push(DirOp::Link(name.to_string(), Node::File(id)));
+                Ok(id)
+            }
+        }
+    }
+
+    fn create_one_dir(world: &mut World, path: &Path, norm: &str) -> Result<()> {
+        let (parent, name) = split(norm);
+        if name.is_empty()
+            || world
+                .dir("create_dir", path, parent)?
+                .visible
+                .contains_key(name)
+        {
+            return Err(VfsError::new(
+                "create_dir",
+                path,
+                ErrorKind::AlreadyExists,
+                "already exists",
+            ));
+        }
+        let dir = world.dirs.get_mut(parent).expect("checked above");
+        dir.visible.insert(name.to_string(), Node::Dir);
+        dir.pending.push(DirOp::Link(name.to_string(), Node::Dir));
+        world.dirs.insert(norm.to_string(), Dir::default());
+        Ok(())
+    }
+}
+
+impl Vfs for SimFs {
+    fn create(&self, path: &Path) -> Result<Box<dyn VfsFile>> {
+        self.open_handle(OpKind::Create, path, true, true)
+    }
+
+    fn open_read(&self, path: &Path) -> Result<Box<dyn VfsFile>> {
+        self.open_handle(OpKind::Open, path, false, false)
+    }
+
+    fn open_write(&self, path: &Path) -> Result<Box<dyn VfsFile>> {
+        self.open_handle(OpKind::Open, path, true, false)
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> Result<()> {
+        let mut world = lock(&self.world);
+        let from_norm = normalize("rename", from)?;
+        let to_norm = normalize("rename", to)?;
+        let index = world.begin(OpKind::Rename, from, &from_norm)?;
+        let result = Self::rename_locked(&mut world, from, &from_norm, to, &to_norm);
+        world.log(
+            index,
+            OpKind::Rename,
+            &from_norm,
+            0,
+            0,
+            None,
+            result.is_err(),
+        );
+        result
+    }
+
+    fn remove(&self, path: &Path) -> Result<()> {
+        let mut world = lock(&self.world);
+        let norm = normalize("remove", path)?;
+        let index = world.begin(OpKind::Remove, path, &norm)?;
+        let result = world.lookup_file("remove", path, &norm).map(|id| {
+            let (parent, name) = split(&norm);
+            let dir = world.dirs.get_mut(parent).expect("lookup found the parent");
+            dir.visible.remove(name);
+            dir.pending.push(DirOp::Unlink(name.to_string()));
+            world.unlink_inode(id);
+        });
+        world.log(index, OpKind::Remove, &norm, 0, 0, None, result.is_err());
+        result
+    }
+
+    fn list(&self, dir: &Path) -> Result<Vec<String>> {
+        let mut world = lock(&self.world);
+        let norm = normalize("list", dir)?;
+        let index = world.begin(OpKind::List, dir, &norm)?;
+        let result = world
+            .dir("list", dir, &norm)
+            .map(|entries| entries.visible.keys().cloned().collect::<Vec<_>>());
+        world.log(index, OpKind::List, &norm, 0, 0, None, result.is_err());
+        result
+    }
+
+    fn create_dir(&self, path: &Path) -> Result<()> {
+        let mut world = lock(&self.world);
+        let norm = normalize("create_dir", path)?;
+        let index = world.begin(OpKind::CreateDir, path, &norm)?;
+        let result = Self::create_one_dir(&mut world, path, &norm);
+        world.log(index, OpKind::CreateDir, &norm, 0, 0, None, result.is_err());
+        result
+    }
+
+    fn create_dir_all(&self, path: &Path) -> Result<()> {
+        let mut world = lock(&self.world);
+        let norm = normalize("create_dir", path)?;
+        let index = world.begin(OpKind::CreateDir, path, &norm)?;
+        let mut result = Ok(());
+        let mut prefix = String::new();
+        for component in norm.split('/').filter(|c| !c.is_empty()) {
+            prefix = join(&prefix, component);
+            match world.lookup("create_dir", path, &prefix) {
+                Ok(Some(Node::Dir)) => continue,
+                Ok(Some(Node::File(_))) => {
+                    result = Err(VfsError::new(
+                        "create_dir",
+                        path,
+                        ErrorKind::AlreadyExists,
+                        "a file is in the way",
+                    ));
+                    break;
+                }
+                Ok(None) => {
+                    if let Err(e) = Self::create_one_dir(&mut world, path, &prefix) {
+                        result = Err(e);
+                        break;
+                    }
+                }
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
+        }
+        world.log(index, OpKind::CreateDir, &norm, 0, 0, None, result.is_err());
+        result
+    }
+
+    fn exists(&self, path: &Path) -> Result<bool> {
+        let mut world = lock(&self.world);
+        let norm = normalize("exists", path)?;
+        let index = world.begin(OpKind::Exists, path, &norm)?;
+        let found = world.lookup("exists", path, &norm).ok().flatten().is_some();
+        world.log(index, OpKind::Exists, &norm, 0, 0, None, false);
+        Ok(found)
+    }
+
+    fn sync_dir(&self, dir: &Path) -> Result<()> {
+        let mut world = lock(&self.world);
+        let norm = normalize("sync_dir", dir)?;
+        let index = world.begin(OpKind::SyncDir, dir, &norm)?;
+        if let Err(e) = world.dir("sync_dir", dir, &norm) {
+            world.log(index, OpKind::SyncDir, &norm, 0, 0, None, true);
+            return Err(e);
+        }
+        let result = world.sync_dir(&norm);
+        let fault = result.err();
+        world.log(index, OpKind::SyncDir, &norm, 0, 0, fault, fault.is_some());
+        match fault {
+            None => Ok(()),
+            Some(_) => Err(VfsError::new(
+                "sync_dir",
+                dir,
+                ErrorKind::Other,
+                "EIO (injected): directory fsync failed",
+            )),
+        }
+    }
+}
+
+impl SimFs {
+    fn rename_locked(
+        world: &mut World,
+        from: &Path,
+        from_norm: &str,
+        to: &Path,
+        to_norm: &str,
+    ) -> Result<()> {
+        let id = match world.lookup("rename", from, from_norm)? {
+            Some(Node::File(id)) => id,
+            Some(Node::Dir) => {
+                return Err(VfsError::new(
+                    "rename",
+                    from,
+                    ErrorKind::Unsupported,
+                    "SimFs renames files only",
+                ))
+            }
+            None => {
+                return Err(VfsError::new(
+                    "rename",
+                    from,
+                    ErrorKind::NotFound,
+                    "no such file",
+                ))
+            }
+        };
+        let replaced = match world.lookup("rename", to, to_norm)? {
+            Some(Node::Dir) => {
+                return Err(VfsError::new(
+                    "rename",
+                    to,
+                    ErrorKind::IsADirectory,
+                    "target is a directory",
+                ))
+            }
+            Some(Node::File(old)) => Some(old),
+            None => None,
+        };
+        if from_norm == to_norm {
+            return Ok(());
+        }
+        if let Some(old) = replaced {
+            world.unlink_inode(old);
+        }
+        let (from_parent, from_name) = split(from_norm);
+        let (to_parent, to_name) = split(to_norm);
+        let node = Node::File(id);
+        if from_parent == to_parent {
+            let dir = world
+                .dirs
+                .get_mut(from_parent)
+                .expect("lookup found the parent");
+            dir.visible.remove(from_name);
+            dir.visible.insert(to_name.to_string(), node);
+            dir.pending.push(DirOp::Rename(
+                from_name.to_string(),
+                to_name.to_string(),
+                node,
+            ));
+        } else {
+            let source = world
+                .dirs
+                .get_mut(from_parent)
+                .expect("lookup found the parent");
+            source.visible.remove(from_name);
+            source.pending.push(DirOp::Unlink(from_name.to_string()));
+            let target = world
+                .dirs
+                .get_mut(to_parent)
+                .expect("lookup found the parent");
+            target.visible.insert(to_name.to_string(), node);
+            target.pending.push(DirOp::Link(to_name.to_string(), node));
+        }
+        Ok(())
+    }
+}
+
+/// An open file of the simulated filesystem.
+struct SimFile {
+    world: Arc<Mutex<World>>,
+    inode: InodeId,
+    path: PathBuf,
+    name: Arc<str>,
+    epoch: u64,
+    writable: bool,
+}
+
+impl std::fmt::Debug for SimFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SimFile({})", self.path.display())
+    }
+}
+
+impl SimFile {
+    /// Locks the world and checks that this handle is usable for `op`.
+    fn enter(&self, op: OpKind, needs_write: bool) -> Result<(MutexGuard<'_, World>, u64)> {
+        let mut world = lock(&self.world);
+        if world.epoch != self.epoch {
+            return Err(VfsError::new(
+                op.name(),
+                &self.path,
+                ErrorKind::Other,
+                "handle opened before a crash",
+            ));
+        }
+        if needs_write && !self.writable {
+            return Err(VfsError::new(
+                op.name(),
+                &self.path,
+                ErrorKind::PermissionDenied,
+                "file opened read-only",
+            ));
+        }
+        let index = world.begin(op, &self.path, &self.name)?;
+        Ok((world, index))
+    }
+
+    fn fault_error(&self, op: OpKind, fault: FaultKind) -> VfsError {
+        match fault {
+            FaultKind::NoSpace => VfsError::new(
+                op.name(),
+                &self.path,
+                ErrorKind::StorageFull,
+                "ENOSPC (injected): no space left on device",
+            ),
+            FaultKind::SyncFailure => VfsError::new(
+                op.name(),
+                &self.path,
+                ErrorKind::Other,
+                "EIO (injected): fsync failed, dirty data may be lost",
+            ),
+            _ => VfsError::new(
+                op.name(),
+                &self.path,
+                ErrorKind::Other,
+                format!("EIO (injected): {fault}"),
+            ),
+        }
+    }
+
+    fn finish(
+        &self,
+        mut world: MutexGuard<'_, World>,
+        index: u64,
+        op: OpKind,
+        offset: u64,
+        len: u64,
+        outcome: std::result::Result<(), FaultKind>,
+    ) -> Result<()> {
+        let fault = outcome.err();
+        world.log(index, op, &self.name, offset, len, fault, fault.is_some());
+        drop(world);
+        outcome.map_err(|fault| self.fault_error(op, fault))
+    }
+}
+
+impl VfsFile for SimFile {
+    fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize> {
+        let (mut world, index) = self.enter(OpKind::Read, false)?;
+        let read_error_rate = world.config.read_error_rate;
+        if world.rng.chance(read_error_rate) {
+            self.finish(
+                world,
+                index,
+                OpKind::Read,
+                offset,
+                buf.len() as u64,
+                Err(FaultKind::ReadError),
+            )?;
+            return Ok(0);
+        }
+        let inode = world.inode(self.inode);
+        let start = (offset as usize).min(inode.visible.len());
+        let end = (start + buf.len()).min(inode.visible.len());
+        let read = end - start;
+        buf[..read].copy_from_slice(&inode.visible[start..end]);
+        self.finish(world, index, OpKind::Read, offset, read as u64, Ok(()))?;
+        Ok(read)
+    }
+
+    fn append(&self, data: &[u8]) -> Result<u64> {
+        let (mut world, index) = self.enter(OpKind::Append, true)?;
+        let offset = world.inode(self.inode).visible.len() as u64;
+        let outcome = world.write(self.inode, offset, data);
+        self.finish(
+            world,
+            index,
+            OpKind::Append,
+            offset,
+            data.len() as u64,
+            outcome,
+        )?;
+        Ok(offset)
+    }
+
+    fn write_at(&self, offset: u64, data: &[u8]) -> Result<()> {
+        let (mut world, index) = self.enter(OpKind::Write, true)?;
+        let outcome = world.write(self.inode, offset, data);
+        self.finish(
+            world,
+            index,
+            OpKind::Write,
+            offset,
+            data.len() as u64,
+            outcome,
+        )
+    }
+
+    fn sync(&self) -> Result<()> {
+        let (mut world, index) = self.enter(OpKind::Sync, true)?;
+        let outcome = world.sync(self.inode);
+        self.finish(world, index, OpKind::Sync, 0, 0, outcome)
+    }
+
+    fn set_len(&self, len: u64) -> Result<()> {
+        let (mut world, index) = self.enter(OpKind::SetLen, true)?;
+        let outcome = world.set_len(self.inode, len);
+        self.finish(world, index, OpKind::SetLen, len, 0, outcome)
+    }
+
+    fn len(&self) -> Result<u64> {
+        let (mut world, index) = self.enter(OpKind::Len, false)?;
+        let len = world.inode(self.inode).visible.len() as u64;
+        self.finish(world, index, OpKind::Len, 0, 0, Ok(()))?;
+        Ok(len)
+    }
+}
