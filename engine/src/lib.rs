@@ -1,1 +1,29 @@
-//! placeholder
+//! `strata-engine`: an LSM-tree key-value store whose every byte goes through `strata-vfs`.
+//!
+//! The seed's design (`shared/seed/lsm-tree-internals.txt`): a write is appended to the
+//! write-ahead log, inserted into the memtable, then acknowledged; a full memtable becomes
+//! immutable and is flushed as a sorted SSTable; the manifest records atomically which
+//! tables are live and which WALs are still needed; reads go memtable → immutable
+//! memtables → tables, newest to oldest, and the first answer (a value or a tombstone) wins.
+//!
+//! Production code only: there are no simulation-only branches. Under simulation the owner
+//! turns off `background_work` and calls [`Db::maintenance`] at the points it chooses.
+
+mod batch;
+mod coding;
+mod db;
+mod error;
+pub mod filenames;
+mod iterator;
+pub mod manifest;
+mod memtable;
+mod options;
+pub mod sstable;
+mod version;
+pub mod wal;
+
+pub use batch::{BatchOp, WriteBatch};
+pub use db::Db;
+pub use error::{Error, Result};
+pub use iterator::DbIterator;
+pub use options::{Options, WriteOptions, KEY_SIZE_LIMIT, VALUE_SIZE_LIMIT};

@@ -1,0 +1,914 @@
+//! `Db`: the engine's front door — open/recover, the write path with group commit, the read
+//! path, memtable flushes and their crash-safe installation.
+//!
+//! Write path: a writer queues its batch; the first queued writer with no leader active
+//! becomes the *leader*, takes every queued batch, appends one WAL record per batch, fsyncs
+//! once if any of them asked for `sync`, inserts them into the memtable in order and wakes
+//! the others. Any write-path I/O error poisons the database (fail-stop, like fjall): the
+//! error's effect on disk is unknown, and retrying an fsync is the fsyncgate bug.
+//!
+//! Flush order (each step durable before the next):
+//! 1. write the SSTable, fsync it, `sync_dir`;
+//! 2. append the version edit (table added, older WALs obsolete) to the manifest, fsync;
+//! 3. only then delete the obsolete WALs.
+//!
+//! Lock order: `writer` → `background` → `state` → `view`; `flush_lock` → `state`.
+
+use crate::batch::{decode_payload, BatchOp, WriteBatch};
+use crate::error::{Error, Result};
+use crate::filenames::{self, table_path, wal_path, FileKind};
+use crate::iterator::{DbIterator, MemtableSource, Source, TableSource};
+use crate::manifest::{self, ManifestState, ManifestWriter, TableMeta, VersionEdit};
+use crate::memtable::Memtable;
+use crate::options::{Options, WriteOptions};
+use crate::sstable::TableBuilder;
+use crate::version::Version;
+use crate::wal::{self, LogEnd, WalReader, WalWriter};
+use std::collections::VecDeque;
+use std::io::ErrorKind;
+use std::ops::{Bound, RangeBounds};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
+use std::thread::JoinHandle;
+use std::time::Duration;
+use strata_vfs::Vfs;
+
+/// An open database.
+pub struct Db {
+    inner: Arc<DbInner>,
+    background: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Db({})", self.inner.dir.display())
+    }
+}
+
+struct DbInner {
+    vfs: Arc<dyn Vfs>,
+    dir: PathBuf,
+    options: Options,
+    /// What readers read: swapped whole whenever a memtable or the table set changes.
+    view: RwLock<Arc<ReadView>>,
+    state: Mutex<State>,
+    writer: Mutex<WriterState>,
+    commit: Mutex<CommitQueue>,
+    commit_done: Condvar,
+    background: Mutex<BackgroundState>,
+    background_signal: Condvar,
+    flush_lock: Mutex<()>,
+    poison: Mutex<Option<String>>,
+    closed: AtomicBool,
+}
+
+struct ReadView {
+    memtable: Arc<Memtable>,
+    /// Newest first.
+    immutables: Vec<Arc<Memtable>>,
+    version: Arc<Version>,
+}
+
+struct Immutable {
+    memtable: Arc<Memtable>,
+    wal_number: u64,
+    last_sequence: u64,
+}
+
+struct State {
+    manifest: ManifestWriter,
+    manifest_state: ManifestState,
+    version: Arc<Version>,
+    /// Oldest first.
+    immutables: VecDeque<Immutable>,
+    memtable: Arc<Memtable>,
+    current_wal_number: u64,
+}
+
+impl State {
+    fn allocate_file_number(&mut self) -> u64 {
+        let number = self.manifest_state.next_file_number;
+        self.manifest_state.next_file_number += 1;
+        number
+    }
+}
+
+struct WriterState {
+    wal: WalWriter,
+    wal_number: u64,
+    memtable: Arc<Memtable>,
+    last_sequence: u64,
+    payload: Vec<u8>,
+}
+
+#[derive(Default)]
+struct CommitQueue {
+    pending: Vec<Pending>,
+    next_ticket: u64,
+    /// Every ticket below this is finished.
+    done_below: u64,
+    failures: std::collections::BTreeMap<u64, Error>,
+    leader_active: bool,
+}
+
+struct Pending {
+    ticket: u64,
+    batch: WriteBatch,
+    sync: bool,
+}
+
+#[derive(Default)]
+struct BackgroundState {
+    requests: u64,
+    seen: u64,
+    shutdown: bool,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic in another thread is a broken invariant there; the data is still the best
+    // we have, and poisoning the whole database for it would hide the first failure.
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn owned_bound<K: AsRef<[u8]>>(bound: Bound<&K>) -> Bound<Vec<u8>> {
+    match bound {
+        Bound::Included(key) => Bound::Included(key.as_ref().to_vec()),
+        Bound::Excluded(key) => Bound::Excluded(key.as_ref().to_vec()),
+        Bound::Unbounded => Bound::Unbounded,
+    }
+}
+
+/// Writes a memtable as table `number` (synced, and its name made durable).
+fn write_table(
+    vfs: &dyn Vfs,
+    dir: &Path,
+    number: u64,
+    memtable: &Memtable,
+    options: &Options,
+) -> Result<TableMeta> {
+    let path = table_path(dir, number);
+    let mut builder = TableBuilder::new(vfs.create(&path)?, options.block_size);
+    let mut result = Ok(());
+    memtable.for_each(|key, value| {
+        if result.is_ok() {
+            result = builder.add(key, value);
+        }
+    });
+    result?;
+    let summary = builder.finish()?;
+    vfs.sync_dir(dir)?;
+    Ok(TableMeta {
+        number,
+        level: 0,
+        file_size: summary.file_size,
+        entries: summary.entries,
+        smallest: summary.smallest,
+        largest: summary.largest,
+    })
+}
+
+fn parent_dir(dir: &Path) -> PathBuf {
+    match dir.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+impl Db {
+    /// Opens (recovering) or creates the database in `dir`.
+    pub fn open(vfs: Arc<dyn Vfs>, dir: impl AsRef<Path>, options: Options) -> Result<Db> {
+        options.validate()?;
+        let dir = dir.as_ref().to_path_buf();
+        if !vfs.exists(&dir)? {
+            if !options.create_if_missing {
+                return Err(Error::InvalidArgument(format!(
+                    "database directory {} does not exist",
+                    dir.display()
+                )));
+            }
+            vfs.create_dir_all(&dir)?;
+            vfs.sync_dir(&parent_dir(&dir))?;
+        }
+        let names = vfs.list(&dir)?;
+        if names.iter().any(|name| name == filenames::CURRENT) {
+            if options.error_if_exists {
+                return Err(Error::InvalidArgument(format!(
+                    "a database already exists in {}",
+                    dir.display()
+                )));
+            }
+        } else {
+            Self::create_new(vfs.as_ref(), &dir, &names, &options)?;
+        }
+        let inner = Arc::new(Self::recover(vfs, dir, options)?);
+        let background = if inner.options.background_work {
+            let worker = Arc::clone(&inner);
+            let handle = std::thread::Builder::new()
+                .name("strata-flush".into())
+                .spawn(move || worker.background_loop())
+                .map_err(|e| {
+                    Error::InvalidArgument(format!("cannot start the background thread: {e}"))
+                })?;
+            Some(handle)
+        } else {
+            None
+        };
+        Ok(Db {
+            inner,
+            background: Mutex::new(background),
+        })
+    }
+
+    /// Writes the first manifest and `CURRENT` of a new database.
+    fn create_new(vfs: &dyn Vfs, dir: &Path, names: &[String], options: &Options) -> Result<()> {
+        for name in names {
+            match filenames::parse(name) {
+                Some(FileKind::Wal(_)) | Some(FileKind::Table(_)) => {
+                    return Err(Error::corruption(
+                        dir.join(filenames::CURRENT),
+                        0,
+                        format!("CURRENT is missing but the directory holds database files (e.g. {name})"),
+                    ))
+                }
+                Some(_) => {}
+                None => {
+                    return Err(Error::InvalidArgument(format!(
+                        "{} is not empty and holds no Strata database (found {name:?})",
+                        dir.display()
+                    )))
+                }
+            }
+        }
+        if !options.create_if_missing {
+            return Err(Error::InvalidArgument(format!(
+                "no database in {}",
+                dir.display()
+            )));
+        }
+        // Leftovers of a creation that crashed before CURRENT was durable: no write was
+        // ever acknowledged in such a database.
+        for name in names {
+            vfs.remove(&dir.join(name))?;
+        }
+        let state = ManifestState {
+            log_number: 0,
+            next_file_number: 2,
+            last_sequence: 0,
+            tables: Default::default(),
+        };
+        let name = filenames::manifest_name(1);
+        ManifestWriter::create(vfs, &dir.join(&name), &state)?;
+        manifest::set_current(vfs, dir, &name)
+    }
+
+    fn recover(vfs: Arc<dyn Vfs>, dir: PathBuf, options: Options) -> Result<DbInner> {
+        let fs = vfs.as_ref();
+        let manifest_file_name = manifest::read_current(fs, &dir)?;
+        let manifest_path = dir.join(&manifest_file_name);
+        let manifest_file = fs.open_read(&manifest_path).map_err(|error| {
+            if error.kind() == ErrorKind::NotFound {
+                Error::corruption(
+                    &manifest_path,
+                    0,
+                    "CURRENT names this manifest, which is missing",
+                )
+            } else {
+                Error::Io(error)
+            }
+        })?;
+        let mut state = manifest::read_manifest(manifest_file.as_ref())?;
+        drop(manifest_file);
+
+        let names = fs.list(&dir)?;
+        let mut highest = 0;
+        let mut wals = Vec::new();
+        for name in &names {
+            match filenames::parse(name) {
+                Some(FileKind::Wal(number)) => {
+                    highest = highest.max(number);
+                    if number >= state.log_number {
+                        wals.push(number);
+                    }
+                }
+                Some(FileKind::Table(number)) | Some(FileKind::Manifest(number)) => {
+                    highest = highest.max(number)
+                }
+                _ => {}
+            }
+        }
+        wals.sort_unstable();
+        state.next_file_number = state.next_file_number.max(highest + 1);
+        let version = Version::open(fs, &dir, &state, None)?;
+
+        let memtable = Memtable::new();
+        let mut last_sequence = state.last_sequence;
+        for (i, &number) in wals.iter().enumerate() {
+            last_sequence = last_sequence.max(Self::replay_wal(
+                fs,
+                &dir,
+                number,
+                &wals[i + 1..],
+                &memtable,
+            )?);
+        }
+        if !memtable.is_empty() {
+            let number = state.next_file_number;
+            state.next_file_number += 1;
+            let meta = write_table(fs, &dir, number, &memtable, &options)?;
+            state.tables.insert(number, meta);
+        }
+        state.last_sequence = last_sequence;
+
+        let wal_number = state.next_file_number;
+        let manifest_number = wal_number + 1;
+        state.next_file_number += 2;
+        state.log_number = wal_number;
+        let wal = WalWriter::new(
+            fs.create(&wal_path(&dir, wal_number))?,
+            options.wal_preallocate,
+        );
+        let manifest_name = filenames::manifest_name(manifest_number);
+        let manifest = ManifestWriter::create(fs, &dir.join(&manifest_name), &state)?;
+        manifest::set_current(fs, &dir, &manifest_name)?;
+        let version = Arc::new(Version::open(fs, &dir, &state, Some(&version))?);
+
+        // Obsolete files: best effort (a crash may undo a removal; the next open retries).
+        for name in &names {
+            let obsolete = match filenames::parse(name) {
+                Some(FileKind::Wal(number)) => number < wal_number,
+                Some(FileKind::Manifest(number)) => number != manifest_number,
+                Some(FileKind::Table(number)) => !state.tables.contains_key(&number),
+                Some(FileKind::CurrentTemp) => true,
+                _ => false,
+            };
+            if obsolete {
+                let _ = fs.remove(&dir.join(name));
+            }
+        }
+
+        let memtable = Arc::new(Memtable::new());
+        let view = ReadView {
+            memtable: Arc::clone(&memtable),
+            immutables: Vec::new(),
+            version: Arc::clone(&version),
+        };
+        Ok(DbInner {
+            vfs,
+            dir,
+            view: RwLock::new(Arc::new(view)),
+            state: Mutex::new(State {
+                manifest,
+                manifest_state: state,
+                version,
+                immutables: VecDeque::new(),
+                memtable: Arc::clone(&memtable),
+                current_wal_number: wal_number,
+            }),
+            writer: Mutex::new(WriterState {
+                wal,
+                wal_number,
+                memtable,
+                last_sequence,
+                payload: Vec::new(),
+            }),
+            commit: Mutex::new(CommitQueue::default()),
+            commit_done: Condvar::new(),
+            background: Mutex::new(BackgroundState::default()),
+            background_signal: Condvar::new(),
+            flush_lock: Mutex::new(()),
+            poison: Mutex::new(None),
+            closed: AtomicBool::new(false),
+            options,
+        })
+    }
+
+    /// Replays one WAL into `memtable`; returns the last sequence number seen.
+    ///
+    /// A WAL ends cleanly, or in a torn tail (a crash's normal leftovers), where replay
+    /// stops. The tail is *corruption* instead if a later WAL holds records (a WAL is synced
+    /// before the next is started) or a valid record after the bad spot says the log had
+    /// been synced past it.
+    fn replay_wal(
+        fs: &dyn Vfs,
+        dir: &Path,
+        number: u64,
+        later: &[u64],
+        memtable: &Memtable,
+    ) -> Result<u64> {
+        let path = wal_path(dir, number);
+        let file = fs.open_read(&path)?;
+        let mut reader = WalReader::new(file.as_ref())?;
+        let mut last_sequence = 0;
+        while let Some((offset, record)) = reader.next_record()? {
+            let decoded = decode_payload(&record)
+                .map_err(|reason| Error::corruption(&path, offset, reason))?;
+            for op in decoded.batch.iter() {
+                match op {
+                    BatchOp::Put(key, value) => memtable.insert(key, Some(value)),
+                    BatchOp::Delete(key) => memtable.insert(key, None),
+                }
+            }
+            last_sequence = decoded.sequence + decoded.batch.len() as u64;
+        }
+        let end = reader.end().cloned().unwrap_or(LogEnd::Clean);
+        drop(reader);
+        if let LogEnd::Broken { offset, .. } = &end {
+            for &later_number in later {
+                let later_file = fs.open_read(&wal_path(dir, later_number))?;
+                if WalReader::new(later_file.as_ref())?
+                    .next_record()?
+                    .is_some()
+                {
+                    return Err(wal::corruption_at(&path, &end));
+                }
+            }
+            for (_, payload) in WalReader::scan_after(file.as_ref(), *offset)? {
+                if let Ok(decoded) = decode_payload(&payload) {
+                    if decoded.synced_through > *offset {
+                        return Err(wal::corruption_at(&path, &end));
+                    }
+                }
+            }
+        }
+        Ok(last_sequence)
+    }
+
+    /// Sets `key` to `value`.
+    pub fn put(
+        &self,
+        key: impl AsRef<[u8]>,
+        value: impl AsRef<[u8]>,
+        options: WriteOptions,
+    ) -> Result<()> {
+        let mut batch = WriteBatch::new();
+        batch.put(key, value);
+        self.write(batch, options)
+    }
+
+    /// Removes `key`.
+    pub fn delete(&self, key: impl AsRef<[u8]>, options: WriteOptions) -> Result<()> {
+        let mut batch = WriteBatch::new();
+        batch.delete(key);
+        self.write(batch, options)
+    }
+
+    /// Applies a batch atomically.
+    pub fn write(&self, batch: WriteBatch, options: WriteOptions) -> Result<()> {
+        self.inner.check_writable()?;
+        let (max_key, max_value) = batch.max_sizes();
+        if max_key > self.inner.options.max_key_size {
+            return Err(Error::InvalidArgument(format!(
+                "key of {max_key} bytes exceeds max_key_size {}",
+                self.inner.options.max_key_size
+            )));
+        }
+        if max_value > self.inner.options.max_value_size {
+            return Err(Error::InvalidArgument(format!(
+                "value of {max_value} bytes exceeds max_value_size {}",
+                self.inner.options.max_value_size
+            )));
+        }
+        if batch.is_empty() {
+            return Ok(());
+        }
+        self.inner.commit(batch, options.sync)
+    }
+
+    /// The value of `key`, if any.
+    pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Vec<u8>>> {
+        self.inner.check_open()?;
+        let key = key.as_ref();
+        let view = self.inner.read_view();
+        if let Some(slot) = view.memtable.get(key) {
+            return Ok(slot);
+        }
+        for memtable in &view.immutables {
+            if let Some(slot) = memtable.get(key) {
+                return Ok(slot);
+            }
+        }
+        Ok(view.version.get(key)?.flatten())
+    }
+
+    /// A forward scan over `range`, in key order.
+    pub fn range<K: AsRef<[u8]>, R: RangeBounds<K>>(&self, range: R) -> Result<DbIterator> {
+        self.inner.check_open()?;
+        let lower = owned_bound(range.start_bound());
+        let upper = owned_bound(range.end_bound());
+        let view = self.inner.read_view();
+        let mut sources: Vec<Box<dyn Source>> = Vec::new();
+        sources.push(Box::new(MemtableSource::new(
+            Arc::clone(&view.memtable),
+            lower.clone(),
+            upper.clone(),
+        )));
+        for memtable in &view.immutables {
+            sources.push(Box::new(MemtableSource::new(
+                Arc::clone(memtable),
+                lower.clone(),
+                upper.clone(),
+            )));
+        }
+        for table in view.version.tables_in_read_order() {
+            sources.push(Box::new(TableSource::new(Arc::clone(table), lower.clone())));
+        }
+        Ok(DbIterator::new(sources, upper))
+    }
+
+    /// A scan over every key.
+    pub fn iter(&self) -> Result<DbIterator> {
+        self.range::<&[u8], _>(..)
+    }
+
+    /// Makes every acknowledged write durable (flushes the WAL buffer and fsyncs).
+    pub fn sync(&self) -> Result<()> {
+        self.inner.check_writable()?;
+        let mut writer = lock(&self.inner.writer);
+        self.inner.check_writable()?;
+        let result = writer.wal.sync();
+        self.inner.poison_on_error(result)
+    }
+
+    /// Writes the memtable (and every immutable one) to SSTables now.
+    pub fn flush(&self) -> Result<()> {
+        self.inner.check_writable()?;
+        {
+            let mut writer = lock(&self.inner.writer);
+            self.inner.check_writable()?;
+            if !writer.memtable.is_empty() {
+                self.inner.make_room(&mut writer, true)?;
+            }
+        }
+        while self.inner.flush_oldest()? {}
+        Ok(())
+    }
+
+    /// Runs one step of background work (a memtable flush) if any is due; returns whether
+    /// it did anything. With `background_work = false` the owner decides when this runs.
+    pub fn maintenance(&self) -> Result<bool> {
+        self.inner.check_writable()?;
+        self.inner.flush_oldest()
+    }
+
+    /// Whether background work is waiting.
+    pub fn has_pending_work(&self) -> bool {
+        !lock(&self.inner.state).immutables.is_empty()
+    }
+
+    /// Number of live tables.
+    pub fn table_count(&self) -> usize {
+        self.inner.read_view().version.table_count()
+    }
+
+    /// Number of live tables in each level, level 0 first.
+    pub fn tables_per_level(&self) -> Vec<usize> {
+        self.inner
+            .read_view()
+            .version
+            .levels()
+            .iter()
+            .map(Vec::len)
+            .collect()
+    }
+
+    /// The database directory.
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// Why the database refuses writes, if it does.
+    pub fn poisoned(&self) -> Option<String> {
+        lock(&self.inner.poison).clone()
+    }
+
+    /// Stops background work and makes every acknowledged write durable.
+    pub fn close(self) -> Result<()> {
+        self.shutdown(true)
+    }
+
+    fn shutdown(&self, sync: bool) -> Result<()> {
+        if self.inner.closed.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        {
+            let mut background = lock(&self.inner.background);
+            background.shutdown = true;
+            self.inner.background_signal.notify_all();
+        }
+        if let Some(handle) = lock(&self.background).take() {
+            // A panic in the background thread is a broken invariant; surface it.
+            if handle.join().is_err() {
+                panic!("the background thread panicked");
+            }
+        }
+        let mut writer = lock(&self.inner.writer);
+        if lock(&self.inner.poison).is_some() {
+            return Ok(());
+        }
+        let result = if sync {
+            writer.wal.sync()
+        } else {
+            writer.wal.flush()
+        };
+        self.inner.poison_on_error(result)
+    }
+}
+
+impl Drop for Db {
+    fn drop(&mut self) {
+        // Best effort: hand buffered writes to the OS. Durability needs `close` or `sync`.
+        let _ = self.shutdown(false);
+    }
+}
+
+impl DbInner {
+    fn read_view(&self) -> Arc<ReadView> {
+        Arc::clone(
+            &self
+                .view
+                .read()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()),
+        )
+    }
+
+    fn publish_view(&self, state: &State) {
+        let view = ReadView {
+            memtable: Arc::clone(&state.memtable),
+            immutables: state
+                .immutables
+                .iter()
+                .rev()
+                .map(|i| Arc::clone(&i.memtable))
+                .collect(),
+            version: Arc::clone(&state.version),
+        };
+        *self
+            .view
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(view);
+    }
+
+    fn check_open(&self) -> Result<()> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        Ok(())
+    }
+
+    fn check_writable(&self) -> Result<()> {
+        self.check_open()?;
+        match lock(&self.poison).as_ref() {
+            Some(reason) => Err(Error::Poisoned {
+                reason: reason.clone(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    fn poison_on_error<T>(&self, result: Result<T>) -> Result<T> {
+        if let Err(error) = &result {
+            let mut poison = lock(&self.poison);
+            if poison.is_none() {
+                *poison = Some(error.to_string());
+            }
+        }
+        result
+    }
+
+    fn commit(&self, batch: WriteBatch, sync: bool) -> Result<()> {
+        let mut queue = lock(&self.commit);
+        let ticket = queue.next_ticket;
+        queue.next_ticket += 1;
+        queue.pending.push(Pending {
+            ticket,
+            batch,
+            sync,
+        });
+        loop {
+            if queue.done_below > ticket {
+                return match queue.failures.remove(&ticket) {
+                    Some(error) => Err(error),
+                    None => Ok(()),
+                };
+            }
+            if !queue.leader_active {
+                queue.leader_active = true;
+                let group = std::mem::take(&mut queue.pending);
+                drop(queue);
+                let result = self.commit_group(&group);
+                queue = lock(&self.commit);
+                queue.leader_active = false;
+                let last = group.last().map_or(ticket, |pending| pending.ticket);
+                assert!(last >= ticket, "a leader's group includes its own batch");
+                queue.done_below = last + 1;
+                if let Err(error) = result {
+                    for pending in &group {
+                        queue.failures.insert(pending.ticket, error.clone());
+                    }
+                }
+                self.commit_done.notify_all();
+                continue;
+            }
+            queue = self
+                .commit_done
+                .wait(queue)
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+        }
+    }
+
+    /// The leader's work: one WAL append (and at most one fsync) for the whole group.
+    fn commit_group(&self, group: &[Pending]) -> Result<()> {
+        let mut writer = lock(&self.writer);
+        self.check_writable()?;
+        if writer.memtable.approximate_size() >= self.options.memtable_size {
+            self.make_room(&mut writer, false)?;
+        }
+        let writer = &mut *writer;
+        let mut sequence = writer.last_sequence + 1;
+        for pending in group {
+            writer.payload.clear();
+            pending.batch.encode_payload(
+                &mut writer.payload,
+                sequence,
+                writer.wal.synced_through(),
+            );
+            writer.wal.add_record(&writer.payload);
+            sequence += pending.batch.len() as u64;
+        }
+        let sync = group.iter().any(|pending| pending.sync);
+        let result = if sync {
+            writer.wal.sync()
+        } else if writer.wal.buffered() >= self.options.wal_buffer_size {
+            writer.wal.flush()
+        } else {
+            Ok(())
+        };
+        self.poison_on_error(result)?;
+        for pending in group {
+            for op in pending.batch.iter() {
+                match op {
+                    BatchOp::Put(key, value) => writer.memtable.insert(key, Some(value)),
+                    BatchOp::Delete(key) => writer.memtable.insert(key, None),
+                }
+            }
+        }
+        writer.last_sequence = sequence - 1;
+        Ok(())
+    }
+
+    /// Makes the memtable immutable and starts a new one with a new WAL, first waiting for
+    /// (or, without background work, doing) a flush if too many immutables are queued.
+    fn make_room(&self, writer: &mut WriterState, _forced: bool) -> Result<()> {
+        loop {
+            self.check_writable()?;
+            if lock(&self.state).immutables.len() < self.options.max_immutable_memtables {
+                break;
+            }
+            if self.options.background_work {
+                let background = lock(&self.background);
+                if lock(&self.state).immutables.len() >= self.options.max_immutable_memtables {
+                    let _unused = self
+                        .background_signal
+                        .wait_timeout(background, Duration::from_millis(50))
+                        .unwrap_or_else(|poisoned| poisoned.into_inner());
+                }
+            } else {
+                self.flush_oldest()?;
+            }
+        }
+        let result = self.rotate(writer);
+        self.poison_on_error(result)
+    }
+
+    fn rotate(&self, writer: &mut WriterState) -> Result<()> {
+        // The old WAL must be durable before the new one can hold synced writes, or a crash
+        // could keep a later write and lose an earlier one.
+        writer.wal.sync()?;
+        let number = lock(&self.state).allocate_file_number();
+        let file = self.vfs.create(&wal_path(&self.dir, number))?;
+        self.vfs.sync_dir(&self.dir)?;
+        let memtable = Arc::new(Memtable::new());
+        {
+            let mut state = lock(&self.state);
+            let old = std::mem::replace(&mut writer.memtable, Arc::clone(&memtable));
+            state.immutables.push_back(Immutable {
+                memtable: old,
+                wal_number: writer.wal_number,
+                last_sequence: writer.last_sequence,
+            });
+            state.memtable = memtable;
+            state.current_wal_number = number;
+            self.publish_view(&state);
+        }
+        writer.wal = WalWriter::new(file, self.options.wal_preallocate);
+        writer.wal_number = number;
+        let mut background = lock(&self.background);
+        background.requests += 1;
+        self.background_signal.notify_all();
+        Ok(())
+    }
+
+    /// Flushes the oldest immutable memtable, if any; returns whether it did.
+    fn flush_oldest(&self) -> Result<bool> {
+        let _flushing = lock(&self.flush_lock);
+        let (memtable, wal_number, last_sequence, number) = {
+            let mut state = lock(&self.state);
+            let Some(oldest) = state.immutables.front() else {
+                return Ok(false);
+            };
+            let job = (
+                Arc::clone(&oldest.memtable),
+                oldest.wal_number,
+                oldest.last_sequence,
+            );
+            let number = state.allocate_file_number();
+            (job.0, job.1, job.2, number)
+        };
+        let result = self.install_flush(&memtable, wal_number, last_sequence, number);
+        self.poison_on_error(result)?;
+        let _ = self.vfs.remove(&wal_path(&self.dir, wal_number));
+        let _background = lock(&self.background);
+        self.background_signal.notify_all();
+        Ok(true)
+    }
+
+    fn install_flush(
+        &self,
+        memtable: &Memtable,
+        wal_number: u64,
+        last_sequence: u64,
+        number: u64,
+    ) -> Result<()> {
+        let meta = if memtable.is_empty() {
+            None
+        } else {
+            Some(write_table(
+                self.vfs.as_ref(),
+                &self.dir,
+                number,
+                memtable,
+                &self.options,
+            )?)
+        };
+        let mut state = lock(&self.state);
+        let log_number = state
+            .immutables
+            .get(1)
+            .map_or(state.current_wal_number, |next| next.wal_number);
+        assert!(
+            log_number > wal_number,
+            "WALs are numbered in the order they are written"
+        );
+        let edit = VersionEdit {
+            log_number: Some(log_number),
+            next_file_number: Some(state.manifest_state.next_file_number),
+            last_sequence: Some(last_sequence),
+            added: meta.into_iter().collect(),
+            deleted: Vec::new(),
+        };
+        state.manifest.append(&edit)?;
+        if let Err(reason) = state.manifest_state.apply(&edit) {
+            panic!("a flush edit contradicts the manifest state: {reason}");
+        }
+        let version = Version::open(
+            self.vfs.as_ref(),
+            &self.dir,
+            &state.manifest_state,
+            Some(&state.version),
+        )?;
+        state.version = Arc::new(version);
+        state.immutables.pop_front();
+        self.publish_view(&state);
+        Ok(())
+    }
+
+    fn background_loop(self: Arc<Self>) {
+        loop {
+            loop {
+                match self.flush_oldest() {
+                    Ok(true) => continue,
+                    Ok(false) => break,
+                    // The database is poisoned; writers see why.
+                    Err(_) => return,
+                }
+            }
+            let mut background = lock(&self.background);
+            loop {
+                if background.shutdown {
+                    return;
+                }
+                if background.requests != background.seen {
+                    background.seen = background.requests;
+                    break;
+                }
+                background = self
+                    .background_signal
+                    .wait(background)
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+            }
+        }
+    }
+}

@@ -1,0 +1,84 @@
+//! The engine's error type: a misbehaving world (I/O errors, corrupt bytes, bad arguments)
+//! is an `Err`; a broken invariant of our own is an `assert!`.
+
+use std::fmt;
+use std::path::PathBuf;
+use strata_vfs::VfsError;
+
+/// Everything that can go wrong in the engine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Error {
+    /// A filesystem operation failed.
+    Io(VfsError),
+    /// Bytes on disk are not what we wrote: a checksum mismatch, a bad magic number, a
+    /// malformed record. Never returned as data.
+    Corruption {
+        /// The file the bad bytes are in.
+        file: PathBuf,
+        /// Where in the file.
+        offset: u64,
+        /// What is wrong.
+        reason: String,
+    },
+    /// An earlier write-path failure left the on-disk state unknown (a failed fsync, say);
+    /// writes are refused until the database is reopened.
+    Poisoned {
+        /// The failure that poisoned the database.
+        reason: String,
+    },
+    /// The caller asked for something the engine does not accept (e.g. a key too large).
+    InvalidArgument(String),
+    /// The database was closed.
+    Closed,
+}
+
+/// The engine result type.
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl Error {
+    /// Builds a corruption error.
+    pub fn corruption(file: impl Into<PathBuf>, offset: u64, reason: impl Into<String>) -> Error {
+        Error::Corruption {
+            file: file.into(),
+            offset,
+            reason: reason.into(),
+        }
+    }
+
+    /// Whether this is a corruption error.
+    pub fn is_corruption(&self) -> bool {
+        matches!(self, Error::Corruption { .. })
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Io(error) => write!(f, "I/O error: {error}"),
+            Error::Corruption { file, offset, reason } => {
+                write!(f, "corruption in {} at offset {offset}: {reason}", file.display())
+            }
+            Error::Poisoned { reason } => write!(
+                f,
+                "database is poisoned after a write-path failure ({reason}); reopen it to recover from what is durable"
+            ),
+            Error::InvalidArgument(reason) => write!(f, "invalid argument: {reason}"),
+            Error::Closed => f.write_str("database is closed"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io(error) => Some(error),
+            _ => None,
+        }
+    }
+}
+
+impl From<VfsError> for Error {
+    fn from(error: VfsError) -> Error {
+        Error::Io(error)
+    }
+}

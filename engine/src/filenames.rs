@@ -1,0 +1,94 @@
+//! The names of the files in a database directory.
+//!
+//! ```text
+//! CURRENT            the name of the live manifest, then "\n"; replaced atomically
+//! CURRENT.tmp        a CURRENT being written
+//! MANIFEST-NNNNNN    the log of version edits
+//! NNNNNN.log         a write-ahead log
+//! NNNNNN.sst         an SSTable
+//! ```
+//! Every number comes from one counter, so a number names one file for the life of the
+//! database.
+
+use std::path::{Path, PathBuf};
+
+/// The kinds of file Strata keeps in its directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum FileKind {
+    /// `CURRENT`.
+    Current,
+    /// `CURRENT.tmp`.
+    CurrentTemp,
+    /// `MANIFEST-NNNNNN`.
+    Manifest(u64),
+    /// `NNNNNN.log`.
+    Wal(u64),
+    /// `NNNNNN.sst`.
+    Table(u64),
+}
+
+/// `CURRENT`.
+pub const CURRENT: &str = "CURRENT";
+/// `CURRENT.tmp`.
+pub const CURRENT_TEMP: &str = "CURRENT.tmp";
+
+/// The name of a manifest.
+pub fn manifest_name(number: u64) -> String {
+    format!("MANIFEST-{number:06}")
+}
+
+/// The path of a WAL.
+pub fn wal_path(dir: &Path, number: u64) -> PathBuf {
+    dir.join(format!("{number:06}.log"))
+}
+
+/// The path of a table.
+pub fn table_path(dir: &Path, number: u64) -> PathBuf {
+    dir.join(format!("{number:06}.sst"))
+}
+
+/// What a directory entry is, if it is one of ours.
+pub fn parse(name: &str) -> Option<FileKind> {
+    let number = |digits: &str| -> Option<u64> {
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        digits.parse().ok()
+    };
+    if name == CURRENT {
+        Some(FileKind::Current)
+    } else if name == CURRENT_TEMP {
+        Some(FileKind::CurrentTemp)
+    } else if let Some(digits) = name.strip_prefix("MANIFEST-") {
+        number(digits).map(FileKind::Manifest)
+    } else if let Some(digits) = name.strip_suffix(".log") {
+        number(digits).map(FileKind::Wal)
+    } else if let Some(digits) = name.strip_suffix(".sst") {
+        number(digits).map(FileKind::Table)
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        assert_eq!(parse(&manifest_name(7)), Some(FileKind::Manifest(7)));
+        let wal = wal_path(Path::new("d"), 12);
+        assert_eq!(
+            parse(wal.file_name().unwrap().to_str().unwrap()),
+            Some(FileKind::Wal(12))
+        );
+        let table = table_path(Path::new("d"), 1234567);
+        assert_eq!(
+            parse(table.file_name().unwrap().to_str().unwrap()),
+            Some(FileKind::Table(1234567))
+        );
+        assert_eq!(parse("x.log"), None);
+        assert_eq!(parse("MANIFEST-"), None);
+        assert_eq!(parse("LOCK"), None);
+    }
+}

@@ -1,0 +1,265 @@
+//! Blocks: the unit of an SSTable that is read, checksummed and searched at once.
+//!
+//! Grammar (see `docs/sstable-format.md`):
+//! ```text
+//! block        := entry* restart:u32le{restarts} restarts:u32le
+//! entry        := shared:varint unshared:varint value_field:varint key_suffix value
+//! value_field  := 0 (tombstone, no value bytes) | value_length + 1
+//! ```
+//! Keys are prefix-compressed against the previous key, except at *restart points* (every
+//! `RESTART_INTERVAL` entries) where `shared` is 0; the restart offsets let a reader binary
+//! search a block. On disk a block is followed by the CRC-32C of its bytes.
+
+use crate::coding::{get_u32, put_u32, put_varint, Decoder};
+use crate::memtable::Slot;
+
+/// Entries between restart points.
+pub const RESTART_INTERVAL: usize = 16;
+
+/// Builds one block.
+#[derive(Debug, Default)]
+pub struct BlockBuilder {
+    buffer: Vec<u8>,
+    restarts: Vec<u32>,
+    last_key: Vec<u8>,
+    entries: usize,
+}
+
+impl BlockBuilder {
+    /// An empty block.
+    pub fn new() -> BlockBuilder {
+        BlockBuilder::default()
+    }
+
+    /// Adds an entry; keys must be added in strictly increasing order.
+    pub fn add(&mut self, key: &[u8], value: Option<&[u8]>) {
+        assert!(
+            self.entries == 0 || key > self.last_key.as_slice(),
+            "block keys must be strictly increasing"
+        );
+        let shared = if self.entries % RESTART_INTERVAL == 0 {
+            self.restarts.push(self.buffer.len() as u32);
+            0
+        } else {
+            key.iter()
+                .zip(self.last_key.iter())
+                .take_while(|(a, b)| a == b)
+                .count()
+        };
+        put_varint(&mut self.buffer, shared as u64);
+        put_varint(&mut self.buffer, (key.len() - shared) as u64);
+        put_varint(&mut self.buffer, value.map_or(0, |v| v.len() as u64 + 1));
+        self.buffer.extend_from_slice(&key[shared..]);
+        if let Some(value) = value {
+            self.buffer.extend_from_slice(value);
+        }
+        self.last_key.clear();
+        self.last_key.extend_from_slice(key);
+        self.entries += 1;
+    }
+
+    /// Bytes the finished block would take (without its checksum).
+    pub fn estimated_size(&self) -> usize {
+        self.buffer.len() + 4 * self.restarts.len() + 4
+    }
+
+    /// Whether no entry was added.
+    pub fn is_empty(&self) -> bool {
+        self.entries == 0
+    }
+
+    /// The last key added.
+    pub fn last_key(&self) -> &[u8] {
+        &self.last_key
+    }
+
+    /// Appends the finished block to `out` and resets the builder.
+    pub fn finish_into(&mut self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.buffer);
+        for &restart in &self.restarts {
+            put_u32(out, restart);
+        }
+        put_u32(out, self.restarts.len() as u32);
+        self.buffer.clear();
+        self.restarts.clear();
+        self.entries = 0;
+    }
+}
+
+/// A parsed, checksum-verified block.
+#[derive(Debug, Clone)]
+pub struct Block {
+    data: Vec<u8>,
+    restarts_at: usize,
+    restarts: usize,
+}
+
+/// One decoded entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlockEntry {
+    /// The full key.
+    pub key: Vec<u8>,
+    /// The value, or `None` for a tombstone.
+    pub value: Slot,
+}
+
+impl Block {
+    /// Parses a block's bytes (already checksum-verified); `Err` says what is malformed.
+    pub fn parse(data: Vec<u8>) -> Result<Block, String> {
+        if data.len() < 4 {
+            return Err(format!(
+                "block of {} bytes has no restart count",
+                data.len()
+            ));
+        }
+        let restarts = get_u32(&data, data.len() - 4).unwrap_or(0) as usize;
+        let restart_bytes = restarts.checked_mul(4).ok_or("restart count overflows")?;
+        if restarts == 0 || restart_bytes + 4 > data.len() {
+            return Err(format!(
+                "restart count {restarts} does not fit a block of {} bytes",
+                data.len()
+            ));
+        }
+        let restarts_at = data.len() - 4 - restart_bytes;
+        let block = Block {
+            data,
+            restarts_at,
+            restarts,
+        };
+        for i in 0..restarts {
+            if block.restart(i) >= restarts_at {
+                return Err(format!("restart point {i} is outside the block"));
+            }
+        }
+        Ok(block)
+    }
+
+    fn restart(&self, index: usize) -> usize {
+        get_u32(&self.data, self.restarts_at + 4 * index).unwrap_or(0) as usize
+    }
+
+    /// Decodes the entry at `offset` given the previous key; returns the position after it.
+    fn decode_at(
+        &self,
+        offset: usize,
+        key: &mut Vec<u8>,
+    ) -> Result<(usize, Option<(usize, usize)>), String> {
+        let body = &self.data[..self.restarts_at];
+        let mut decoder = Decoder::new(&body[offset..]);
+        let malformed = || format!("malformed entry at block offset {offset}");
+        let shared = decoder.varint().ok_or_else(malformed)? as usize;
+        let unshared = decoder.varint().ok_or_else(malformed)? as usize;
+        let value_field = decoder.varint().ok_or_else(malformed)?;
+        if shared > key.len() {
+            return Err(malformed());
+        }
+        let suffix = decoder.bytes(unshared).ok_or_else(malformed)?;
+        key.truncate(shared);
+        key.extend_from_slice(suffix);
+        let value_range = if value_field == 0 {
+            None
+        } else {
+            let len = usize::try_from(value_field - 1).map_err(|_| malformed())?;
+            let start = offset + decoder.position();
+            decoder.bytes(len).ok_or_else(malformed)?;
+            Some((start, start + len))
+        };
+        Ok((offset + decoder.position(), value_range))
+    }
+
+    fn slot(&self, range: Option<(usize, usize)>) -> Slot {
+        range.map(|(start, end)| self.data[start..end].to_vec())
+    }
+
+    /// Finds `key` in the block.
+    pub fn get(&self, key: &[u8]) -> Result<Option<Slot>, String> {
+        // Binary search the restart points for the last one whose key is <= `key`.
+        let (mut low, mut high) = (0usize, self.restarts);
+        let mut scratch = Vec::new();
+        while high - low > 1 {
+            let mid = (low + high) / 2;
+            scratch.clear();
+            self.decode_at(self.restart(mid), &mut scratch)?;
+            if scratch.as_slice() <= key {
+                low = mid;
+            } else {
+                high = mid;
+            }
+        }
+        let mut offset = self.restart(low);
+        let mut current = Vec::new();
+        while offset < self.restarts_at {
+            let (next, value) = self.decode_at(offset, &mut current)?;
+            match current.as_slice().cmp(key) {
+                std::cmp::Ordering::Equal => return Ok(Some(self.slot(value))),
+                std::cmp::Ordering::Greater => return Ok(None),
+                std::cmp::Ordering::Less => offset = next,
+            }
+        }
+        Ok(None)
+    }
+
+    /// Every entry, in order.
+    pub fn entries(&self) -> Result<Vec<BlockEntry>, String> {
+        let mut out = Vec::new();
+        let mut offset = 0;
+        let mut key = Vec::new();
+        while offset < self.restarts_at {
+            let (next, value) = self.decode_at(offset, &mut key)?;
+            out.push(BlockEntry {
+                key: key.clone(),
+                value: self.slot(value),
+            });
+            offset = next;
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blocks_find_every_key_and_no_other() {
+        let mut builder = BlockBuilder::new();
+        let keys: Vec<Vec<u8>> = (0..100u32)
+            .map(|i| format!("key{:05}", i * 2).into_bytes())
+            .collect();
+        for (i, key) in keys.iter().enumerate() {
+            let value = if i % 7 == 0 {
+                None
+            } else {
+                Some(key.as_slice())
+            };
+            builder.add(key, value);
+        }
+        let mut data = Vec::new();
+        builder.finish_into(&mut data);
+        let block = Block::parse(data).unwrap();
+        for (i, key) in keys.iter().enumerate() {
+            let expected = if i % 7 == 0 { None } else { Some(key.clone()) };
+            assert_eq!(block.get(key).unwrap(), Some(expected));
+            let missing = format!("key{:05}", i * 2 + 1).into_bytes();
+            assert_eq!(block.get(&missing).unwrap(), None);
+        }
+        assert_eq!(block.get(b"a").unwrap(), None);
+        assert_eq!(block.get(b"z").unwrap(), None);
+        assert_eq!(block.entries().unwrap().len(), keys.len());
+    }
+
+    #[test]
+    fn malformed_blocks_are_errors_not_panics() {
+        for data in [
+            vec![],
+            vec![1, 0, 0],
+            vec![0, 0, 0, 0],
+            vec![9, 9, 9, 9, 1, 0, 0, 0],
+        ] {
+            if let Ok(block) = Block::parse(data) {
+                let _ = block.get(b"x");
+                let _ = block.entries();
+            }
+        }
+    }
+}

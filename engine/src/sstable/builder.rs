@@ -1,0 +1,148 @@
+//! `TableBuilder`: writes an SSTable in one sequential pass.
+
+use super::{BlockBuilder, BLOCK_TRAILER, FORMAT_VERSION, MAGIC};
+use crate::coding::{put_u32, put_u64, put_varint};
+use crate::error::Result;
+use strata_vfs::VfsFile;
+
+/// Buffered output is handed to the file in chunks of this size.
+const WRITE_CHUNK: usize = 256 * 1024;
+
+/// What a finished table holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableSummary {
+    /// File size in bytes.
+    pub file_size: u64,
+    /// Number of entries (values and tombstones).
+    pub entries: u64,
+    /// Smallest key.
+    pub smallest: Vec<u8>,
+    /// Largest key.
+    pub largest: Vec<u8>,
+}
+
+/// Writes sorted entries into a new table file.
+#[derive(Debug)]
+pub struct TableBuilder {
+    file: Box<dyn VfsFile>,
+    block_size: usize,
+    data_block: BlockBuilder,
+    index_block: BlockBuilder,
+    out: Vec<u8>,
+    offset: u64,
+    entries: u64,
+    smallest: Vec<u8>,
+    handle_scratch: Vec<u8>,
+}
+
+impl TableBuilder {
+    /// A builder writing to `file` (new and empty) with data blocks of about `block_size`.
+    pub fn new(file: Box<dyn VfsFile>, block_size: usize) -> TableBuilder {
+        TableBuilder {
+            file,
+            block_size,
+            data_block: BlockBuilder::new(),
+            index_block: BlockBuilder::new(),
+            out: Vec::with_capacity(WRITE_CHUNK + 64 * 1024),
+            offset: 0,
+            entries: 0,
+            smallest: Vec::new(),
+            handle_scratch: Vec::new(),
+        }
+    }
+
+    /// Adds an entry; keys must be strictly increasing across the whole table.
+    pub fn add(&mut self, key: &[u8], value: Option<&[u8]>) -> Result<()> {
+        if self.entries == 0 {
+            self.smallest = key.to_vec();
+        }
+        self.data_block.add(key, value);
+        self.entries += 1;
+        if self.data_block.estimated_size() >= self.block_size {
+            self.finish_data_block()?;
+        }
+        Ok(())
+    }
+
+    /// Entries added so far.
+    pub fn entries(&self) -> u64 {
+        self.entries
+    }
+
+    /// Bytes the table would take if finished now (approximately).
+    pub fn estimated_size(&self) -> u64 {
+        self.offset + self.out.len() as u64 + self.data_block.estimated_size() as u64
+    }
+
+    fn write_block(&mut self, block: BlockKind) -> (u64, u64) {
+        let start = self.out.len();
+        match block {
+            BlockKind::Data => self.data_block.finish_into(&mut self.out),
+            BlockKind::Index => self.index_block.finish_into(&mut self.out),
+        }
+        let crc = crc32fast::hash(&self.out[start..]);
+        put_u32(&mut self.out, crc);
+        let offset = self.offset + start as u64;
+        let size = (self.out.len() - start - BLOCK_TRAILER) as u64;
+        (offset, size)
+    }
+
+    fn finish_data_block(&mut self) -> Result<()> {
+        if self.data_block.is_empty() {
+            return Ok(());
+        }
+        let last_key = self.data_block.last_key().to_vec();
+        let (offset, size) = self.write_block(BlockKind::Data);
+        self.handle_scratch.clear();
+        put_varint(&mut self.handle_scratch, offset);
+        put_varint(&mut self.handle_scratch, size);
+        self.index_block.add(&last_key, Some(&self.handle_scratch));
+        if self.out.len() >= WRITE_CHUNK {
+            self.file.append(&self.out)?;
+            self.offset += self.out.len() as u64;
+            self.out.clear();
+        }
+        Ok(())
+    }
+
+    /// Writes the index and footer and syncs the file. The caller makes the file's name
+    /// durable (`sync_dir`) before any manifest names it.
+    pub fn finish(mut self) -> Result<TableSummary> {
+        assert!(self.entries > 0, "an SSTable holds at least one entry");
+        let largest = self.data_block.last_key().to_vec();
+        let largest = if self.data_block.is_empty() {
+            self.last_index_key()
+        } else {
+            largest
+        };
+        self.finish_data_block()?;
+        let (index_offset, index_size) = self.write_block(BlockKind::Index);
+        let footer_start = self.out.len();
+        put_u64(&mut self.out, index_offset);
+        put_u64(&mut self.out, index_size);
+        put_u64(&mut self.out, 0);
+        put_u64(&mut self.out, 0);
+        put_u32(&mut self.out, FORMAT_VERSION);
+        let crc = crc32fast::hash(&self.out[footer_start..]);
+        put_u32(&mut self.out, crc);
+        put_u64(&mut self.out, MAGIC);
+        self.file.append(&self.out)?;
+        self.offset += self.out.len() as u64;
+        self.file.sync()?;
+        Ok(TableSummary {
+            file_size: self.offset,
+            entries: self.entries,
+            smallest: self.smallest,
+            largest,
+        })
+    }
+
+    fn last_index_key(&self) -> Vec<u8> {
+        self.index_block.last_key().to_vec()
+    }
+}
+
+enum BlockKind {
+    Data,
+    Index,
+}

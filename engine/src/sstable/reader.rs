@@ -1,0 +1,181 @@
+//! `SstReader`: opens a table, verifies its footer and index, and serves point reads and
+//! block reads. Every block read is checksummed.
+
+use super::{Block, BLOCK_TRAILER, FOOTER_SIZE, FORMAT_VERSION, MAGIC};
+use crate::coding::{get_u32, get_u64, Decoder};
+use crate::error::{Error, Result};
+use crate::memtable::Slot;
+use std::path::{Path, PathBuf};
+use strata_vfs::{Vfs, VfsFile};
+
+/// Where a data block is and the last key in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexEntry {
+    /// The largest key in the block.
+    pub last_key: Vec<u8>,
+    /// Block offset in the file.
+    pub offset: u64,
+    /// Block size, without the checksum.
+    pub size: u64,
+}
+
+/// An open SSTable.
+#[derive(Debug)]
+pub struct SstReader {
+    file: Box<dyn VfsFile>,
+    path: PathBuf,
+    index: Vec<IndexEntry>,
+    file_size: u64,
+}
+
+impl SstReader {
+    /// Opens and verifies the table at `path`.
+    pub fn open(vfs: &dyn Vfs, path: &Path) -> Result<SstReader> {
+        let file = vfs.open_read(path)?;
+        let file_size = file.len()?;
+        if file_size < FOOTER_SIZE as u64 {
+            return Err(Error::corruption(
+                path,
+                0,
+                format!("file of {file_size} bytes is too short to be an SSTable"),
+            ));
+        }
+        let footer_offset = file_size - FOOTER_SIZE as u64;
+        let mut footer = [0u8; FOOTER_SIZE];
+        file.read_exact_at(footer_offset, &mut footer)?;
+        let bad = |reason: String| Error::corruption(path, footer_offset, reason);
+        let magic = get_u64(&footer, 40).unwrap_or(0);
+        if magic != MAGIC {
+            return Err(bad(format!(
+                "bad magic number {magic:#018x}: not an SSTable"
+            )));
+        }
+        let stored_crc = get_u32(&footer, 36).unwrap_or(0);
+        if crc32fast::hash(&footer[..36]) != stored_crc {
+            return Err(bad("footer checksum mismatch".into()));
+        }
+        let version = get_u32(&footer, 32).unwrap_or(0);
+        if version != FORMAT_VERSION {
+            return Err(bad(format!("unsupported format version {version}")));
+        }
+        let index_offset = get_u64(&footer, 0).unwrap_or(0);
+        let index_size = get_u64(&footer, 8).unwrap_or(0);
+        let mut reader = SstReader {
+            file,
+            path: path.to_path_buf(),
+            index: Vec::new(),
+            file_size,
+        };
+        let index_block = reader.read_block_at(index_offset, index_size, footer_offset)?;
+        let entries = index_block.entries().map_err(|reason| {
+            Error::corruption(path, index_offset, format!("index block: {reason}"))
+        })?;
+        for entry in entries {
+            let Some(handle) = entry.value else {
+                return Err(Error::corruption(
+                    path,
+                    index_offset,
+                    "index entry without a block handle",
+                ));
+            };
+            let mut decoder = Decoder::new(&handle);
+            let (Some(offset), Some(size)) = (decoder.varint(), decoder.varint()) else {
+                return Err(Error::corruption(
+                    path,
+                    index_offset,
+                    "malformed block handle",
+                ));
+            };
+            if offset
+                .saturating_add(size)
+                .saturating_add(BLOCK_TRAILER as u64)
+                > index_offset
+            {
+                return Err(Error::corruption(
+                    path,
+                    index_offset,
+                    format!("block handle {offset}+{size} overlaps the index"),
+                ));
+            }
+            reader.index.push(IndexEntry {
+                last_key: entry.key,
+                offset,
+                size,
+            });
+        }
+        if reader.index.is_empty() {
+            return Err(Error::corruption(
+                path,
+                index_offset,
+                "table has no data blocks",
+            ));
+        }
+        Ok(reader)
+    }
+
+    fn read_block_at(&self, offset: u64, size: u64, limit: u64) -> Result<Block> {
+        if offset
+            .saturating_add(size)
+            .saturating_add(BLOCK_TRAILER as u64)
+            > limit
+        {
+            return Err(Error::corruption(
+                &self.path,
+                offset,
+                format!("block {offset}+{size} runs past {limit}"),
+            ));
+        }
+        let mut data = vec![0u8; size as usize + BLOCK_TRAILER];
+        self.file.read_exact_at(offset, &mut data)?;
+        let stored = get_u32(&data, size as usize).unwrap_or(0);
+        data.truncate(size as usize);
+        if crc32fast::hash(&data) != stored {
+            return Err(Error::corruption(
+                &self.path,
+                offset,
+                "block checksum mismatch",
+            ));
+        }
+        Block::parse(data).map_err(|reason| Error::corruption(&self.path, offset, reason))
+    }
+
+    /// The table's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The file size.
+    pub fn file_size(&self) -> u64 {
+        self.file_size
+    }
+
+    /// The data blocks' index.
+    pub fn index(&self) -> &[IndexEntry] {
+        &self.index
+    }
+
+    /// Reads and verifies data block `i`.
+    pub fn read_block(&self, i: usize) -> Result<Block> {
+        let entry = &self.index[i];
+        self.read_block_at(entry.offset, entry.size, self.file_size)
+    }
+
+    /// The first block that may hold keys `>= key` (`index().len()` if none).
+    pub fn seek_block(&self, key: &[u8]) -> usize {
+        self.index
+            .partition_point(|entry| entry.last_key.as_slice() < key)
+    }
+
+    /// Point lookup: `None` if the table knows nothing of `key`.
+    pub fn get(&self, key: &[u8]) -> Result<Option<Slot>> {
+        let i = self.seek_block(key);
+        if i == self.index.len() {
+            return Ok(None);
+        }
+        let block = self.read_block(i)?;
+        let offset = self.index[i].offset;
+        block
+            .get(key)
+            .map_err(|reason| Error::corruption(&self.path, offset, reason))
+    }
+}

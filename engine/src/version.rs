@@ -1,0 +1,134 @@
+//! Versions: an immutable view of the live SSTables, level by level. A new version is made
+//! for every manifest edit and swapped in whole, so a reader that holds an `Arc<Version>`
+//! sees one consistent set of tables however the set changes meanwhile.
+
+use crate::error::{Error, Result};
+use crate::filenames::table_path;
+use crate::manifest::{ManifestState, TableMeta};
+use crate::memtable::Slot;
+use crate::sstable::SstReader;
+use std::collections::BTreeMap;
+use std::io::ErrorKind;
+use std::path::Path;
+use std::sync::Arc;
+use strata_vfs::Vfs;
+
+/// A live table: what the manifest says of it and an open reader.
+#[derive(Debug)]
+pub struct Table {
+    /// The manifest's record.
+    pub meta: TableMeta,
+    /// The open file.
+    pub reader: SstReader,
+}
+
+impl Table {
+    /// Opens the table the manifest names; a missing file is corruption of the database.
+    pub fn open(vfs: &dyn Vfs, dir: &Path, meta: &TableMeta) -> Result<Table> {
+        let path = table_path(dir, meta.number);
+        let reader = SstReader::open(vfs, &path).map_err(|error| match error {
+            Error::Io(io) if io.kind() == ErrorKind::NotFound => {
+                Error::corruption(&path, 0, "table named by the manifest is missing")
+            }
+            other => other,
+        })?;
+        if reader.file_size() != meta.file_size {
+            return Err(Error::corruption(
+                &path,
+                0,
+                format!(
+                    "table is {} bytes; the manifest recorded {}",
+                    reader.file_size(),
+                    meta.file_size
+                ),
+            ));
+        }
+        Ok(Table {
+            meta: meta.clone(),
+            reader,
+        })
+    }
+}
+
+/// The live tables. Level 0 is ordered newest first and its tables may overlap.
+#[derive(Debug, Default)]
+pub struct Version {
+    levels: Vec<Vec<Arc<Table>>>,
+}
+
+impl Version {
+    /// Opens every table `state` names, reusing already-open ones from `previous`.
+    pub fn open(
+        vfs: &dyn Vfs,
+        dir: &Path,
+        state: &ManifestState,
+        previous: Option<&Version>,
+    ) -> Result<Version> {
+        let mut open: BTreeMap<u64, Arc<Table>> = BTreeMap::new();
+        if let Some(previous) = previous {
+            for table in previous.levels.iter().flatten() {
+                open.insert(table.meta.number, Arc::clone(table));
+            }
+        }
+        let mut levels: Vec<Vec<Arc<Table>>> = Vec::new();
+        for meta in state.tables.values() {
+            let table = match open.get(&meta.number) {
+                Some(table) => Arc::clone(table),
+                None => Arc::new(Table::open(vfs, dir, meta)?),
+            };
+            let level = meta.level as usize;
+            if levels.len() <= level {
+                levels.resize_with(level + 1, Vec::new);
+            }
+            levels[level].push(table);
+        }
+        if let Some(level0) = levels.first_mut() {
+            level0.sort_by(|a, b| b.meta.number.cmp(&a.meta.number));
+        }
+        for level in levels.iter_mut().skip(1) {
+            level.sort_by(|a, b| a.meta.smallest.cmp(&b.meta.smallest));
+        }
+        Ok(Version { levels })
+    }
+
+    /// The levels, level 0 first.
+    pub fn levels(&self) -> &[Vec<Arc<Table>>] {
+        &self.levels
+    }
+
+    /// Every table, in the order a read must consult them (newest data first).
+    pub fn tables_in_read_order(&self) -> impl Iterator<Item = &Arc<Table>> {
+        self.levels.iter().flatten()
+    }
+
+    /// Number of live tables.
+    pub fn table_count(&self) -> usize {
+        self.levels.iter().map(Vec::len).sum()
+    }
+
+    /// Point lookup through the levels; the first table that knows the key answers.
+    pub fn get(&self, key: &[u8]) -> Result<Option<Slot>> {
+        for (level, tables) in self.levels.iter().enumerate() {
+            if level == 0 {
+                for table in tables {
+                    if key < table.meta.smallest.as_slice() || key > table.meta.largest.as_slice() {
+                        continue;
+                    }
+                    if let Some(slot) = table.reader.get(key)? {
+                        return Ok(Some(slot));
+                    }
+                }
+            } else {
+                let i = tables.partition_point(|table| table.meta.largest.as_slice() < key);
+                if let Some(table) = tables.get(i) {
+                    if key >= table.meta.smallest.as_slice() {
+                        if let Some(slot) = table.reader.get(key)? {
+                            return Ok(Some(slot));
+                        }
+                    }
+                }
+            }
+        }
+        Ok(None)
+    }
+}

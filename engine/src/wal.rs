@@ -1,0 +1,500 @@
+//! The record log: the write-ahead log's format, also used for the manifest.
+//!
+//! Grammar (see `docs/wal-format.md`):
+//! ```text
+//! file      := block*                      -- every block is BLOCK_SIZE bytes but the last
+//! block     := fragment* trailer?
+//! fragment  := crc32:u32le length:u16le type:u8 payload[length]
+//! trailer   := 0x00{1..6}                  -- a block never starts a header it cannot finish
+//! type      := 1 FULL | 2 FIRST | 3 MIDDLE | 4 LAST   (0 is never written: zeros end the log)
+//! crc32     := CRC-32C of type byte ++ payload
+//! record    := FULL | FIRST MIDDLE* LAST
+//! ```
+//! A fragment never crosses a block boundary, so a reader can resynchronise at any block.
+//! A crash leaves a torn, zeroed or garbage tail; the reader stops cleanly at the last
+//! whole record and reports where and why it stopped. Whether the bytes after that point
+//! hold valid records (which would make the stop *corruption*, not a torn tail) is the
+//! caller's question: [`WalReader::scan_after`] finds them.
+//!
+//! The writer buffers records in memory and hands them to the file on `flush` or `sync`;
+//! with `preallocate` it extends the file with zeros ahead of the data, so that an
+//! `fdatasync` of an overwrite does not also have to persist a new file size.
+
+use crate::error::{Error, Result};
+use std::path::{Path, PathBuf};
+use strata_vfs::VfsFile;
+
+/// The block size of the format.
+pub const BLOCK_SIZE: usize = 32 * 1024;
+/// Bytes in a fragment header.
+pub const HEADER_SIZE: usize = 7;
+
+const FULL: u8 = 1;
+const FIRST: u8 = 2;
+const MIDDLE: u8 = 3;
+const LAST: u8 = 4;
+
+fn fragment_crc(kind: u8, payload: &[u8]) -> u32 {
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(&[kind]);
+    hasher.update(payload);
+    hasher.finalize()
+}
+
+/// Appends records to a log file.
+#[derive(Debug)]
+pub struct WalWriter {
+    file: Box<dyn VfsFile>,
+    /// Encoded bytes not yet handed to the file.
+    buffer: Vec<u8>,
+    /// File offset at which `buffer` starts.
+    buffer_offset: u64,
+    /// The logical end of the log (file offset after the last record).
+    end: u64,
+    /// Everything before this offset has been made durable by a successful sync.
+    synced_through: u64,
+    /// The file is known to be this long (zeros past `end`).
+    file_len: u64,
+    /// Extend the file by this many bytes of zeros at a time (0: never preallocate).
+    preallocate: u64,
+}
+
+impl WalWriter {
+    /// A writer for a new, empty file.
+    pub fn new(file: Box<dyn VfsFile>, preallocate: u64) -> WalWriter {
+        WalWriter {
+            file,
+            buffer: Vec::with_capacity(64 * 1024),
+            buffer_offset: 0,
+            end: 0,
+            synced_through: 0,
+            file_len: 0,
+            preallocate,
+        }
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        self.file.path()
+    }
+
+    /// The logical end of the log: where the next record starts.
+    pub fn end(&self) -> u64 {
+        self.end
+    }
+
+    /// Everything before this offset is durable.
+    pub fn synced_through(&self) -> u64 {
+        self.synced_through
+    }
+
+    /// Bytes encoded but not yet handed to the file.
+    pub fn buffered(&self) -> usize {
+        self.buffer.len()
+    }
+
+    /// Encodes one record into the buffer (no I/O).
+    pub fn add_record(&mut self, payload: &[u8]) {
+        let mut rest = payload;
+        let mut first = true;
+        loop {
+            let in_block = (self.end % BLOCK_SIZE as u64) as usize;
+            let left = BLOCK_SIZE - in_block;
+            if left < HEADER_SIZE {
+                self.buffer.extend(std::iter::repeat_n(0u8, left));
+                self.end += left as u64;
+                continue;
+            }
+            let room = left - HEADER_SIZE;
+            let take = rest.len().min(room);
+            let last = take == rest.len();
+            let kind = match (first, last) {
+                (true, true) => FULL,
+                (true, false) => FIRST,
+                (false, false) => MIDDLE,
+                (false, true) => LAST,
+            };
+            let chunk = &rest[..take];
+            self.buffer
+                .extend_from_slice(&fragment_crc(kind, chunk).to_le_bytes());
+            self.buffer.extend_from_slice(&(take as u16).to_le_bytes());
+            self.buffer.push(kind);
+            self.buffer.extend_from_slice(chunk);
+            self.end += (HEADER_SIZE + take) as u64;
+            rest = &rest[take..];
+            first = false;
+            if last {
+                break;
+            }
+        }
+    }
+
+    /// Hands the buffered bytes to the file (no fsync).
+    pub fn flush(&mut self) -> Result<()> {
+        if self.buffer.is_empty() {
+            return Ok(());
+        }
+        if self.preallocate > 0 && self.end > self.file_len {
+            let target = self.end.div_ceil(self.preallocate) * self.preallocate;
+            let zeros = vec![0u8; (target - self.end) as usize];
+            self.file.write_at(self.end, &zeros)?;
+            self.file_len = target;
+        }
+        self.file.write_at(self.buffer_offset, &self.buffer)?;
+        self.file_len = self.file_len.max(self.end);
+        self.buffer_offset = self.end;
+        self.buffer.clear();
+        Ok(())
+    }
+
+    /// Flushes and fsyncs: every record added so far is durable when this returns Ok.
+    pub fn sync(&mut self) -> Result<()> {
+        self.flush()?;
+        self.file.sync()?;
+        self.synced_through = self.end;
+        Ok(())
+    }
+}
+
+/// How a read of a log ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogEnd {
+    /// The file ended after a whole record (or in zeros, the preallocated space).
+    Clean,
+    /// The bytes at `offset` are not a whole, valid record: a torn tail, or corruption.
+    Broken {
+        /// Where the first bad fragment starts.
+        offset: u64,
+        /// Why it is bad.
+        reason: String,
+    },
+}
+
+/// Reads the records of a log file in order.
+#[derive(Debug)]
+pub struct WalReader<'a> {
+    file: &'a dyn VfsFile,
+    path: PathBuf,
+    file_len: u64,
+    block: Vec<u8>,
+    block_start: u64,
+    position: usize,
+    end: Option<LogEnd>,
+}
+
+impl<'a> WalReader<'a> {
+    /// A reader at the start of `file`.
+    pub fn new(file: &'a dyn VfsFile) -> Result<WalReader<'a>> {
+        let file_len = file.len()?;
+        let mut reader = WalReader {
+            file,
+            path: file.path().to_path_buf(),
+            file_len,
+            block: Vec::with_capacity(BLOCK_SIZE),
+            block_start: 0,
+            position: 0,
+            end: None,
+        };
+        reader.load_block(0)?;
+        Ok(reader)
+    }
+
+    fn load_block(&mut self, start: u64) -> Result<()> {
+        let len = (self.file_len.saturating_sub(start)).min(BLOCK_SIZE as u64) as usize;
+        self.block.resize(len, 0);
+        self.file.read_exact_at(start, &mut self.block)?;
+        self.block_start = start;
+        self.position = 0;
+        Ok(())
+    }
+
+    /// How the read ended, once `next` has returned `None`.
+    pub fn end(&self) -> Option<&LogEnd> {
+        self.end.as_ref()
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The next fragment: `Ok(Some((offset, kind, range)))`, `Ok(None)` at a stop.
+    fn next_fragment(&mut self) -> Result<Option<(u64, u8, std::ops::Range<usize>)>> {
+        loop {
+            let left = self.block.len() - self.position;
+            if left < HEADER_SIZE {
+                let next = self.block_start + BLOCK_SIZE as u64;
+                if self.block.len() < BLOCK_SIZE || next >= self.file_len {
+                    if left > 0 && self.block[self.position..].iter().any(|&b| b != 0) {
+                        self.stop(
+                            self.block_start + self.position as u64,
+                            "partial header at end of file",
+                        );
+                    } else {
+                        self.end = Some(LogEnd::Clean);
+                    }
+                    return Ok(None);
+                }
+                self.load_block(next)?;
+                continue;
+            }
+            let offset = self.block_start + self.position as u64;
+            let header = &self.block[self.position..self.position + HEADER_SIZE];
+            let crc = u32::from_le_bytes([header[0], header[1], header[2], header[3]]);
+            let length = u16::from_le_bytes([header[4], header[5]]) as usize;
+            let kind = header[6];
+            if kind == 0 && length == 0 && crc == 0 {
+                // Zeros: the preallocated or never-written rest of the log, or a lost sector.
+                if self.block[self.position..].iter().all(|&b| b == 0)
+                    && self.rest_is_zero_from(self.block_start + self.block.len() as u64)?
+                {
+                    self.end = Some(LogEnd::Clean);
+                } else {
+                    self.stop(offset, "zeroed header followed by non-zero bytes");
+                }
+                return Ok(None);
+            }
+            if !(FULL..=LAST).contains(&kind) {
+                self.stop(offset, format!("invalid fragment type {kind}"));
+                return Ok(None);
+            }
+            let start = self.position + HEADER_SIZE;
+            if start + length > self.block.len() {
+                self.stop(
+                    offset,
+                    format!("fragment length {length} runs past the end of its block or file"),
+                );
+                return Ok(None);
+            }
+            let payload = &self.block[start..start + length];
+            if fragment_crc(kind, payload) != crc {
+                self.stop(offset, "checksum mismatch");
+                return Ok(None);
+            }
+            self.position = start + length;
+            return Ok(Some((offset, kind, start..start + length)));
+        }
+    }
+
+    fn rest_is_zero_from(&self, from: u64) -> Result<bool> {
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut at = from;
+        while at < self.file_len {
+            let n = ((self.file_len - at) as usize).min(buf.len());
+            self.file.read_exact_at(at, &mut buf[..n])?;
+            if buf[..n].iter().any(|&b| b != 0) {
+                return Ok(false);
+            }
+            at += n as u64;
+        }
+        Ok(true)
+    }
+
+    fn stop(&mut self, offset: u64, reason: impl Into<String>) {
+        self.end = Some(LogEnd::Broken {
+            offset,
+            reason: reason.into(),
+        });
+    }
+
+    /// The next whole record and the offset it starts at; `None` at the end or at the
+    /// first bad fragment (see [`WalReader::end`]). `Err` only for I/O errors.
+    pub fn next_record(&mut self) -> Result<Option<(u64, Vec<u8>)>> {
+        if self.end.is_some() {
+            return Ok(None);
+        }
+        let mut record: Vec<u8> = Vec::new();
+        let mut record_start: Option<u64> = None;
+        loop {
+            let Some((offset, kind, range)) = self.next_fragment()? else {
+                if let (Some(start), Some(LogEnd::Clean)) = (record_start, &self.end) {
+                    self.stop(start, "record is missing its last fragment");
+                }
+                return Ok(None);
+            };
+            match (kind, record_start) {
+                (FULL, None) => return Ok(Some((offset, self.block[range].to_vec()))),
+                (FIRST, None) => {
+                    record_start = Some(offset);
+                    record.extend_from_slice(&self.block[range]);
+                }
+                (MIDDLE, Some(_)) => record.extend_from_slice(&self.block[range]),
+                (LAST, Some(start)) => {
+                    record.extend_from_slice(&self.block[range]);
+                    return Ok(Some((start, record)));
+                }
+                (_, start) => {
+                    self.stop(
+                        start.unwrap_or(offset),
+                        format!("fragment of type {kind} out of sequence"),
+                    );
+                    return Ok(None);
+                }
+            }
+        }
+    }
+
+    /// Every valid, whole record that starts after `offset`, found by trying every byte
+    /// position (a torn or corrupt region hides where the next record starts). Used to tell
+    /// a torn tail (nothing valid after it) from corruption in the middle of a log.
+    pub fn scan_after(file: &dyn VfsFile, offset: u64) -> Result<Vec<(u64, Vec<u8>)>> {
+        let file_len = file.len()?;
+        let mut found = Vec::new();
+        if offset + 1 >= file_len {
+            return Ok(found);
+        }
+        let mut data = vec![0u8; (file_len - offset - 1) as usize];
+        file.read_exact_at(offset + 1, &mut data)?;
+        let base = offset + 1;
+        let mut at = 0usize;
+        let mut pending: Option<(u64, Vec<u8>)> = None;
+        while at + HEADER_SIZE <= data.len() {
+            let absolute = base + at as u64;
+            let in_block = (absolute % BLOCK_SIZE as u64) as usize;
+            let block_left = BLOCK_SIZE - in_block;
+            let header = &data[at..at + HEADER_SIZE];
+            let crc = u32::from_le_bytes([header[0], header[1], header[2], header[3]]);
+            let length = u16::from_le_bytes([header[4], header[5]]) as usize;
+            let kind = header[6];
+            let fits =
+                HEADER_SIZE + length <= block_left && at + HEADER_SIZE + length <= data.len();
+            if (FULL..=LAST).contains(&kind) && fits {
+                let payload = &data[at + HEADER_SIZE..at + HEADER_SIZE + length];
+                if fragment_crc(kind, payload) == crc {
+                    match kind {
+                        FULL => found.push((absolute, payload.to_vec())),
+                        FIRST => pending = Some((absolute, payload.to_vec())),
+                        MIDDLE => {
+                            if let Some((_, record)) = pending.as_mut() {
+                                record.extend_from_slice(payload);
+                            }
+                        }
+                        _ => {
+                            if let Some((start, mut record)) = pending.take() {
+                                record.extend_from_slice(payload);
+                                found.push((start, record));
+                            }
+                        }
+                    }
+                    at += HEADER_SIZE + length;
+                    continue;
+                }
+            }
+            at += 1;
+        }
+        Ok(found)
+    }
+}
+
+/// Reads a whole log: its records in order and how it ended. Errors only for I/O.
+pub fn read_log(file: &dyn VfsFile) -> Result<(Vec<(u64, Vec<u8>)>, LogEnd)> {
+    let mut reader = WalReader::new(file)?;
+    let mut records = Vec::new();
+    while let Some(record) = reader.next_record()? {
+        records.push(record);
+    }
+    let end = reader.end().cloned().unwrap_or(LogEnd::Clean);
+    Ok((records, end))
+}
+
+/// Turns a broken end into a corruption error naming the file.
+pub fn corruption_at(path: &Path, end: &LogEnd) -> Error {
+    match end {
+        LogEnd::Clean => Error::corruption(path, 0, "unexpected clean end"),
+        LogEnd::Broken { offset, reason } => Error::corruption(path, *offset, reason.clone()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use strata_vfs::{FaultConfig, SimFs, Vfs};
+
+    fn write_records(fs: &SimFs, path: &Path, records: &[Vec<u8>], preallocate: u64) {
+        let file = fs.create(path).unwrap();
+        let mut writer = WalWriter::new(file, preallocate);
+        for record in records {
+            writer.add_record(record);
+        }
+        writer.sync().unwrap();
+    }
+
+    fn records_of_sizes(sizes: &[usize]) -> Vec<Vec<u8>> {
+        sizes
+            .iter()
+            .enumerate()
+            .map(|(i, &size)| (0..size).map(|j| (i * 31 + j) as u8).collect())
+            .collect()
+    }
+
+    #[test]
+    fn records_round_trip_across_blocks() {
+        for preallocate in [0, 4096, 1 << 20] {
+            let fs = SimFs::new(1, FaultConfig::none());
+            let path = Path::new("log");
+            let records = records_of_sizes(&[
+                0,
+                1,
+                100,
+                BLOCK_SIZE - HEADER_SIZE,
+                BLOCK_SIZE,
+                3 * BLOCK_SIZE + 5,
+                10,
+                BLOCK_SIZE - 20,
+                7,
+            ]);
+            write_records(&fs, path, &records, preallocate);
+            let file = fs.open_read(path).unwrap();
+            let (read, end) = read_log(file.as_ref()).unwrap();
+            assert_eq!(end, LogEnd::Clean);
+            assert_eq!(
+                read.into_iter().map(|(_, r)| r).collect::<Vec<_>>(),
+                records
+            );
+        }
+    }
+
+    #[test]
+    fn a_torn_tail_stops_at_the_last_whole_record() {
+        let fs = SimFs::new(2, FaultConfig::none());
+        let path = Path::new("log");
+        let records = records_of_sizes(&[50, 60, 70]);
+        write_records(&fs, path, &records, 0);
+        let full_len = fs.snapshot()["log"].len();
+        for cut in 0..full_len {
+            let file = fs.open_write(path).unwrap();
+            let data = fs.snapshot()["log"].clone();
+            let copy = fs.create(Path::new("copy")).unwrap();
+            copy.append(&data[..cut]).unwrap();
+            drop(file);
+            let (read, end) = read_log(copy.as_ref()).unwrap();
+            let whole = records.iter().scan(0usize, |acc, r| {
+                *acc += HEADER_SIZE + r.len();
+                Some(*acc)
+            });
+            let expected = whole.filter(|&end| end <= cut).count();
+            assert_eq!(read.len(), expected, "cut at {cut}");
+            let at_boundary = cut == 0 || [57, 57 + 67, 57 + 67 + 77].contains(&cut);
+            assert_eq!(end == LogEnd::Clean, at_boundary, "cut at {cut}: {end:?}");
+        }
+    }
+
+    #[test]
+    fn a_flipped_bit_in_the_middle_is_found_by_scan_after() {
+        let fs = SimFs::new(3, FaultConfig::none());
+        let path = Path::new("log");
+        let records = records_of_sizes(&[50, 60, 70]);
+        write_records(&fs, path, &records, 4096);
+        fs.flip_bit(path, 57 + 10, 3).unwrap();
+        let file = fs.open_read(path).unwrap();
+        let (read, end) = read_log(file.as_ref()).unwrap();
+        assert_eq!(read.len(), 1);
+        let LogEnd::Broken { offset, .. } = end else {
+            panic!("expected a broken end")
+        };
+        assert_eq!(offset, 57);
+        let later = WalReader::scan_after(file.as_ref(), offset).unwrap();
+        assert_eq!(later.len(), 1, "the third record is still valid");
+        assert_eq!(later[0].1, records[2]);
+    }
+}
