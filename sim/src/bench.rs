@@ -1,0 +1,376 @@
+//! `strata bench`: db_bench-style workloads on the real disk.
+//!
+//! Keys are 16 bytes (`{:016}` of a number), values 100 bytes; every random choice comes
+//! from a fixed seed. `fillseq` and `fillrandom` start from an empty database (fillrandom
+//! writes every key once, in a shuffled order); `overwrite` rewrites random existing keys;
+//! `readrandom` reads existing keys, `readmissing` keys that sort among them but do not
+//! exist; `scan` iterates everything. A read workload that finds the database empty fills
+//! it first (untimed). With `--sync`, the disk's own 4-KiB overwrite+fdatasync rate is
+//! measured and printed beside the results.
+
+use clap::Args;
+use serde::Serialize;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Instant;
+use strata_engine::{Db, Options, WriteOptions};
+use strata_vfs::sim::SimRng;
+use strata_vfs::RealFs;
+
+const WORKLOADS: [&str; 6] = [
+    "fillseq",
+    "fillrandom",
+    "overwrite",
+    "readrandom",
+    "readmissing",
+    "scan",
+];
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// Directory for the benchmark database (its contents are replaced).
+    #[arg(long)]
+    dir: PathBuf,
+    /// Comma-separated workloads, run in order.
+    #[arg(
+        long,
+        default_value = "fillseq,fillrandom,overwrite,readrandom,readmissing,scan",
+        value_delimiter = ','
+    )]
+    workloads: Vec<String>,
+    /// Operations per workload (keys in the database).
+    #[arg(long, default_value_t = 1_000_000)]
+    num: u64,
+    /// Acknowledge every write only after the WAL fsync.
+    #[arg(long)]
+    sync: bool,
+    /// Writer/reader threads.
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    /// Value size in bytes.
+    #[arg(long, default_value_t = 100)]
+    value_size: usize,
+    /// Seed of every random choice.
+    #[arg(long, default_value_t = 301)]
+    seed: u64,
+    /// One JSON object per workload on stdout instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Serialize, Debug)]
+struct Report {
+    workload: String,
+    ops: u64,
+    seconds: f64,
+    ops_per_sec: f64,
+    mb_per_sec: f64,
+    threads: usize,
+    sync: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    disk_overwrite_fdatasync_per_sec: Option<f64>,
+}
+
+fn key_of(i: u64) -> [u8; 16] {
+    let mut key = [0u8; 16];
+    let text = format!("{i:016}");
+    key.copy_from_slice(&text.as_bytes()[text.len() - 16..]);
+    key
+}
+
+fn missing_key_of(i: u64) -> [u8; 16] {
+    let mut key = key_of(i);
+    key[15] = b'.';
+    key
+}
+
+fn value_of(rng: &mut SimRng, size: usize) -> Vec<u8> {
+    let mut value = vec![0u8; size];
+    rng.fill(&mut value);
+    value
+}
+
+fn shuffled(num: u64, rng: &mut SimRng) -> Vec<u64> {
+    let mut keys: Vec<u64> = (0..num).collect();
+    for i in (1..keys.len()).rev() {
+        let j = rng.below(i as u64 + 1) as usize;
+        keys.swap(i, j);
+    }
+    keys
+}
+
+struct Bench {
+    args: BenchArgs,
+    db: Option<Arc<Db>>,
+    filled: bool,
+}
+
+impl Bench {
+    fn options() -> Options {
+        Options::default()
+    }
+
+    fn reset(&mut self) -> Result<(), String> {
+        if let Some(db) = self.db.take() {
+            drop(db);
+        }
+        if self.args.dir.exists() {
+            std::fs::remove_dir_all(&self.args.dir)
+                .map_err(|e| format!("cannot clear {}: {e}", self.args.dir.display()))?;
+        }
+        self.open()?;
+        self.filled = false;
+        Ok(())
+    }
+
+    fn open(&mut self) -> Result<(), String> {
+        let db = Db::open(Arc::new(RealFs::new()), &self.args.dir, Self::options())
+            .map_err(|e| format!("cannot open {}: {e}", self.args.dir.display()))?;
+        self.db = Some(Arc::new(db));
+        Ok(())
+    }
+
+    fn db(&self) -> Arc<Db> {
+        Arc::clone(
+            self.db
+                .as_ref()
+                .expect("the bench opens the database first"),
+        )
+    }
+
+    /// Runs `work(thread, ops)` on every thread, splitting `total` ops; returns seconds.
+    fn timed(
+        &self,
+        total: u64,
+        work: impl Fn(usize, u64) -> Result<(), String> + Sync,
+    ) -> Result<f64, String> {
+        let threads = self.args.threads.max(1);
+        let start = Instant::now();
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..threads)
+                .map(|t| {
+                    let work = &work;
+                    let share =
+                        total / threads as u64 + u64::from((t as u64) < total % threads as u64);
+                    scope.spawn(move || work(t, share))
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err("a benchmark thread panicked".into()))
+                })
+                .collect::<Result<Vec<()>, String>>()
+        })?;
+        Ok(start.elapsed().as_secs_f64())
+    }
+
+    fn fill(&self, order: &[u64], sync: bool) -> Result<f64, String> {
+        let db = self.db();
+        let threads = self.args.threads.max(1);
+        let value_size = self.args.value_size;
+        let seed = self.args.seed;
+        self.timed(order.len() as u64, |t, _| {
+            let mut rng = SimRng::new(seed ^ (t as u64 + 1));
+            let mut value = value_of(&mut rng, value_size);
+            for (n, &i) in order.iter().enumerate().skip(t).step_by(threads) {
+                // Distinct values, so overwrites really change the data.
+                value[..8].copy_from_slice(&(n as u64).to_le_bytes());
+                db.put(key_of(i), &value, WriteOptions { sync })
+                    .map_err(|e| e.to_string())?;
+            }
+            Ok(())
+        })
+    }
+
+    fn ensure_filled(&mut self) -> Result<(), String> {
+        if !self.filled {
+            let mut rng = SimRng::new(self.args.seed);
+            let order = shuffled(self.args.num, &mut rng);
+            self.fill(&order, false)?;
+            self.filled = true;
+        }
+        Ok(())
+    }
+
+    fn run_workload(&mut self, name: &str) -> Result<(u64, f64, u64), String> {
+        let num = self.args.num;
+        let entry_bytes = 16 + self.args.value_size as u64;
+        let sync = self.args.sync;
+        match name {
+            "fillseq" => {
+                self.reset()?;
+                let order: Vec<u64> = (0..num).collect();
+                let seconds = self.fill(&order, sync)?;
+                self.filled = true;
+                Ok((num, seconds, num * entry_bytes))
+            }
+            "fillrandom" => {
+                self.reset()?;
+                let mut rng = SimRng::new(self.args.seed);
+                let order = shuffled(num, &mut rng);
+                let seconds = self.fill(&order, sync)?;
+                self.filled = true;
+                Ok((num, seconds, num * entry_bytes))
+            }
+            "overwrite" => {
+                self.ensure_filled()?;
+                let mut rng = SimRng::new(self.args.seed ^ 0x0f);
+                let order: Vec<u64> = (0..num).map(|_| rng.below(num)).collect();
+                let seconds = self.fill(&order, sync)?;
+                Ok((num, seconds, num * entry_bytes))
+            }
+            "readrandom" | "readmissing" => {
+                self.ensure_filled()?;
+                let db = self.db();
+                let missing = name == "readmissing";
+                let seed = self.args.seed;
+                let found = std::sync::atomic::AtomicU64::new(0);
+                let seconds = self.timed(num, |t, ops| {
+                    let mut rng = SimRng::new(seed ^ 0xabc ^ t as u64);
+                    let mut hits = 0;
+                    for _ in 0..ops {
+                        let i = rng.below(num);
+                        let key = if missing {
+                            missing_key_of(i)
+                        } else {
+                            key_of(i)
+                        };
+                        if db.get(key).map_err(|e| e.to_string())?.is_some() {
+                            hits += 1;
+                        }
+                    }
+                    found.fetch_add(hits, std::sync::atomic::Ordering::Relaxed);
+                    Ok(())
+                })?;
+                let found = found.into_inner();
+                let expected = if missing { 0 } else { num };
+                if found != expected {
+                    return Err(format!(
+                        "{name}: found {found} of {num} keys, expected {expected}"
+                    ));
+                }
+                Ok((num, seconds, num * entry_bytes))
+            }
+            "scan" => {
+                self.ensure_filled()?;
+                let db = self.db();
+                let start = Instant::now();
+                let mut entries = 0u64;
+                let mut bytes = 0u64;
+                for entry in db.iter().map_err(|e| e.to_string())? {
+                    let (key, value) = entry.map_err(|e| e.to_string())?;
+                    entries += 1;
+                    bytes += (key.len() + value.len()) as u64;
+                }
+                let seconds = start.elapsed().as_secs_f64();
+                if entries != num {
+                    return Err(format!("scan: saw {entries} entries, expected {num}"));
+                }
+                Ok((entries, seconds, bytes))
+            }
+            other => Err(format!(
+                "unknown workload {other:?}; known: {}",
+                WORKLOADS.join(",")
+            )),
+        }
+    }
+}
+
+/// The disk's rate of 4-KiB overwrite + fdatasync, measured in `dir`.
+fn disk_sync_rate(dir: &Path) -> Result<f64, String> {
+    use std::os::unix::fs::FileExt;
+    let path = dir.join("fdatasync-probe");
+    let file = std::fs::File::create(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let block = vec![7u8; 4096];
+    file.write_all_at(&block, 0).map_err(|e| e.to_string())?;
+    file.sync_all().map_err(|e| e.to_string())?;
+    let iterations = 2000;
+    let start = Instant::now();
+    for _ in 0..iterations {
+        file.write_all_at(&block, 0).map_err(|e| e.to_string())?;
+        file.sync_data().map_err(|e| e.to_string())?;
+    }
+    let rate = iterations as f64 / start.elapsed().as_secs_f64();
+    drop(file);
+    let _ = std::fs::remove_file(&path);
+    Ok(rate)
+}
+
+pub fn run(args: BenchArgs) -> Result<ExitCode, String> {
+    for workload in &args.workloads {
+        if !WORKLOADS.contains(&workload.as_str()) {
+            return Err(format!(
+                "unknown workload {workload:?}; known: {}",
+                WORKLOADS.join(",")
+            ));
+        }
+    }
+    if args.num == 0 {
+        return Err("--num must be at least 1".into());
+    }
+    if args.value_size < 8 {
+        return Err("--value-size must be at least 8".into());
+    }
+    if args.threads == 0 || args.threads > 1024 {
+        return Err("--threads must be between 1 and 1024".into());
+    }
+    std::fs::create_dir_all(&args.dir)
+        .map_err(|e| format!("cannot create {}: {e}", args.dir.display()))?;
+    let disk_rate = if args.sync {
+        Some(disk_sync_rate(&args.dir)?)
+    } else {
+        None
+    };
+    let json = args.json;
+    let workloads = args.workloads.clone();
+    let mut bench = Bench {
+        args,
+        db: None,
+        filled: false,
+    };
+    bench.open()?;
+    if !json {
+        println!(
+            "{:<12} {:>10} {:>9} {:>14} {:>10}",
+            "workload", "ops", "seconds", "ops/s", "MB/s"
+        );
+        if let Some(rate) = disk_rate {
+            println!("disk: {rate:.0} 4-KiB overwrite+fdatasync/s");
+        }
+    }
+    for workload in &workloads {
+        let (ops, seconds, bytes) = bench.run_workload(workload)?;
+        let report = Report {
+            workload: workload.clone(),
+            ops,
+            seconds,
+            ops_per_sec: ops as f64 / seconds,
+            mb_per_sec: bytes as f64 / seconds / 1e6,
+            threads: bench.args.threads,
+            sync: bench.args.sync,
+            disk_overwrite_fdatasync_per_sec: disk_rate,
+        };
+        if json {
+            println!(
+                "{}",
+                serde_json::to_string(&report).map_err(|e| e.to_string())?
+            );
+        } else {
+            println!(
+                "{:<12} {:>10} {:>9.3} {:>14.0} {:>10.1}",
+                report.workload, report.ops, report.seconds, report.ops_per_sec, report.mb_per_sec
+            );
+        }
+        let _ = std::io::stdout().flush();
+    }
+    if let Some(db) = bench.db.take() {
+        if let Ok(db) = Arc::try_unwrap(db) {
+            db.close().map_err(|e| e.to_string())?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
