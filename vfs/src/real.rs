@@ -107,6 +107,10 @@ impl VfsFile for RealFile {
 
     fn write_at(&self, offset: u64, data: &[u8]) -> Result<()> {
         self.check_writable("write")?;
+        if data.is_empty() {
+            // Like `pwrite` of 0 bytes: nothing is written and the file does not grow.
+            return Ok(());
+        }
         self.file
             .write_all_at(data, offset)
             .map_err(|e| VfsError::from_io("write", &self.path, e))?;

@@ -336,6 +336,10 @@ impl World {
         offset: u64,
         data: &[u8],
     ) -> std::result::Result<(), FaultKind> {
+        if data.is_empty() {
+            // Like `pwrite` of 0 bytes (and `RealFs`): nothing is written, the file does not grow.
+            return Ok(());
+        }
         let old_len = self
             .inodes
             .get(&id)
@@ -353,9 +357,9 @@ impl World {
             inode.visible.resize(end as usize, 0);
         }
         inode.visible[offset as usize..end as usize].copy_from_slice(data);
-        if !data.is_empty() {
-            mark_dirty(inode, offset, end, seq, sector_size);
-        }
+        // A write past the end also writes the gap (zeros): it is dirty like the data, so that
+        // a sync persists the new length even if a later truncation drops the data's sectors.
+        mark_dirty(inode, offset.min(old_len), end, seq, sector_size);
         if inode.linked {
             self.used_bytes += growth;
         }
@@ -1033,12 +1037,22 @@ impl Vfs for SimFs {
             match world.lookup("create_dir", path, &prefix) {
                 Ok(Some(Node::Dir)) => continue,
                 Ok(Some(Node::File(_))) => {
-                    result = Err(VfsError::new(
-                        "create_dir",
-                        path,
-                        ErrorKind::AlreadyExists,
-                        "a file is in the way",
-                    ));
+                    // Like mkdir(2): EEXIST for the last component, ENOTDIR before it.
+                    result = Err(if prefix == norm {
+                        VfsError::new(
+                            "create_dir",
+                            path,
+                            ErrorKind::AlreadyExists,
+                            "a file is in the way",
+                        )
+                    } else {
+                        VfsError::new(
+                            "create_dir",
+                            path,
+                            ErrorKind::NotADirectory,
+                            "a file is in the way",
+                        )
+                    });
                     break;
                 }
                 Ok(None) => {
