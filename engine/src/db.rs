@@ -15,6 +15,7 @@
 //! Lock order: `writer` → `background` → `state` → `view`; `flush_lock` → `state`.
 
 use crate::batch::{decode_payload, BatchOp, WriteBatch};
+use crate::block_cache::BlockCache;
 use crate::error::{Error, Result};
 use crate::filenames::{self, table_path, wal_path, FileKind};
 use crate::iterator::{DbIterator, MemtableSource, Source, TableSource};
@@ -50,6 +51,7 @@ struct DbInner {
     vfs: Arc<dyn Vfs>,
     dir: PathBuf,
     options: Options,
+    block_cache: Option<Arc<BlockCache>>,
     /// What readers read: swapped whole whenever a memtable or the table set changes.
     view: RwLock<Arc<ReadView>>,
     state: Mutex<State>,
@@ -301,7 +303,8 @@ impl Db {
         }
         wals.sort_unstable();
         state.next_file_number = state.next_file_number.max(highest + 1);
-        let version = Version::open(fs, &dir, &state, None)?;
+        let block_cache = BlockCache::new(options.block_cache_size);
+        let version = Version::open(fs, &dir, &state, None, block_cache.as_ref())?;
 
         let memtable = Memtable::new();
         let mut last_sequence = state.last_sequence;
@@ -333,7 +336,13 @@ impl Db {
         let manifest_name = filenames::manifest_name(manifest_number);
         let manifest = ManifestWriter::create(fs, &dir.join(&manifest_name), &state)?;
         manifest::set_current(fs, &dir, &manifest_name)?;
-        let version = Arc::new(Version::open(fs, &dir, &state, Some(&version))?);
+        let version = Arc::new(Version::open(
+            fs,
+            &dir,
+            &state,
+            Some(&version),
+            block_cache.as_ref(),
+        )?);
 
         // Obsolete files: best effort (a crash may undo a removal; the next open retries).
         for name in &names {
@@ -358,6 +367,7 @@ impl Db {
         Ok(DbInner {
             vfs,
             dir,
+            block_cache,
             view: RwLock::new(Arc::new(view)),
             state: Mutex::new(State {
                 manifest,
@@ -878,6 +888,7 @@ impl DbInner {
             &self.dir,
             &state.manifest_state,
             Some(&state.version),
+            self.block_cache.as_ref(),
         )?;
         state.version = Arc::new(version);
         state.immutables.pop_front();

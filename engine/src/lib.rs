@@ -10,6 +10,7 @@
 //! turns off `background_work` and calls [`Db::maintenance`] at the points it chooses.
 
 mod batch;
+mod block_cache;
 mod coding;
 mod db;
 mod error;

@@ -30,6 +30,8 @@ pub struct Options {
     /// seed-chosen points), and a writer that finds the immutable memtables full flushes one
     /// itself.
     pub background_work: bool,
+    /// Bytes of parsed SSTable blocks kept in memory (default 64 MiB; 0 disables).
+    pub block_cache_size: u64,
     /// Largest accepted key, in bytes (default and maximum 64 KiB).
     pub max_key_size: usize,
     /// Largest accepted value, in bytes (default 16 MiB, maximum 1 GiB).
@@ -52,6 +54,7 @@ impl Default for Options {
             wal_preallocate: 1 << 20,
             wal_buffer_size: 64 << 10,
             background_work: true,
+            block_cache_size: 64 << 20,
             max_key_size: KEY_SIZE_LIMIT,
             max_value_size: 16 << 20,
         }

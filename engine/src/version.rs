@@ -2,6 +2,7 @@
 //! for every manifest edit and swapped in whole, so a reader that holds an `Arc<Version>`
 //! sees one consistent set of tables however the set changes meanwhile.
 
+use crate::block_cache::BlockCache;
 use crate::error::{Error, Result};
 use crate::filenames::table_path;
 use crate::manifest::{ManifestState, TableMeta};
@@ -24,14 +25,22 @@ pub struct Table {
 
 impl Table {
     /// Opens the table the manifest names; a missing file is corruption of the database.
-    pub fn open(vfs: &dyn Vfs, dir: &Path, meta: &TableMeta) -> Result<Table> {
+    pub fn open(
+        vfs: &dyn Vfs,
+        dir: &Path,
+        meta: &TableMeta,
+        cache: Option<&Arc<BlockCache>>,
+    ) -> Result<Table> {
         let path = table_path(dir, meta.number);
-        let reader = SstReader::open(vfs, &path).map_err(|error| match error {
-            Error::Io(io) if io.kind() == ErrorKind::NotFound => {
-                Error::corruption(&path, 0, "table named by the manifest is missing")
-            }
-            other => other,
-        })?;
+        let reader =
+            SstReader::open(vfs, &path, meta.number, cache.cloned()).map_err(
+                |error| match error {
+                    Error::Io(io) if io.kind() == ErrorKind::NotFound => {
+                        Error::corruption(&path, 0, "table named by the manifest is missing")
+                    }
+                    other => other,
+                },
+            )?;
         if reader.file_size() != meta.file_size {
             return Err(Error::corruption(
                 &path,
@@ -63,6 +72,7 @@ impl Version {
         dir: &Path,
         state: &ManifestState,
         previous: Option<&Version>,
+        cache: Option<&Arc<BlockCache>>,
     ) -> Result<Version> {
         let mut open: BTreeMap<u64, Arc<Table>> = BTreeMap::new();
         if let Some(previous) = previous {
@@ -74,7 +84,7 @@ impl Version {
         for meta in state.tables.values() {
             let table = match open.get(&meta.number) {
                 Some(table) => Arc::clone(table),
-                None => Arc::new(Table::open(vfs, dir, meta)?),
+                None => Arc::new(Table::open(vfs, dir, meta, cache)?),
             };
             let level = meta.level as usize;
             if levels.len() <= level {

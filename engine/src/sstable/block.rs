@@ -134,6 +134,11 @@ impl Block {
         Ok(block)
     }
 
+    /// Bytes of the block.
+    pub fn size(&self) -> usize {
+        self.data.len()
+    }
+
     fn restart(&self, index: usize) -> usize {
         get_u32(&self.data, self.restarts_at + 4 * index).unwrap_or(0) as usize
     }

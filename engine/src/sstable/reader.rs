@@ -2,10 +2,12 @@
 //! block reads. Every block read is checksummed.
 
 use super::{Block, BLOCK_TRAILER, FOOTER_SIZE, FORMAT_VERSION, MAGIC};
+use crate::block_cache::BlockCache;
 use crate::coding::{get_u32, get_u64, Decoder};
 use crate::error::{Error, Result};
 use crate::memtable::Slot;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use strata_vfs::{Vfs, VfsFile};
 
 /// Where a data block is and the last key in it.
@@ -26,11 +28,18 @@ pub struct SstReader {
     path: PathBuf,
     index: Vec<IndexEntry>,
     file_size: u64,
+    number: u64,
+    cache: Option<Arc<BlockCache>>,
 }
 
 impl SstReader {
-    /// Opens and verifies the table at `path`.
-    pub fn open(vfs: &dyn Vfs, path: &Path) -> Result<SstReader> {
+    /// Opens and verifies the table at `path`; `number` names it in the block cache.
+    pub fn open(
+        vfs: &dyn Vfs,
+        path: &Path,
+        number: u64,
+        cache: Option<Arc<BlockCache>>,
+    ) -> Result<SstReader> {
         let file = vfs.open_read(path)?;
         let file_size = file.len()?;
         if file_size < FOOTER_SIZE as u64 {
@@ -65,6 +74,8 @@ impl SstReader {
             path: path.to_path_buf(),
             index: Vec::new(),
             file_size,
+            number,
+            cache,
         };
         let index_block = reader.read_block_at(index_offset, index_size, footer_offset)?;
         let entries = index_block.entries().map_err(|reason| {
@@ -154,10 +165,19 @@ impl SstReader {
         &self.index
     }
 
-    /// Reads and verifies data block `i`.
-    pub fn read_block(&self, i: usize) -> Result<Block> {
+    /// Reads and verifies data block `i` (through the block cache, if any).
+    pub fn read_block(&self, i: usize) -> Result<Arc<Block>> {
         let entry = &self.index[i];
-        self.read_block_at(entry.offset, entry.size, self.file_size)
+        if let Some(cache) = &self.cache {
+            if let Some(block) = cache.get(self.number, entry.offset) {
+                return Ok(block);
+            }
+        }
+        let block = Arc::new(self.read_block_at(entry.offset, entry.size, self.file_size)?);
+        if let Some(cache) = &self.cache {
+            cache.insert(self.number, entry.offset, Arc::clone(&block));
+        }
+        Ok(block)
     }
 
     /// The first block that may hold keys `>= key` (`index().len()` if none).
