@@ -209,8 +209,11 @@ impl Vfs for RealFs {
     }
 
     fn exists(&self, path: &Path) -> Result<bool> {
-        path.try_exists()
-            .map_err(|e| VfsError::from_io("exists", path, e))
+        match path.try_exists() {
+            // A path through a regular file names nothing (as `SimFs` says), not an error.
+            Err(e) if e.kind() == ErrorKind::NotADirectory => Ok(false),
+            result => result.map_err(|e| VfsError::from_io("exists", path, e)),
+        }
     }
 
     fn sync_dir(&self, dir: &Path) -> Result<()> {

@@ -5,6 +5,9 @@
 //! wrong in the same way still fails), and records each outcome in a transcript without
 //! absolute paths; the two transcripts must then be identical, step for step.
 
+// Helpers outside `#[test]` functions unwrap too: a failure there is a test failure.
+#![allow(clippy::unwrap_used)]
+
 use std::fmt::Debug;
 use std::io::ErrorKind;
 use std::path::Path;
@@ -522,6 +525,7 @@ fn exists_reports_files_and_dirs(fs: &dyn Vfs, root: &Path, t: &mut Transcript) 
     t.ok("dir", fs.create_dir(&root.join("d")));
     assert!(t.ok("file exists", fs.exists(&root.join("f"))));
     assert!(t.ok("dir exists", fs.exists(&root.join("d"))));
+    assert!(!t.ok("through a file", fs.exists(&root.join("f").join("x"))));
     t.ok("remove", fs.remove(&root.join("f")));
     assert!(!t.ok("removed", fs.exists(&root.join("f"))));
 }

@@ -13,6 +13,9 @@
 //! - with `unsynced_survival` 1.0 every visible byte survives; with 0.0 exactly the synced state
 //!   does (with or without a pending truncation).
 
+// Helpers outside `#[test]` functions unwrap too: a failure there is a test failure.
+#![allow(clippy::unwrap_used)]
+
 use proptest::collection::vec;
 use proptest::prelude::*;
 use std::collections::{BTreeMap, BTreeSet};
@@ -770,4 +773,49 @@ fn model_rejects_a_byte_from_nowhere() {
             .is_ok(),
         "a hole past the cut"
     );
+}
+
+/// A rename between directories is an unlink in one and a link in the other, each durable
+/// with its own directory: a crash can leave both names on one file. Removing both must
+/// neither panic nor leak space.
+#[test]
+fn cross_directory_rename_can_leave_two_names() {
+    let config = FaultConfig {
+        capacity_bytes: Some(100),
+        ..FaultConfig::none()
+    };
+    let mut saw_two_names = false;
+    for seed in 0..16 {
+        let fs = SimFs::new(seed, config.clone());
+        for dir in ["/x", "/y"] {
+            fs.create_dir(Path::new(dir)).unwrap();
+        }
+        fs.sync_dir(Path::new("/")).unwrap();
+        let f = fs.create(Path::new("/x/f")).unwrap();
+        f.append(&[7; 60]).unwrap();
+        f.sync().unwrap();
+        fs.sync_dir(Path::new("/x")).unwrap();
+        fs.rename(Path::new("/x/f"), Path::new("/y/f")).unwrap();
+        fs.sync_dir(Path::new("/y")).unwrap(); // the unlink in /x stays pending
+        fs.crash();
+        let both = fs.exists(Path::new("/x/f")).unwrap();
+        assert!(
+            fs.exists(Path::new("/y/f")).unwrap(),
+            "the link in /y was made durable"
+        );
+        saw_two_names |= both;
+        if both {
+            fs.remove(Path::new("/x/f")).unwrap();
+        }
+        fs.remove(Path::new("/y/f")).unwrap();
+        // Everything is gone, so the whole capacity is free again.
+        let g = fs.create(Path::new("/y/g")).unwrap();
+        g.append(&[1; 100]).unwrap();
+        assert_eq!(
+            g.append(&[1]).unwrap_err().kind(),
+            ErrorKind::StorageFull,
+            "seed {seed}"
+        );
+    }
+    assert!(saw_two_names, "no seed kept both names");
 }

@@ -1,6 +1,9 @@
 //! One seed and one sequence of calls fix every byte: equal runs give equal event and image
 //! hashes, and the seed (not anything else) is what changes a crash image.
 
+// Helpers outside `#[test]` functions unwrap too: a failure there is a test failure.
+#![allow(clippy::unwrap_used)]
+
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use strata_vfs::{Event, FaultConfig, FaultCounters, SimFs, Vfs};

@@ -1,6 +1,9 @@
 //! One test per injected fault: it fires, the caller sees what the documentation says, and
 //! `counters()` and `events()` record it. Plus `FaultConfig`'s serialisation and validation.
 
+// Helpers outside `#[test]` functions unwrap too: a failure there is a test failure.
+#![allow(clippy::unwrap_used)]
+
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 use strata_vfs::{Event, FaultConfig, FaultKind, OpKind, SimFs, Vfs};
@@ -385,6 +388,29 @@ fn capacity_limits_growth_and_removal_frees_space() {
 }
 
 #[test]
+fn after_a_crash_only_surviving_files_take_space() {
+    let config = FaultConfig {
+        capacity_bytes: Some(100),
+        unsynced_survival: 1.0,
+        ..FaultConfig::none()
+    };
+    let mut lost_a_name = false;
+    for seed in 0..10 {
+        let fs = fresh(seed, config.clone());
+        let f = fs.create(&path("x")).unwrap();
+        f.append(&[1; 70]).unwrap();
+        f.sync().unwrap();
+        fs.crash(); // the name "x" was never made durable: it may be gone
+        let used: usize = fs.snapshot().values().map(Vec::len).sum();
+        lost_a_name |= used == 0;
+        let g = fs.create(&path("y")).unwrap();
+        g.append(&vec![2; 100 - used]).unwrap();
+        assert_eq!(g.append(&[3]).unwrap_err().kind(), ErrorKind::StorageFull);
+    }
+    assert!(lost_a_name, "no seed undid the create");
+}
+
+#[test]
 fn enospc_rate_fails_every_write() {
     let config = FaultConfig {
         enospc_rate: 1.0,
@@ -462,7 +488,7 @@ fn bitflip_rate_flips_exactly_one_durable_bit_per_crash() {
         );
         for name in ["a", "b", "c"] {
             let f = fs.create(&path(name)).unwrap();
-            f.append(&vec![name.as_bytes()[0]; 100]).unwrap();
+            f.append(&[name.as_bytes()[0]; 100]).unwrap();
             f.sync().unwrap();
         }
         fs.sync_dir(db()).unwrap();
@@ -489,6 +515,10 @@ fn bitflip_rate_flips_exactly_one_durable_bit_per_crash() {
             durable[name][offset], after[name][offset],
             "the event names the byte"
         );
+        // The flip is in the durable data: another crash (without flips) brings it back.
+        fs.set_config(FaultConfig::none());
+        fs.crash();
+        assert_eq!(fs.snapshot(), after, "seed {seed}");
     }
 }
 

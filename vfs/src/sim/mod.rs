@@ -306,7 +306,9 @@ impl World {
     }
 
     fn unlink_inode(&mut self, id: InodeId) {
-        if let Some(inode) = self.inodes.get_mut(&id) {
+        // An inode can have two names after a crash undid half of a cross-directory rename;
+        // its bytes are counted once, so they are released once.
+        if let Some(inode) = self.inodes.get_mut(&id).filter(|inode| inode.linked) {
             inode.linked = false;
             self.used_bytes -= inode.visible.len() as u64;
         }
