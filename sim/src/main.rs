@@ -1,13 +1,16 @@
 //! `strata`: the command line of the Strata storage engine.
 //!
-//! Today it runs benchmarks on the real disk (`strata bench`) and pokes a real database by
-//! hand (`strata db`). Bad arguments get a one-line error and exit status 2.
+//! Bad arguments get a one-line error and exit status 2; a violation found exits 1.
 
-mod bench;
-mod dbcmd;
-
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
+use std::collections::BTreeSet;
+use std::path::PathBuf;
 use std::process::ExitCode;
+use strata_sim::case::{Case, Fault};
+use strata_sim::corpus::{CorpusEntry, Expected};
+use strata_sim::runner::run_case;
+use strata_sim::sweep::{sweep, SweepConfig};
+use strata_sim::{bench, dbcmd, shrink};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -22,10 +25,274 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Run many seeds of the crash simulation in parallel.
+    Sweep(SweepArgs),
+    /// Rerun one case exactly, optionally printing its trace.
+    Replay(ReplayArgs),
+    /// Minimise a failing corpus case and save the result beside it.
+    Shrink {
+        /// The corpus file.
+        file: PathBuf,
+    },
     /// db_bench-style workloads on the real disk.
     Bench(bench::BenchArgs),
     /// Poke a real database by hand: get, put, delete, scan.
     Db(dbcmd::DbArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+struct CaseArgs {
+    /// Steps per run.
+    #[arg(long, default_value_t = 1000)]
+    ops: usize,
+    /// Comma-separated fault kinds: crash,torn,fsync,enospc,eio,bitflip (or all, none).
+    #[arg(long, default_value = "all")]
+    faults: String,
+}
+
+#[derive(Args, Debug)]
+struct SweepArgs {
+    /// Seed range A..B (B exclusive).
+    #[arg(long)]
+    seeds: String,
+    /// Worker threads (default: every core).
+    #[arg(long)]
+    jobs: Option<usize>,
+    #[command(flatten)]
+    case: CaseArgs,
+    /// Run only the seeds of shard I of N (seed % N == I), e.g. 0/4.
+    #[arg(long)]
+    shard: Option<String>,
+    /// Print one JSON summary object instead of text.
+    #[arg(long)]
+    json: bool,
+    /// Where failing cases are written.
+    #[arg(long, default_value = "corpus")]
+    corpus: PathBuf,
+}
+
+#[derive(Args, Debug)]
+struct ReplayArgs {
+    /// A corpus file to replay.
+    file: Option<PathBuf>,
+    /// Or a seed to run with the sweep options.
+    #[arg(long, conflicts_with = "file")]
+    seed: Option<u64>,
+    #[command(flatten)]
+    case: CaseArgs,
+    /// Print every step, VFS event and fault.
+    #[arg(long)]
+    trace: bool,
+}
+
+fn parse_faults(text: &str) -> Result<BTreeSet<Fault>, String> {
+    match text {
+        "all" => Ok(Fault::ALL.into_iter().collect()),
+        "none" | "" => Ok(BTreeSet::new()),
+        _ => text.split(',').map(|name| name.trim().parse()).collect(),
+    }
+}
+
+fn parse_seeds(text: &str) -> Result<(u64, u64), String> {
+    let (a, b) = text
+        .split_once("..")
+        .ok_or_else(|| format!("--seeds takes a range A..B, got {text:?}"))?;
+    let a: u64 = a
+        .parse()
+        .map_err(|_| format!("--seeds: {a:?} is not a number"))?;
+    let b: u64 = b
+        .parse()
+        .map_err(|_| format!("--seeds: {b:?} is not a number"))?;
+    if a >= b {
+        return Err(format!(
+            "--seeds {text}: the range is empty or reversed (A must be below B)"
+        ));
+    }
+    Ok((a, b))
+}
+
+fn parse_shard(text: &str) -> Result<(u64, u64), String> {
+    let (i, n) = text
+        .split_once('/')
+        .ok_or_else(|| format!("--shard takes I/N, got {text:?}"))?;
+    let i: u64 = i
+        .parse()
+        .map_err(|_| format!("--shard: {i:?} is not a number"))?;
+    let n: u64 = n
+        .parse()
+        .map_err(|_| format!("--shard: {n:?} is not a number"))?;
+    if n == 0 || i >= n {
+        return Err(format!("--shard {text}: need 0 <= I < N"));
+    }
+    Ok((i, n))
+}
+
+fn run_sweep(args: SweepArgs) -> Result<ExitCode, String> {
+    let (a, b) = parse_seeds(&args.seeds)?;
+    let faults = parse_faults(&args.case.faults)?;
+    if args.case.ops == 0 {
+        return Err("--ops must be at least 1".into());
+    }
+    let (shard, shards) = match &args.shard {
+        Some(text) => parse_shard(text)?,
+        None => (0, 1),
+    };
+    let jobs = match args.jobs {
+        Some(0) => return Err("--jobs must be at least 1".into()),
+        Some(jobs) => jobs,
+        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+    };
+    let seeds: Vec<u64> = (a..b).filter(|seed| seed % shards == shard).collect();
+    let config = SweepConfig {
+        seeds,
+        jobs,
+        ops: args.case.ops,
+        faults,
+        liar: None,
+        corpus: Some(args.corpus.clone()),
+        progress: !args.json,
+    };
+    std::panic::set_hook(Box::new(|_| {}));
+    let (summary, failures) = sweep(&config);
+    let _ = std::panic::take_hook();
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string(&summary).map_err(|e| e.to_string())?
+        );
+    } else {
+        println!(
+            "{} seeds, {} ops, {} crashes, {} recoveries, {} restarts in {:.1}s ({:.0} seeds/s, {:.0} ops/s, {:.0} recoveries/s)",
+            summary.seeds,
+            summary.ops,
+            summary.crashes,
+            summary.recoveries,
+            summary.restarts,
+            summary.elapsed_s,
+            summary.seeds_per_s,
+            summary.ops_per_s,
+            summary.recoveries_per_s
+        );
+        let faults: Vec<String> = summary
+            .faults
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        println!("faults: {}", faults.join(" "));
+        println!(
+            "bit flips detected as corruption: {}",
+            summary.detected_corruptions
+        );
+        println!("violations: {}", summary.violations);
+        for report in &failures {
+            if let Some(finding) = &report.finding {
+                let first = finding.explanation.lines().next().unwrap_or("");
+                println!(
+                    "  seed {}: {} at step {}: {first}  -> {}",
+                    report.seed,
+                    finding.kind,
+                    finding.step,
+                    args.corpus
+                        .join(format!("seed-{}.json", report.seed))
+                        .display()
+                );
+            }
+        }
+    }
+    Ok(if summary.violations > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn run_replay(args: ReplayArgs) -> Result<ExitCode, String> {
+    let (case, expected) = match (&args.file, args.seed) {
+        (Some(file), _) => {
+            let entry = CorpusEntry::load(file)?;
+            (entry.case, Some(entry.expected))
+        }
+        (None, Some(seed)) => {
+            if args.case.ops == 0 {
+                return Err("--ops must be at least 1".into());
+            }
+            (
+                Case::new(seed, args.case.ops, parse_faults(&args.case.faults)?),
+                None,
+            )
+        }
+        (None, None) => return Err("replay needs a corpus FILE or --seed S".into()),
+    };
+    let report = run_case(&case, args.trace);
+    if args.trace {
+        for line in &report.trace {
+            println!("{line}");
+        }
+    }
+    println!(
+        "seed {}: {} ops, {} crashes, {} recoveries, trace hash {:016x}",
+        case.seed,
+        report.stats.ops,
+        report.stats.crashes,
+        report.stats.recoveries,
+        report.trace_hash
+    );
+    match &report.finding {
+        None => println!("verdict: pass"),
+        Some(finding) => println!(
+            "verdict: VIOLATION {} at step {}\n{}",
+            finding.kind, finding.step, finding.explanation
+        ),
+    }
+    if let Some(expected) = expected {
+        let matches = match (&expected, &report.finding) {
+            (Expected::Pass, None) => true,
+            (Expected::Violation(want), Some(got)) => want.kind == got.kind,
+            _ => false,
+        };
+        println!(
+            "recorded outcome: {}",
+            if matches { "reproduced" } else { "DIFFERS" }
+        );
+    }
+    Ok(if report.finding.is_some() {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn run_shrink(file: PathBuf) -> Result<ExitCode, String> {
+    let entry = CorpusEntry::load(&file)?;
+    let report = run_case(&entry.case, false);
+    let Some(finding) = report.finding else {
+        return Err(format!(
+            "{} passes today; there is nothing to shrink",
+            file.display()
+        ));
+    };
+    let before = shrink::size(&entry.case);
+    let (small, runs) = shrink::shrink(&entry.case, &finding.kind);
+    let after = shrink::size(&small);
+    let final_report = run_case(&small, false);
+    let final_finding = final_report
+        .finding
+        .ok_or("the shrunk case no longer fails (the simulation is not deterministic?)")?;
+    let stem = file.file_stem().and_then(|s| s.to_str()).unwrap_or("case");
+    let out = file.with_file_name(format!("{stem}-shrunk.json"));
+    let shrunk = CorpusEntry::new(
+        small,
+        Expected::Violation(final_finding),
+        format!("shrunk from {}", file.display()),
+    );
+    shrunk.save(&out)?;
+    println!(
+        "shrunk {} -> {}: size {before} -> {after} ({:.1}x smaller) in {runs} runs",
+        file.display(),
+        out.display(),
+        before as f64 / after.max(1) as f64
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 fn main() -> ExitCode {
@@ -38,6 +305,9 @@ fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
+        Command::Sweep(args) => run_sweep(args),
+        Command::Replay(args) => run_replay(args),
+        Command::Shrink { file } => run_shrink(file),
         Command::Bench(args) => bench::run(args),
         Command::Db(args) => dbcmd::run(args),
     };

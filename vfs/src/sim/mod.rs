@@ -13,7 +13,9 @@
 //!   no durable bytes (a hole). In the default mode any subset of sectors survives, in any
 //!   order; with `ordered_writes` a prefix of them in write order does.
 //! - A sector at the edge of what survives may be *torn*: a prefix of its new bytes, then
-//!   zeros, garbage or the old bytes (`torn_write_rate`).
+//!   zeros, garbage or the old bytes (`torn_write_rate`). Only bytes written since the last
+//!   sync can be damaged ("powersafe overwrite", as SQLite calls it: modern drives do not
+//!   corrupt bytes of a sector that a write did not change).
 //! - An unsynced `set_len` (truncate) may or may not survive; the file is never longer than
 //!   what its durable bytes and surviving sectors cover.
 //! - Creating, renaming or removing a name is durable only after `sync_dir` of its parent.
@@ -714,6 +716,17 @@ fn crash_image(
                     1 => rng.fill(&mut image[cut..end]),
                     _ => image[cut..end].copy_from_slice(&old[cut - start..]),
                 }
+                // Powersafe overwrite: a torn write damages only the bytes it was writing.
+                // Bytes of the sector not written since the last sync keep their old value.
+                for i in cut..end {
+                    let written = inode
+                        .dirty_ranges
+                        .iter()
+                        .any(|&(from, to)| (from as usize) <= i && i < to as usize);
+                    if !written {
+                        image[i] = old[i - start];
+                    }
+                }
             }
         }
     }
@@ -838,6 +851,24 @@ impl SimFs {
                         .map(|inode| inode.visible.clone())
                         .unwrap_or_default();
                     files.insert(join(dir_name, name), data);
+                }
+            }
+        }
+        files
+    }
+
+    /// Every file's normalised path and visible length, without copying contents.
+    pub fn files(&self) -> Vec<(String, u64)> {
+        let world = lock(&self.world);
+        let mut files = Vec::new();
+        for (dir_name, dir) in &world.dirs {
+            for (name, node) in &dir.visible {
+                if let Node::File(id) = node {
+                    let len = world
+                        .inodes
+                        .get(id)
+                        .map_or(0, |inode| inode.visible.len() as u64);
+                    files.push((join(dir_name, name), len));
                 }
             }
         }

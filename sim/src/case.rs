@@ -1,0 +1,149 @@
+//! A simulation case: everything that fixes one run, serializable so that a corpus file
+//! reproduces it exactly. The seed fixes the workload, the engine options and every fault
+//! decision; the rest says which faults are on and which planned steps a shrink removed.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+use std::fmt;
+use std::str::FromStr;
+
+/// The fault kinds a sweep can turn on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Fault {
+    /// Crashes at random VFS operations (and during recovery).
+    Crash,
+    /// Torn sectors in unsynced data at a crash.
+    Torn,
+    /// fsync failures with fsyncgate semantics.
+    Fsync,
+    /// ENOSPC on writes.
+    Enospc,
+    /// EIO on reads.
+    Eio,
+    /// Bit flips in durable table data at a crash.
+    Bitflip,
+}
+
+impl Fault {
+    /// Every kind, in a fixed order.
+    pub const ALL: [Fault; 6] = [
+        Fault::Crash,
+        Fault::Torn,
+        Fault::Fsync,
+        Fault::Enospc,
+        Fault::Eio,
+        Fault::Bitflip,
+    ];
+
+    /// The command-line name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Fault::Crash => "crash",
+            Fault::Torn => "torn",
+            Fault::Fsync => "fsync",
+            Fault::Enospc => "enospc",
+            Fault::Eio => "eio",
+            Fault::Bitflip => "bitflip",
+        }
+    }
+}
+
+impl FromStr for Fault {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Fault, String> {
+        Fault::ALL
+            .iter()
+            .copied()
+            .find(|fault| fault.name() == text)
+            .ok_or_else(|| {
+                let known: Vec<&str> = Fault::ALL.iter().map(|f| f.name()).collect();
+                format!("unknown fault kind {text:?}; known: {}", known.join(","))
+            })
+    }
+}
+
+impl fmt::Display for Fault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A VFS wrapper that lies the way buggy storage stacks and engines do (the self-check:
+/// the sweep must catch each of these).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Liar {
+    /// `sync` of a WAL file does nothing and returns Ok.
+    WalSyncNoop,
+    /// `sync_dir` does nothing and returns Ok.
+    SyncDirNoop,
+    /// A failed `sync` is reported as success.
+    FailedSyncReportedOk,
+}
+
+impl Liar {
+    /// Every liar.
+    pub const ALL: [Liar; 3] = [
+        Liar::WalSyncNoop,
+        Liar::SyncDirNoop,
+        Liar::FailedSyncReportedOk,
+    ];
+}
+
+/// One simulation case.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Case {
+    /// Fixes the workload, the engine options and every fault decision.
+    pub seed: u64,
+    /// Planned workload steps.
+    pub ops: usize,
+    /// Fault kinds turned on.
+    pub faults: BTreeSet<Fault>,
+    /// Planned steps a shrink removed (by index).
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub skip: BTreeSet<usize>,
+    /// Planned crash points a shrink removed (by step index).
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub no_crash: BTreeSet<usize>,
+    /// A lying VFS wrapper (self-check only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub liar: Option<Liar>,
+}
+
+impl Case {
+    /// The default case for a seed: `ops` steps, every fault on.
+    pub fn new(seed: u64, ops: usize, faults: BTreeSet<Fault>) -> Case {
+        Case {
+            seed,
+            ops,
+            faults,
+            skip: BTreeSet::new(),
+            no_crash: BTreeSet::new(),
+            liar: None,
+        }
+    }
+
+    /// Whether a fault kind is on.
+    pub fn has(&self, fault: Fault) -> bool {
+        self.faults.contains(&fault)
+    }
+}
+
+/// Derives an independent stream seed from the run seed and a stream name, so that e.g.
+/// turning a fault kind off does not change the workload (SplitMix64 over an FNV of the
+/// name).
+pub fn stream_seed(seed: u64, stream: &str) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in stream.bytes() {
+        hash ^= byte as u64;
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    let mut z = seed ^ hash;
+    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}

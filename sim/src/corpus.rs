@@ -1,0 +1,125 @@
+//! Corpus files: one self-contained JSON file per saved case — a failing seed being worked
+//! on, or a fixed bug kept as a regression. `cargo test` replays every file in `corpus/`
+//! and expects the recorded outcome.
+
+use crate::case::Case;
+use crate::runner::{fault_config, Finding};
+use crate::workload::options_for;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use strata_vfs::FaultConfig;
+
+/// The corpus format version this code reads and writes.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// What replaying a case must produce.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Expected {
+    /// No violation (a fixed bug kept as a regression).
+    Pass,
+    /// A violation of this kind (an open bug).
+    Violation(Finding),
+}
+
+/// The engine options a case ran with (derived from the seed; recorded for readers).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EngineOptionsRecord {
+    /// `Options::memtable_size`.
+    pub memtable_size: usize,
+    /// `Options::max_immutable_memtables`.
+    pub max_immutable_memtables: usize,
+    /// `Options::block_size`.
+    pub block_size: usize,
+    /// `Options::wal_preallocate`.
+    pub wal_preallocate: u64,
+    /// `Options::wal_buffer_size`.
+    pub wal_buffer_size: usize,
+    /// `Options::block_cache_size`.
+    pub block_cache_size: u64,
+}
+
+impl EngineOptionsRecord {
+    /// The options `seed` draws.
+    pub fn for_seed(seed: u64) -> EngineOptionsRecord {
+        let options = options_for(seed);
+        EngineOptionsRecord {
+            memtable_size: options.memtable_size,
+            max_immutable_memtables: options.max_immutable_memtables,
+            block_size: options.block_size,
+            wal_preallocate: options.wal_preallocate,
+            wal_buffer_size: options.wal_buffer_size,
+            block_cache_size: options.block_cache_size,
+        }
+    }
+}
+
+/// One corpus file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CorpusEntry {
+    /// `FORMAT_VERSION`.
+    pub format_version: u32,
+    /// The case (seed, size, faults, shrink masks).
+    pub case: Case,
+    /// The simulated filesystem's fault configuration (derived from the case).
+    pub fault_config: FaultConfig,
+    /// The engine options (derived from the seed).
+    pub engine_options: EngineOptionsRecord,
+    /// What replaying must produce.
+    pub expected: Expected,
+    /// One line: what this case is about (a postmortem, for a fixed bug).
+    pub note: String,
+}
+
+impl CorpusEntry {
+    /// An entry for `case` with the given expectation.
+    pub fn new(case: Case, expected: Expected, note: impl Into<String>) -> CorpusEntry {
+        CorpusEntry {
+            format_version: FORMAT_VERSION,
+            fault_config: fault_config(&case),
+            engine_options: EngineOptionsRecord::for_seed(case.seed),
+            case,
+            expected,
+            note: note.into(),
+        }
+    }
+
+    /// Reads and validates a corpus file; the error names the file and what is wrong.
+    pub fn load(path: &Path) -> Result<CorpusEntry, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let entry: CorpusEntry = serde_json::from_str(&text)
+            .map_err(|e| format!("{} is not a valid corpus file: {e}", path.display()))?;
+        if entry.format_version != FORMAT_VERSION {
+            return Err(format!(
+                "{} has corpus format version {}, this build reads {FORMAT_VERSION}",
+                path.display(),
+                entry.format_version
+            ));
+        }
+        if entry.fault_config != fault_config(&entry.case)
+            || entry.engine_options != EngineOptionsRecord::for_seed(entry.case.seed)
+        {
+            return Err(format!(
+                "{}: the recorded fault config or engine options differ from what seed {} draws today; the generator changed, so this case no longer reproduces",
+                path.display(),
+                entry.case.seed
+            ));
+        }
+        Ok(entry)
+    }
+
+    /// Writes the entry as pretty JSON.
+    pub fn save(&self, path: &Path) -> Result<(), String> {
+        let text = serde_json::to_string_pretty(self).map_err(|e| e.to_string())?;
+        if let Some(parent) = path.parent() {
+            if !parent.as_os_str().is_empty() {
+                std::fs::create_dir_all(parent)
+                    .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+            }
+        }
+        std::fs::write(path, text + "\n")
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))
+    }
+}

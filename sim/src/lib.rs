@@ -1,0 +1,21 @@
+//! `strata-sim`: the simulator and the `strata` command line.
+//!
+//! - [`case`]: what fixes one run (seed, size, faults, shrink masks).
+//! - [`workload`]: the plan of steps drawn from the seed.
+//! - [`runner`]: the run loop — engine on `SimFs`, crashes, recovery, the checker's verdict.
+//! - [`liar`]: lying filesystems for the self-check.
+//! - [`sweep`], [`shrink`], [`corpus`]: many seeds, minimal cases, saved cases.
+//! - [`bench`], [`dbcmd`]: the real-disk benchmark and shell.
+//!
+//! Determinism: nothing in a run reads the clock, the OS RNG or thread timing; every random
+//! choice comes from a stream derived from the seed ([`case::stream_seed`]).
+
+pub mod bench;
+pub mod case;
+pub mod corpus;
+pub mod dbcmd;
+pub mod liar;
+pub mod runner;
+pub mod shrink;
+pub mod sweep;
+pub mod workload;

@@ -1,0 +1,555 @@
+//! The run loop: one case, one simulated machine, one database, one checker.
+//!
+//! Each planned step runs against the engine; its outcome goes to the checker. A planned
+//! crash halts the simulated machine a few VFS operations into a step; the runner then
+//! drops the engine (the process dies), crashes the filesystem, reopens the database
+//! (possibly crashing again during recovery), and asks the checker whether the recovered
+//! state is one the durability promise allows. A write-path failure poisons the engine; the
+//! runner then restarts the process (without a machine crash) and checks again. Every run
+//! ends with a final crash (or, with crashes off, a clean reopen) and a last check.
+
+use crate::case::{stream_seed, Case, Fault};
+use crate::liar::LyingFs;
+use crate::workload::{plan, Mutation, Op, Plan};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use strata_checker::{Checker, Mutation as CheckedMutation, Outcome};
+use strata_engine::{Db, Error, WriteBatch, WriteOptions};
+use strata_vfs::sim::{SimRng, StableHasher};
+use strata_vfs::{FaultConfig, FaultCounters, FaultKind, SimFs, Vfs};
+
+/// The database directory inside the simulated filesystem.
+const DB_DIR: &str = "db";
+
+/// A durability violation (or an engine misbehaviour) found by a run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Finding {
+    /// What kind of violation, e.g. `recovery_not_a_prefix`, `panic`.
+    pub kind: String,
+    /// The step at which it was found.
+    pub step: u64,
+    /// A human-readable explanation.
+    pub explanation: String,
+}
+
+/// What a run did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunStats {
+    /// Steps executed.
+    pub ops: u64,
+    /// Machine crashes (including during recovery).
+    pub crashes: u64,
+    /// Process restarts after a poisoned engine (no machine crash).
+    pub restarts: u64,
+    /// Recoveries verified by the checker.
+    pub recoveries: u64,
+    /// Faults injected, by kind.
+    pub faults: BTreeMap<String, u64>,
+    /// Runs ended early because the engine reported an injected bit flip.
+    pub detected_corruptions: u64,
+}
+
+/// The result of one run.
+#[derive(Debug, Clone)]
+pub struct RunReport {
+    /// The case's seed.
+    pub seed: u64,
+    /// The violation, if any.
+    pub finding: Option<Finding>,
+    /// What the run did.
+    pub stats: RunStats,
+    /// A hash of everything that happened: equal for equal runs.
+    pub trace_hash: u64,
+    /// The readable trace (empty unless asked for).
+    pub trace: Vec<String>,
+}
+
+enum Stop {
+    Violation(Finding),
+    /// The engine reported corruption after an injected bit flip: detected, run over.
+    DetectedCorruption,
+}
+
+type Flow = Result<(), Stop>;
+
+fn violation(kind: &str, step: u64, explanation: impl Into<String>) -> Stop {
+    Stop::Violation(Finding {
+        kind: kind.to_string(),
+        step,
+        explanation: explanation.into(),
+    })
+}
+
+fn printable(key: &[u8]) -> String {
+    String::from_utf8_lossy(key).into_owned()
+}
+
+/// The fault configuration of the simulated filesystem for a case.
+pub fn fault_config(case: &Case) -> FaultConfig {
+    let mut rng = SimRng::new(stream_seed(case.seed, "fault-config"));
+    FaultConfig {
+        sector_size: [512, 4096][rng.below(2) as usize],
+        ordered_writes: rng.chance(0.3),
+        unsynced_survival: [0.0, 0.5, 0.9][rng.below(3) as usize],
+        torn_write_rate: if case.has(Fault::Torn) { 0.3 } else { 0.0 },
+        crash_at_op: None,
+        sync_failure_rate: if case.has(Fault::Fsync) { 0.004 } else { 0.0 },
+        capacity_bytes: None,
+        enospc_rate: if case.has(Fault::Enospc) { 0.0015 } else { 0.0 },
+        read_error_rate: if case.has(Fault::Eio) { 0.002 } else { 0.0 },
+        bitflip_rate: 0.0,
+    }
+}
+
+struct Runner<'a> {
+    case: &'a Case,
+    plan: Plan,
+    fs: SimFs,
+    vfs: Arc<dyn Vfs>,
+    db: Option<Db>,
+    checker: Checker,
+    fault_rng: SimRng,
+    config: FaultConfig,
+    stats: RunStats,
+    bitflips: u64,
+    bitflip_injected: bool,
+    hasher: StableHasher,
+    tracing: bool,
+    trace: Vec<String>,
+}
+
+impl<'a> Runner<'a> {
+    fn new(case: &'a Case, tracing: bool) -> Runner<'a> {
+        let config = fault_config(case);
+        let fs = SimFs::new(stream_seed(case.seed, "filesystem"), config.clone());
+        fs.record_events(tracing);
+        let vfs: Arc<dyn Vfs> = match case.liar {
+            Some(liar) => Arc::new(LyingFs::new(Arc::new(fs.clone()), liar)),
+            None => Arc::new(fs.clone()),
+        };
+        Runner {
+            case,
+            plan: plan(case),
+            fs,
+            vfs,
+            db: None,
+            checker: Checker::new(),
+            fault_rng: SimRng::new(stream_seed(case.seed, "runner-faults")),
+            config,
+            stats: RunStats::default(),
+            bitflips: 0,
+            bitflip_injected: false,
+            hasher: StableHasher::default(),
+            tracing,
+            trace: Vec::new(),
+        }
+    }
+
+    fn note(&mut self, line: impl FnOnce() -> String) {
+        if self.tracing {
+            for event in self.fs.take_events() {
+                self.trace.push(format!("      vfs {event}"));
+            }
+            self.trace.push(line());
+        }
+    }
+
+    fn db(&self) -> &Db {
+        self.db
+            .as_ref()
+            .expect("the runner keeps a database open between steps")
+    }
+
+    /// Classifies an engine error; `Ok` means "a fault, keep going".
+    fn engine_error(&mut self, step: u64, error: &Error) -> Flow {
+        match error {
+            Error::Io(_) | Error::Poisoned { .. } => Ok(()),
+            Error::Corruption { .. } if self.bitflip_injected => Err(Stop::DetectedCorruption),
+            Error::Corruption { .. } => Err(violation(
+                "corruption_without_damage",
+                step,
+                format!("the engine reported corruption though no bit was flipped: {error}"),
+            )),
+            Error::InvalidArgument(_) | Error::Closed => Err(violation(
+                "unexpected_error",
+                step,
+                format!("a valid operation failed: {error}"),
+            )),
+        }
+    }
+
+    fn run(&mut self) -> Flow {
+        self.open_and_verify(0, false)?;
+        let steps = std::mem::take(&mut self.plan.steps);
+        for (index, planned) in steps.iter().enumerate() {
+            if self.case.skip.contains(&index) {
+                continue;
+            }
+            let step = index as u64;
+            if let Some(after) = planned.crash_after {
+                if !self.case.no_crash.contains(&index) {
+                    self.fs.set_crash_at(Some(self.fs.op_count() + after));
+                }
+            }
+            self.stats.ops += 1;
+            self.execute(step, &planned.op)?;
+            if self.fs.is_halted() {
+                self.machine_crash(step)?;
+            } else if self.db().poisoned().is_some() {
+                self.restart(step)?;
+            }
+        }
+        let last = steps.len() as u64;
+        self.fs.set_crash_at(None);
+        if self.case.has(Fault::Crash) {
+            self.machine_crash(last)
+        } else {
+            self.reopen(last)
+        }
+    }
+
+    fn execute(&mut self, step: u64, op: &Op) -> Flow {
+        match op {
+            Op::Write { mutations, sync } => {
+                let mut batch = WriteBatch::new();
+                let mut checked = Vec::with_capacity(mutations.len());
+                for mutation in mutations {
+                    match mutation {
+                        Mutation::Put(key, value) => {
+                            batch.put(key, value);
+                            checked.push(CheckedMutation::Put {
+                                key: key.clone(),
+                                value: value.clone(),
+                            });
+                        }
+                        Mutation::Delete(key) => {
+                            batch.delete(key);
+                            checked.push(CheckedMutation::Delete { key: key.clone() });
+                        }
+                    }
+                }
+                let id = self.checker.write_issued(step, checked, *sync);
+                let result = self.db().write(batch, WriteOptions { sync: *sync });
+                self.hasher.write_u64(step);
+                self.hasher.write_u64(result.is_ok() as u64);
+                self.note(|| {
+                    format!(
+                        "step {step}: write {} ops sync={sync} -> {result:?}",
+                        mutations.len()
+                    )
+                });
+                match &result {
+                    Ok(()) => self.checker.write_completed(id, Outcome::Ok),
+                    Err(Error::Poisoned { .. })
+                    | Err(Error::Closed)
+                    | Err(Error::InvalidArgument(_)) => {
+                        self.checker.write_completed(id, Outcome::Rejected)
+                    }
+                    Err(_) => self.checker.write_completed(id, Outcome::Failed),
+                }
+                if let Err(error) = result {
+                    self.engine_error(step, &error)?;
+                }
+            }
+            Op::Get(key) => {
+                let result = self.db().get(key);
+                self.hasher.write_u64(step);
+                self.note(|| format!("step {step}: get {} -> {result:?}", printable(key)));
+                match result {
+                    Ok(answer) => {
+                        self.hasher
+                            .write_u64(answer.as_ref().map_or(u64::MAX, |v| v.len() as u64));
+                        self.checker
+                            .read(step, key, answer.as_deref())
+                            .map_err(|v| violation("read_mismatch", step, v.to_string()))?;
+                    }
+                    Err(error) => self.engine_error(step, &error)?,
+                }
+            }
+            Op::Scan(lower, upper) => {
+                let result: Result<Vec<(Vec<u8>, Vec<u8>)>, Error> = self
+                    .db()
+                    .range((
+                        lower
+                            .clone()
+                            .map_or(std::ops::Bound::Unbounded, std::ops::Bound::Included),
+                        upper
+                            .clone()
+                            .map_or(std::ops::Bound::Unbounded, std::ops::Bound::Excluded),
+                    ))
+                    .and_then(|iter| iter.collect());
+                self.hasher.write_u64(step);
+                self.note(|| format!("step {step}: scan -> {:?}", result.as_ref().map(Vec::len)));
+                match result {
+                    Ok(entries) => {
+                        self.hasher.write_u64(entries.len() as u64);
+                        self.checker
+                            .scan(step, lower.as_deref(), upper.as_deref(), &entries)
+                            .map_err(|v| violation("scan_mismatch", step, v.to_string()))?;
+                    }
+                    Err(error) => self.engine_error(step, &error)?,
+                }
+            }
+            Op::Flush | Op::Sync => {
+                let result = if matches!(op, Op::Flush) {
+                    self.db().flush()
+                } else {
+                    self.db().sync()
+                };
+                self.hasher.write_u64(step);
+                self.hasher.write_u64(result.is_ok() as u64);
+                self.note(|| format!("step {step}: {op:?} -> {result:?}"));
+                match result {
+                    Ok(()) => self.checker.durable_point(step),
+                    Err(error) => self.engine_error(step, &error)?,
+                }
+            }
+            Op::Maintenance => {
+                let result = self.db().maintenance();
+                self.hasher.write_u64(step);
+                self.note(|| format!("step {step}: maintenance -> {result:?}"));
+                if let Err(error) = result {
+                    self.engine_error(step, &error)?;
+                }
+            }
+            Op::Reopen => {
+                self.note(|| format!("step {step}: reopen"));
+                self.reopen(step)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// A clean close and open; if the close fails, a process restart.
+    fn reopen(&mut self, step: u64) -> Flow {
+        let db = self.db.take().expect("open database");
+        let result = db.close();
+        self.hasher.write_u64(result.is_ok() as u64);
+        match result {
+            Ok(()) => self.checker.durable_point(step),
+            Err(error) => self.engine_error(step, &error)?,
+        }
+        if self.fs.is_halted() {
+            return self.machine_crash(step);
+        }
+        self.open_and_verify(step, true)
+    }
+
+    /// The process dies (no machine crash) and starts again.
+    fn restart(&mut self, step: u64) -> Flow {
+        self.stats.restarts += 1;
+        self.note(|| format!("step {step}: process restart (engine poisoned)"));
+        self.db = None;
+        self.open_and_verify(step, true)
+    }
+
+    /// Power loss: the process dies, the filesystem keeps only what the crash model allows.
+    fn machine_crash(&mut self, step: u64) -> Flow {
+        self.db = None;
+        self.crash_filesystem(step);
+        // Sometimes the machine crashes again during recovery.
+        if self.case.has(Fault::Crash) && self.fault_rng.chance(0.25) {
+            let after = self.fault_rng.below(60);
+            self.fs.set_crash_at(Some(self.fs.op_count() + after));
+        }
+        self.open_and_verify(step, true)
+    }
+
+    fn crash_filesystem(&mut self, step: u64) {
+        self.stats.crashes += 1;
+        self.checker.crashed(step);
+        self.fs.set_crash_at(None);
+        self.fs.crash();
+        self.note(|| format!("step {step}: CRASH"));
+        if self.case.has(Fault::Bitflip) && self.fault_rng.chance(0.02) {
+            let tables: Vec<(String, u64)> = self
+                .fs
+                .files()
+                .into_iter()
+                .filter(|(name, len)| name.ends_with(".sst") && *len > 0)
+                .collect();
+            if !tables.is_empty() {
+                let (name, len) = &tables[self.fault_rng.below(tables.len() as u64) as usize];
+                let offset = self.fault_rng.below(*len);
+                let bit = self.fault_rng.below(8) as u8;
+                if self
+                    .fs
+                    .flip_bit(std::path::Path::new(name), offset, bit)
+                    .is_ok()
+                {
+                    self.bitflips += 1;
+                    self.bitflip_injected = true;
+                    self.checker.fault(
+                        step,
+                        format!("bit {bit} of byte {offset} of {name} flipped"),
+                    );
+                    let text = format!("step {step}: FLIP bit {bit} at {name}@{offset}");
+                    self.note(|| text);
+                }
+            }
+        }
+    }
+
+    /// Faults that only make an operation fail are suspended while the runner itself
+    /// reads the database to check it (crashes are off too).
+    fn quiet(&self) -> FaultConfig {
+        FaultConfig {
+            sync_failure_rate: 0.0,
+            enospc_rate: 0.0,
+            read_error_rate: 0.0,
+            crash_at_op: None,
+            ..self.config.clone()
+        }
+    }
+
+    /// Opens the database (retrying through crashes during recovery and transient faults)
+    /// and, if `verify`, checks the recovered state.
+    fn open_and_verify(&mut self, step: u64, verify: bool) -> Flow {
+        let mut transient_failures = 0;
+        let db = loop {
+            let result = Db::open(Arc::clone(&self.vfs), DB_DIR, self.plan.options.clone());
+            self.hasher.write_u64(result.is_ok() as u64);
+            match result {
+                Ok(db) => break db,
+                Err(_) if self.fs.is_halted() => self.crash_filesystem(step),
+                Err(Error::Io(error)) => {
+                    transient_failures += 1;
+                    self.note(|| format!("step {step}: open failed: {error}"));
+                    if transient_failures >= 5 {
+                        // Keep the pending crash point, if any, but stop failing operations.
+                        let crash_at = self.fs.config().crash_at_op;
+                        self.fs.set_config(FaultConfig {
+                            crash_at_op: crash_at,
+                            ..self.quiet()
+                        });
+                    }
+                    if transient_failures > 50 {
+                        return Err(violation(
+                            "recovery_stuck",
+                            step,
+                            format!("open keeps failing: {error}"),
+                        ));
+                    }
+                }
+                Err(error) => {
+                    let text = error.to_string();
+                    self.note(|| format!("step {step}: open failed: {text}"));
+                    return match error {
+                        Error::Corruption { .. } if self.bitflip_injected => {
+                            Err(Stop::DetectedCorruption)
+                        }
+                        _ => Err(violation(
+                            "recovery_failed",
+                            step,
+                            format!("the database did not open after a crash: {text}"),
+                        )),
+                    };
+                }
+            }
+        };
+        self.db = Some(db);
+        if !verify {
+            self.fs.set_config(self.config.clone());
+            return Ok(());
+        }
+        self.fs.set_config(self.quiet());
+        let result = self.verify(step);
+        self.fs.set_config(self.config.clone());
+        result
+    }
+
+    fn verify(&mut self, step: u64) -> Flow {
+        let scanned: Result<Vec<(Vec<u8>, Vec<u8>)>, Error> =
+            self.db().iter().and_then(|iter| iter.collect());
+        let state: BTreeMap<Vec<u8>, Vec<u8>> = match scanned {
+            Ok(entries) => entries.into_iter().collect(),
+            Err(error) => return self.engine_error(step, &error).and(Ok(())),
+        };
+        let mut point_reads = Vec::new();
+        for _ in 0..8 {
+            let key =
+                self.plan.keys[self.fault_rng.below(self.plan.keys.len() as u64) as usize].clone();
+            match self.db().get(&key) {
+                Ok(answer) => point_reads.push((key, answer)),
+                Err(error) => return self.engine_error(step, &error),
+            }
+        }
+        self.hasher.write_u64(state.len() as u64);
+        let verdict = self.checker.recovered(step, &state, &point_reads);
+        self.note(|| format!("step {step}: recovered {} keys -> {verdict:?}", state.len()));
+        match verdict {
+            Ok(_) => {
+                self.stats.recoveries += 1;
+                Ok(())
+            }
+            Err(v) => Err(violation("recovery_not_a_prefix", step, v.to_string())),
+        }
+    }
+
+    fn finish(mut self, flow: Flow) -> RunReport {
+        let finding = match flow {
+            Ok(()) => None,
+            Err(Stop::DetectedCorruption) => {
+                self.stats.detected_corruptions += 1;
+                None
+            }
+            Err(Stop::Violation(finding)) => Some(finding),
+        };
+        self.note(|| {
+            format!(
+                "verdict: {}",
+                finding
+                    .as_ref()
+                    .map_or("pass".to_string(), |f| format!("{f:?}"))
+            )
+        });
+        let counters: FaultCounters = self.fs.counters();
+        for (kind, count) in counters.iter() {
+            if kind != FaultKind::BitFlip {
+                self.stats.faults.insert(kind.name().to_string(), count);
+            }
+        }
+        self.stats
+            .faults
+            .insert(FaultKind::BitFlip.name().to_string(), self.bitflips);
+        self.hasher.write_u64(self.fs.event_hash());
+        RunReport {
+            seed: self.case.seed,
+            finding,
+            stats: self.stats,
+            trace_hash: self.hasher.finish(),
+            trace: self.trace,
+        }
+    }
+}
+
+/// Runs one case; `trace` keeps a readable trace of every step and VFS event.
+pub fn run_case(case: &Case, trace: bool) -> RunReport {
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let mut runner = Runner::new(case, trace);
+        let flow = runner.run();
+        runner.finish(flow)
+    }));
+    match outcome {
+        Ok(report) => report,
+        Err(payload) => {
+            let message = payload
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "unknown panic".to_string());
+            RunReport {
+                seed: case.seed,
+                finding: Some(Finding {
+                    kind: "panic".into(),
+                    step: 0,
+                    explanation: format!("the engine or simulator panicked: {message}"),
+                }),
+                stats: RunStats::default(),
+                trace_hash: 0,
+                trace: Vec::new(),
+            }
+        }
+    }
+}

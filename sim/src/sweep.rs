@@ -1,0 +1,166 @@
+//! `strata sweep`: many seeds in parallel, a progress bar, a summary, and every failing
+//! seed saved to the corpus.
+
+use crate::case::{Case, Fault};
+use crate::corpus::{CorpusEntry, Expected};
+use crate::runner::{run_case, RunReport};
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::Instant;
+
+/// What a sweep runs.
+#[derive(Debug, Clone)]
+pub struct SweepConfig {
+    /// The seeds, in order.
+    pub seeds: Vec<u64>,
+    /// Worker threads.
+    pub jobs: usize,
+    /// Steps per run.
+    pub ops: usize,
+    /// Fault kinds on.
+    pub faults: BTreeSet<Fault>,
+    /// A lying filesystem (self-check).
+    pub liar: Option<crate::case::Liar>,
+    /// Where failing cases are written (`None`: not written).
+    pub corpus: Option<PathBuf>,
+    /// Show a progress bar.
+    pub progress: bool,
+}
+
+/// The sweep summary (`--json` prints it as one object).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Summary {
+    /// Seeds run.
+    pub seeds: u64,
+    /// Steps executed.
+    pub ops: u64,
+    /// Machine crashes.
+    pub crashes: u64,
+    /// Recoveries verified.
+    pub recoveries: u64,
+    /// Process restarts after a poisoned engine.
+    pub restarts: u64,
+    /// Injected bit flips the engine reported as corruption.
+    pub detected_corruptions: u64,
+    /// Faults injected, by kind.
+    pub faults: BTreeMap<String, u64>,
+    /// Runs with a violation.
+    pub violations: u64,
+    /// Their seeds, sorted.
+    pub failing_seeds: Vec<u64>,
+    /// Violation kinds and counts.
+    pub violation_kinds: BTreeMap<String, u64>,
+    /// Wall-clock seconds.
+    pub elapsed_s: f64,
+    /// Seeds per second.
+    pub seeds_per_s: f64,
+    /// Steps per second.
+    pub ops_per_s: f64,
+    /// Crash-recoveries per second.
+    pub recoveries_per_s: f64,
+}
+
+impl Summary {
+    fn add(&mut self, report: &RunReport) {
+        self.seeds += 1;
+        self.ops += report.stats.ops;
+        self.crashes += report.stats.crashes;
+        self.recoveries += report.stats.recoveries;
+        self.restarts += report.stats.restarts;
+        self.detected_corruptions += report.stats.detected_corruptions;
+        for (kind, count) in &report.stats.faults {
+            *self.faults.entry(kind.clone()).or_default() += count;
+        }
+        if let Some(finding) = &report.finding {
+            self.violations += 1;
+            self.failing_seeds.push(report.seed);
+            *self
+                .violation_kinds
+                .entry(finding.kind.clone())
+                .or_default() += 1;
+        }
+    }
+}
+
+/// Runs the sweep; returns the summary and the failing reports (sorted by seed).
+pub fn sweep(config: &SweepConfig) -> (Summary, Vec<RunReport>) {
+    let start = Instant::now();
+    let next = AtomicUsize::new(0);
+    let summary = Mutex::new(Summary::default());
+    let failures = Mutex::new(Vec::new());
+    let bar = if config.progress {
+        let bar = indicatif::ProgressBar::new(config.seeds.len() as u64);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{elapsed_precise} [{bar:40}] {pos}/{len} seeds  {per_sec}  eta {eta}  {msg}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> "),
+        );
+        bar.set_message("0 violations");
+        bar
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    std::thread::scope(|scope| {
+        for _ in 0..config.jobs.max(1) {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(&seed) = config.seeds.get(i) else {
+                    break;
+                };
+                let mut case = Case::new(seed, config.ops, config.faults.clone());
+                case.liar = config.liar;
+                let report = run_case(&case, false);
+                let mut totals = summary.lock().unwrap_or_else(|p| p.into_inner());
+                totals.add(&report);
+                if report.finding.is_some() {
+                    bar.set_message(format!("{} violations", totals.violations));
+                    drop(totals);
+                    failures
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .push((case, report));
+                } else {
+                    drop(totals);
+                }
+                bar.inc(1);
+            });
+        }
+    });
+    bar.finish_and_clear();
+    let mut summary = summary.into_inner().unwrap_or_else(|p| p.into_inner());
+    let mut failures = failures.into_inner().unwrap_or_else(|p| p.into_inner());
+    failures.sort_by_key(|(case, _)| case.seed);
+    summary.failing_seeds.sort_unstable();
+    summary.elapsed_s = start.elapsed().as_secs_f64();
+    let seconds = summary.elapsed_s.max(1e-9);
+    summary.seeds_per_s = summary.seeds as f64 / seconds;
+    summary.ops_per_s = summary.ops as f64 / seconds;
+    summary.recoveries_per_s = summary.recoveries as f64 / seconds;
+    if let Some(dir) = &config.corpus {
+        for (case, report) in &failures {
+            if let Some(finding) = &report.finding {
+                let entry = CorpusEntry::new(
+                    case.clone(),
+                    Expected::Violation(finding.clone()),
+                    format!(
+                        "found by sweep: {} at step {}; not yet fixed",
+                        finding.kind, finding.step
+                    ),
+                );
+                let path = dir.join(format!("seed-{}.json", case.seed));
+                if let Err(error) = entry.save(&path) {
+                    eprintln!("strata: {error}");
+                }
+            }
+        }
+    }
+    (
+        summary,
+        failures.into_iter().map(|(_, report)| report).collect(),
+    )
+}
