@@ -192,7 +192,6 @@ impl Db {
                 )));
             }
             vfs.create_dir_all(&dir)?;
-            vfs.sync_dir(&parent_dir(&dir))?;
         }
         let names = vfs.list(&dir)?;
         if names.iter().any(|name| name == filenames::CURRENT) {
@@ -263,7 +262,12 @@ impl Db {
         };
         let name = filenames::manifest_name(1);
         ManifestWriter::create(vfs, &dir.join(&name), &state)?;
-        manifest::set_current(vfs, dir, &name)
+        manifest::set_current(vfs, dir, &name)?;
+        // The directory's own entry must be durable too, and this is the one place that
+        // knows the database is new: an earlier attempt may have created the directory and
+        // failed before syncing its parent (found by the simulator, corpus/seed-1168.json).
+        vfs.sync_dir(&parent_dir(dir))?;
+        Ok(())
     }
 
     fn recover(vfs: Arc<dyn Vfs>, dir: PathBuf, options: Options) -> Result<DbInner> {

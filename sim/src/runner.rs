@@ -477,7 +477,14 @@ impl<'a> Runner<'a> {
         }
         self.hasher.write_u64(state.len() as u64);
         let verdict = self.checker.recovered(step, &state, &point_reads);
-        self.note(|| format!("step {step}: recovered {} keys -> {verdict:?}", state.len()));
+        let ok = verdict.is_ok();
+        self.note(|| {
+            format!(
+                "step {step}: recovered {} keys -> {}",
+                state.len(),
+                if ok { "ok" } else { "VIOLATION" }
+            )
+        });
         match verdict {
             Ok(_) => {
                 self.stats.recoveries += 1;
@@ -501,7 +508,7 @@ impl<'a> Runner<'a> {
                 "verdict: {}",
                 finding
                     .as_ref()
-                    .map_or("pass".to_string(), |f| format!("{f:?}"))
+                    .map_or("pass".to_string(), |f| f.kind.clone())
             )
         });
         let counters: FaultCounters = self.fs.counters();

@@ -1,0 +1,87 @@
+//! The command line: bad arguments get a one-line error and exit 2, never a panic.
+
+use std::process::Command;
+
+fn strata(args: &[&str]) -> (i32, String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args(args)
+        .output()
+        .expect("run strata");
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn bad_arguments_exit_2_with_one_line() {
+    let corpus = tempfile::tempdir().unwrap();
+    let missing = corpus.path().join("missing.json");
+    let garbage = corpus.path().join("garbage.json");
+    std::fs::write(&garbage, "{ not json").unwrap();
+    for args in [
+        vec!["sweep", "--seeds", "10..5"],
+        vec!["sweep", "--seeds", "abc"],
+        vec!["sweep", "--seeds", "0..10", "--faults", "crash,meteor"],
+        vec!["sweep", "--seeds", "0..10", "--shard", "4/4"],
+        vec!["replay", missing.to_str().unwrap()],
+        vec!["replay", garbage.to_str().unwrap()],
+        vec!["shrink", missing.to_str().unwrap()],
+        vec!["frobnicate"],
+    ] {
+        let (code, _, stderr) = strata(&args);
+        assert_eq!(code, 2, "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert!(!stderr.trim().is_empty(), "{args:?} printed no error");
+    }
+}
+
+#[test]
+fn a_small_sweep_reports_json_and_passes() {
+    let corpus = tempfile::tempdir().unwrap();
+    let (code, stdout, stderr) = strata(&[
+        "sweep",
+        "--seeds",
+        "0..20",
+        "--ops",
+        "200",
+        "--json",
+        "--corpus",
+        corpus.path().to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let summary: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    for field in [
+        "seeds",
+        "ops",
+        "crashes",
+        "recoveries",
+        "faults",
+        "violations",
+        "failing_seeds",
+        "elapsed_s",
+    ] {
+        assert!(summary.get(field).is_some(), "missing {field}: {stdout}");
+    }
+    assert_eq!(summary["seeds"], 20);
+    assert_eq!(summary["violations"], 0);
+}
+
+#[test]
+fn db_command_puts_gets_scans_and_reports_a_missing_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let db = db.to_str().unwrap();
+    let (code, _, stderr) = strata(&["db", "--dir", db, "get", "k"]);
+    assert_eq!(code, 2, "opening a missing database is an error: {stderr}");
+    assert!(stderr.contains("does not exist"), "{stderr}");
+    assert_eq!(strata(&["db", "--dir", db, "put", "k", "v"]).0, 0);
+    assert_eq!(strata(&["db", "--dir", db, "put", "k2", "v2"]).0, 0);
+    let (code, stdout, _) = strata(&["db", "--dir", db, "get", "k"]);
+    assert_eq!((code, stdout.trim()), (0, "v"));
+    assert_eq!(strata(&["db", "--dir", db, "delete", "k"]).0, 0);
+    assert_eq!(strata(&["db", "--dir", db, "get", "k"]).0, 1);
+    let (code, stdout, _) = strata(&["db", "--dir", db, "scan"]);
+    assert_eq!((code, stdout.trim()), (0, "k2\tv2"));
+}
