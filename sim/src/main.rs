@@ -6,7 +6,7 @@ use clap::{Args, Parser, Subcommand};
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use strata_sim::case::{Case, Fault};
+use strata_sim::case::{Case, Fault, Liar};
 use strata_sim::corpus::{CorpusEntry, Expected};
 use strata_sim::runner::run_case;
 use strata_sim::sweep::{sweep, SweepConfig};
@@ -69,6 +69,21 @@ struct SweepArgs {
     /// Where failing cases are written.
     #[arg(long, default_value = "corpus")]
     corpus: PathBuf,
+    /// Self-check: run on a lying filesystem (wal-sync-noop, sync-dir-noop,
+    /// failed-sync-reported-ok); the sweep must find violations.
+    #[arg(long, value_parser = parse_liar)]
+    liar: Option<Liar>,
+}
+
+fn parse_liar(text: &str) -> Result<Liar, String> {
+    match text {
+        "wal-sync-noop" => Ok(Liar::WalSyncNoop),
+        "sync-dir-noop" => Ok(Liar::SyncDirNoop),
+        "failed-sync-reported-ok" => Ok(Liar::FailedSyncReportedOk),
+        _ => Err(format!(
+            "unknown liar {text:?}; known: wal-sync-noop, sync-dir-noop, failed-sync-reported-ok"
+        )),
+    }
 }
 
 #[derive(Args, Debug)]
@@ -148,7 +163,7 @@ fn run_sweep(args: SweepArgs) -> Result<ExitCode, String> {
         jobs,
         ops: args.case.ops,
         faults,
-        liar: None,
+        liar: args.liar,
         corpus: Some(args.corpus.clone()),
         progress: !args.json,
     };
