@@ -23,15 +23,17 @@ impl Weighter<Key, Arc<Block>> for BlockWeighter {
     }
 }
 
+type BlockMap = Cache<
+    Key,
+    Arc<Block>,
+    BlockWeighter,
+    BuildHasherDefault<DefaultHasher>,
+    DefaultLifecycle<Key, Arc<Block>>,
+>;
+
 /// A byte-bounded cache of parsed blocks.
 pub struct BlockCache {
-    cache: Cache<
-        Key,
-        Arc<Block>,
-        BlockWeighter,
-        BuildHasherDefault<DefaultHasher>,
-        DefaultLifecycle<Key, Arc<Block>>,
-    >,
+    cache: BlockMap,
 }
 
 impl std::fmt::Debug for BlockCache {

@@ -93,7 +93,7 @@ impl Version {
             levels[level].push(table);
         }
         if let Some(level0) = levels.first_mut() {
-            level0.sort_by(|a, b| b.meta.number.cmp(&a.meta.number));
+            level0.sort_by_key(|table| std::cmp::Reverse(table.meta.number));
         }
         for level in levels.iter_mut().skip(1) {
             level.sort_by(|a, b| a.meta.smallest.cmp(&b.meta.smallest));

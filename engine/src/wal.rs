@@ -337,7 +337,7 @@ impl<'a> WalReader<'a> {
     /// Every valid, whole record that starts after `offset`, found by trying every byte
     /// position (a torn or corrupt region hides where the next record starts). Used to tell
     /// a torn tail (nothing valid after it) from corruption in the middle of a log.
-    pub fn scan_after(file: &dyn VfsFile, offset: u64) -> Result<Vec<(u64, Vec<u8>)>> {
+    pub fn scan_after(file: &dyn VfsFile, offset: u64) -> Result<Records> {
         let file_len = file.len()?;
         let mut found = Vec::new();
         if offset + 1 >= file_len {
@@ -386,8 +386,11 @@ impl<'a> WalReader<'a> {
     }
 }
 
+/// Records with the file offset each starts at.
+pub type Records = Vec<(u64, Vec<u8>)>;
+
 /// Reads a whole log: its records in order and how it ended. Errors only for I/O.
-pub fn read_log(file: &dyn VfsFile) -> Result<(Vec<(u64, Vec<u8>)>, LogEnd)> {
+pub fn read_log(file: &dyn VfsFile) -> Result<(Records, LogEnd)> {
     let mut reader = WalReader::new(file)?;
     let mut records = Vec::new();
     while let Some(record) = reader.next_record()? {

@@ -1,6 +1,8 @@
 //! Several threads writing with `sync = true` on the real disk: every acknowledged write is
 //! present after reopening, and reads during writes see only written values.
 
+#![allow(clippy::unwrap_used)]
+
 use std::sync::Arc;
 use strata_engine::{Db, Options, WriteOptions};
 use strata_vfs::{RealFs, Vfs};

@@ -1,6 +1,8 @@
 //! Crash tests on `SimFs`: torn WAL tails, a crash at every VFS operation of a flush,
 //! failed fsyncs (fsyncgate) and flipped bits.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use common::{contents, key, open, sim, small_options, value};

@@ -1,6 +1,8 @@
 //! Model test: random puts, deletes, batches, gets, scans, flushes, maintenance and clean
 //! reopens against a `BTreeMap`, on `SimFs` (no faults) and on `RealFs` in a temp dir.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use proptest::prelude::*;

@@ -19,6 +19,9 @@ use strata_engine::{Db, Error, WriteBatch, WriteOptions};
 use strata_vfs::sim::{SimRng, StableHasher};
 use strata_vfs::{FaultConfig, FaultCounters, FaultKind, SimFs, Vfs};
 
+/// Scanned key-value pairs.
+type Entries = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// The database directory inside the simulated filesystem.
 const DB_DIR: &str = "db";
 
@@ -268,7 +271,7 @@ impl<'a> Runner<'a> {
                 }
             }
             Op::Scan(lower, upper) => {
-                let result: Result<Vec<(Vec<u8>, Vec<u8>)>, Error> = self
+                let result: Result<Entries, Error> = self
                     .db()
                     .range((
                         lower
@@ -460,8 +463,7 @@ impl<'a> Runner<'a> {
     }
 
     fn verify(&mut self, step: u64) -> Flow {
-        let scanned: Result<Vec<(Vec<u8>, Vec<u8>)>, Error> =
-            self.db().iter().and_then(|iter| iter.collect());
+        let scanned: Result<Entries, Error> = self.db().iter().and_then(|iter| iter.collect());
         let state: BTreeMap<Vec<u8>, Vec<u8>> = match scanned {
             Ok(entries) => entries.into_iter().collect(),
             Err(error) => return self.engine_error(step, &error).and(Ok(())),

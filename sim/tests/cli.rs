@@ -1,5 +1,7 @@
 //! The command line: bad arguments get a one-line error and exit 2, never a panic.
 
+#![allow(clippy::unwrap_used)]
+
 use std::process::Command;
 
 fn strata(args: &[&str]) -> (i32, String, String) {

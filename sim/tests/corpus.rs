@@ -1,6 +1,8 @@
 //! Replays every case in `corpus/` and expects its recorded outcome, so a fixed bug stays
 //! fixed (and an open one is noticed when it gets fixed).
 
+#![allow(clippy::unwrap_used)]
+
 use strata_sim::corpus::{CorpusEntry, Expected};
 use strata_sim::runner::run_case;
 

@@ -1,6 +1,8 @@
 //! Same seed, same run: every seed run twice gives the same trace hash; different seeds
 //! give different runs.
 
+#![allow(clippy::unwrap_used)]
+
 use std::collections::BTreeSet;
 use strata_sim::case::{Case, Fault};
 use strata_sim::runner::run_case;

@@ -2,6 +2,8 @@
 //! seeds finds a violation for each lying filesystem. If the harness (workload, fault
 //! model or checker) stops catching one of them, this test fails CI.
 
+#![allow(clippy::unwrap_used)]
+
 use std::collections::BTreeSet;
 use strata_sim::case::{Case, Fault, Liar};
 use strata_sim::runner::run_case;
