@@ -193,6 +193,11 @@ impl Db {
             }
             vfs.create_dir_all(&dir)?;
         }
+        // The directory's own entry must be durable before anything in it is acknowledged.
+        // Done on every open, before anything is written: an earlier open may have created
+        // the directory and failed before (or while) syncing its parent, and a retry cannot
+        // tell (found by the simulator twice; corpus/0001 and 0002).
+        vfs.sync_dir(&parent_dir(&dir))?;
         let names = vfs.list(&dir)?;
         if names.iter().any(|name| name == filenames::CURRENT) {
             if options.error_if_exists {
@@ -262,12 +267,7 @@ impl Db {
         };
         let name = filenames::manifest_name(1);
         ManifestWriter::create(vfs, &dir.join(&name), &state)?;
-        manifest::set_current(vfs, dir, &name)?;
-        // The directory's own entry must be durable too, and this is the one place that
-        // knows the database is new: an earlier attempt may have created the directory and
-        // failed before syncing its parent (found by the simulator, corpus/seed-1168.json).
-        vfs.sync_dir(&parent_dir(dir))?;
-        Ok(())
+        manifest::set_current(vfs, dir, &name)
     }
 
     fn recover(vfs: Arc<dyn Vfs>, dir: PathBuf, options: Options) -> Result<DbInner> {
