@@ -43,6 +43,7 @@ pub struct WriteBatch {
     count: u32,
     max_key: usize,
     max_value: usize,
+    user_bytes: usize,
 }
 
 impl WriteBatch {
@@ -60,6 +61,7 @@ impl WriteBatch {
         self.count += 1;
         self.max_key = self.max_key.max(key.len());
         self.max_value = self.max_value.max(value.len());
+        self.user_bytes += key.len() + value.len();
         self
     }
 
@@ -70,6 +72,7 @@ impl WriteBatch {
         put_length_prefixed(&mut self.ops, key);
         self.count += 1;
         self.max_key = self.max_key.max(key.len());
+        self.user_bytes += key.len();
         self
     }
 
@@ -89,9 +92,14 @@ impl WriteBatch {
         self.count = 0;
         self.max_key = 0;
         self.max_value = 0;
+        self.user_bytes = 0;
     }
 
     /// The largest key and value in the batch (for limit checks).
+    pub(crate) fn user_bytes(&self) -> usize {
+        self.user_bytes
+    }
+
     pub(crate) fn max_sizes(&self) -> (usize, usize) {
         (self.max_key, self.max_value)
     }

@@ -16,13 +16,16 @@
 
 use crate::batch::{decode_payload, BatchOp, WriteBatch};
 use crate::block_cache::BlockCache;
+use crate::compaction::{self, NUM_LEVELS};
 use crate::error::{Error, Result};
 use crate::filenames::{self, table_path, wal_path, FileKind};
 use crate::iterator::{DbIterator, MemtableSource, Source, TableSource};
 use crate::manifest::{self, ManifestState, ManifestWriter, TableMeta, VersionEdit};
 use crate::memtable::Memtable;
 use crate::options::{Options, WriteOptions};
+use crate::sstable::ReadCounters;
 use crate::sstable::TableBuilder;
+use crate::stats::{Counters, Stats};
 use crate::version::Version;
 use crate::wal::{self, LogEnd, WalReader, WalWriter};
 use std::collections::VecDeque;
@@ -61,8 +64,10 @@ struct DbInner {
     background: Mutex<BackgroundState>,
     background_signal: Condvar,
     flush_lock: Mutex<()>,
+    compaction_lock: Mutex<()>,
     poison: Mutex<Option<String>>,
     closed: AtomicBool,
+    counters: Counters,
 }
 
 struct ReadView {
@@ -86,6 +91,8 @@ struct State {
     immutables: VecDeque<Immutable>,
     memtable: Arc<Memtable>,
     current_wal_number: u64,
+    /// Per level, the largest key of the last table compacted out of it.
+    compact_pointers: Vec<Vec<u8>>,
 }
 
 impl State {
@@ -152,7 +159,11 @@ fn write_table(
     options: &Options,
 ) -> Result<TableMeta> {
     let path = table_path(dir, number);
-    let mut builder = TableBuilder::new(vfs.create(&path)?, options.block_size);
+    let mut builder = TableBuilder::new(
+        vfs.create(&path)?,
+        options.block_size,
+        options.bloom_bits_per_key,
+    );
     let mut result = Ok(());
     memtable.for_each(|key, value| {
         if result.is_ok() {
@@ -380,6 +391,7 @@ impl Db {
                 immutables: VecDeque::new(),
                 memtable: Arc::clone(&memtable),
                 current_wal_number: wal_number,
+                compact_pointers: vec![Vec::new(); NUM_LEVELS],
             }),
             writer: Mutex::new(WriterState {
                 wal,
@@ -393,8 +405,10 @@ impl Db {
             background: Mutex::new(BackgroundState::default()),
             background_signal: Condvar::new(),
             flush_lock: Mutex::new(()),
+            compaction_lock: Mutex::new(()),
             poison: Mutex::new(None),
             closed: AtomicBool::new(false),
+            counters: Counters::default(),
             options,
         })
     }
@@ -496,15 +510,51 @@ impl Db {
         self.inner.check_open()?;
         let key = key.as_ref();
         let view = self.inner.read_view();
-        if let Some(slot) = view.memtable.get(key) {
-            return Ok(slot);
+        let counters = &self.inner.counters;
+        Counters::add(&counters.gets, 1);
+        let found = match view.memtable.get(key) {
+            Some(slot) => slot,
+            None => match view
+                .immutables
+                .iter()
+                .find_map(|memtable| memtable.get(key))
+            {
+                Some(slot) => slot,
+                None => {
+                    let mut read = ReadCounters::default();
+                    let found = view.version.get(key, &mut read)?.flatten();
+                    Counters::add(&counters.tables_probed, read.tables_probed);
+                    Counters::add(&counters.bloom_negatives, read.bloom_negatives);
+                    Counters::add(&counters.data_blocks, read.data_blocks);
+                    if found.is_none() {
+                        Counters::add(&counters.missing_data_blocks, read.data_blocks);
+                    }
+                    found
+                }
+            },
+        };
+        if found.is_none() {
+            Counters::add(&counters.missing_gets, 1);
         }
-        for memtable in &view.immutables {
-            if let Some(slot) = memtable.get(key) {
-                return Ok(slot);
-            }
-        }
-        Ok(view.version.get(key)?.flatten())
+        Ok(found)
+    }
+
+    /// A snapshot of the engine's statistics.
+    pub fn stats(&self) -> Stats {
+        let mut stats = Stats::from_counters(&self.inner.counters);
+        let view = self.inner.read_view();
+        stats.tables_per_level = view.version.levels().iter().map(Vec::len).collect();
+        stats.bytes_per_level = (0..view.version.levels().len())
+            .map(|l| view.version.level_bytes(l))
+            .collect();
+        stats
+    }
+
+    /// Compacts until no level needs it (or runs nothing if none does).
+    pub fn compact(&self) -> Result<()> {
+        self.inner.check_writable()?;
+        while self.inner.compact_once()? {}
+        Ok(())
     }
 
     /// A forward scan over `range`, in key order.
@@ -560,16 +610,22 @@ impl Db {
         Ok(())
     }
 
-    /// Runs one step of background work (a memtable flush) if any is due; returns whether
-    /// it did anything. With `background_work = false` the owner decides when this runs.
+    /// Runs one step of background work — a memtable flush, or else one compaction — if
+    /// any is due; returns whether it did anything. With `background_work = false` the
+    /// owner decides when this runs.
     pub fn maintenance(&self) -> Result<bool> {
         self.inner.check_writable()?;
-        self.inner.flush_oldest()
+        if self.inner.flush_oldest()? {
+            return Ok(true);
+        }
+        self.inner.compact_once()
     }
 
     /// Whether background work is waiting.
     pub fn has_pending_work(&self) -> bool {
-        !lock(&self.inner.state).immutables.is_empty()
+        let state = lock(&self.inner.state);
+        !state.immutables.is_empty()
+            || compaction::most_urgent(&state.version, &self.inner.options).is_some()
     }
 
     /// Number of live tables.
@@ -737,10 +793,13 @@ impl DbInner {
     fn commit_group(&self, group: &[Pending]) -> Result<()> {
         let mut writer = lock(&self.writer);
         self.check_writable()?;
+        self.throttle()?;
         if writer.memtable.approximate_size() >= self.options.memtable_size {
             self.make_room(&mut writer, false)?;
         }
         let writer = &mut *writer;
+        let wal_start = writer.wal.end();
+        let user_bytes: usize = group.iter().map(|pending| pending.batch.user_bytes()).sum();
         let mut sequence = writer.last_sequence + 1;
         for pending in group {
             writer.payload.clear();
@@ -761,6 +820,8 @@ impl DbInner {
             Ok(())
         };
         self.poison_on_error(result)?;
+        Counters::add(&self.counters.user_bytes, user_bytes as u64);
+        Counters::add(&self.counters.wal_bytes, writer.wal.end() - wal_start);
         for pending in group {
             for op in pending.batch.iter() {
                 match op {
@@ -770,6 +831,132 @@ impl DbInner {
             }
         }
         writer.last_sequence = sequence - 1;
+        Ok(())
+    }
+
+    /// Write stalls: a level 0 at its slowdown trigger costs a write group 1 ms (background
+    /// mode); at its stop trigger, writers wait for compaction (or, without background work,
+    /// compact themselves). This bounds read amplification under any write rate.
+    fn throttle(&self) -> Result<()> {
+        let mut slowed = false;
+        loop {
+            self.check_writable()?;
+            let level0 = self.read_view().version.level_len(0);
+            if level0 < self.options.level0_slowdown_trigger {
+                return Ok(());
+            }
+            if level0 < self.options.level0_stop_trigger {
+                if self.options.background_work && !slowed {
+                    Counters::add(&self.counters.slowdowns, 1);
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                return Ok(());
+            }
+            slowed = true;
+            Counters::add(&self.counters.stops, 1);
+            if self.options.background_work {
+                let background = lock(&self.background);
+                self.background_signal.notify_all();
+                let _unused = self
+                    .background_signal
+                    .wait_timeout(background, Duration::from_millis(50))
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+            } else if !self.compact_once()? {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Runs one compaction if a level needs one; returns whether it did.
+    fn compact_once(&self) -> Result<bool> {
+        let _compacting = lock(&self.compaction_lock);
+        let (picked, version) = {
+            let state = lock(&self.state);
+            let version = Arc::clone(&state.version);
+            match compaction::pick(&version, &self.options, &state.compact_pointers) {
+                Some(picked) => (picked, version),
+                None => return Ok(false),
+            }
+        };
+        let result = self.install_compaction(&picked, &version);
+        self.poison_on_error(result)?;
+        let _background = lock(&self.background);
+        self.background_signal.notify_all();
+        Ok(true)
+    }
+
+    fn install_compaction(&self, picked: &compaction::Compaction, version: &Version) -> Result<()> {
+        let output_level = picked.output_level();
+        let trivial = picked.is_trivial_move();
+        let output = if trivial {
+            let mut meta = picked.inputs[0].meta.clone();
+            meta.level = output_level as u32;
+            compaction::CompactionOutput {
+                tables: vec![meta],
+                ..Default::default()
+            }
+        } else {
+            compaction::run(
+                picked,
+                version,
+                self.vfs.as_ref(),
+                &self.dir,
+                &self.options,
+                || lock(&self.state).allocate_file_number(),
+            )?
+        };
+        let deleted: Vec<(u32, u64)> = picked
+            .inputs
+            .iter()
+            .map(|t| (picked.level as u32, t.meta.number))
+            .chain(
+                picked
+                    .overlapping
+                    .iter()
+                    .map(|t| (output_level as u32, t.meta.number)),
+            )
+            .collect();
+        {
+            let mut state = lock(&self.state);
+            let edit = VersionEdit {
+                log_number: None,
+                next_file_number: Some(state.manifest_state.next_file_number),
+                last_sequence: None,
+                added: output.tables.clone(),
+                deleted: deleted.clone(),
+            };
+            state.manifest.append(&edit)?;
+            if let Err(reason) = state.manifest_state.apply(&edit) {
+                panic!("a compaction edit contradicts the manifest state: {reason}");
+            }
+            let version = Version::open(
+                self.vfs.as_ref(),
+                &self.dir,
+                &state.manifest_state,
+                Some(&state.version),
+                self.block_cache.as_ref(),
+            )?;
+            state.version = Arc::new(version);
+            if let Some(largest) = picked.inputs.iter().map(|t| t.meta.largest.clone()).max() {
+                state.compact_pointers[picked.level] = largest;
+            }
+            self.publish_view(&state);
+        }
+        if trivial {
+            Counters::add(&self.counters.trivial_moves, 1);
+        } else {
+            Counters::add(&self.counters.compactions, 1);
+            Counters::add(&self.counters.compaction_read_bytes, output.bytes_read);
+            Counters::add(
+                &self.counters.compaction_written_bytes,
+                output.bytes_written,
+            );
+            // The edit is durable: the inputs are garbage now. Readers holding an older
+            // version keep their open handles; removal is best effort.
+            for (_, number) in deleted {
+                let _ = self.vfs.remove(&table_path(&self.dir, number));
+            }
+        }
         Ok(())
     }
 
@@ -867,6 +1054,11 @@ impl DbInner {
                 &self.options,
             )?)
         };
+        Counters::add(&self.counters.flushes, 1);
+        Counters::add(
+            &self.counters.flushed_bytes,
+            meta.as_ref().map_or(0, |m| m.file_size),
+        );
         let mut state = lock(&self.state);
         let log_number = state
             .immutables
@@ -903,7 +1095,13 @@ impl DbInner {
     fn background_loop(self: Arc<Self>) {
         loop {
             loop {
-                match self.flush_oldest() {
+                // Flushes first: they free memory writers may be waiting for.
+                let work = match self.flush_oldest() {
+                    Ok(true) => Ok(true),
+                    Ok(false) => self.compact_once(),
+                    Err(error) => Err(error),
+                };
+                match work {
                     Ok(true) => continue,
                     Ok(false) => break,
                     // The database is poisoned; writers see why.

@@ -124,25 +124,76 @@ impl Source for TableSource {
     }
 }
 
-/// A forward scan over the database: `(key, value)` pairs in key order.
-pub struct DbIterator {
+/// Merges sorted sources into one sorted stream: for equal keys the newest source (the
+/// lowest index) wins and the others' entries are skipped. Tombstones are passed through
+/// (compaction needs them); [`DbIterator`] hides them.
+pub struct Merger {
     sources: Vec<Box<dyn Source>>,
     heads: Vec<Option<(Vec<u8>, Slot)>>,
-    upper: Bound<Vec<u8>>,
     started: bool,
-    failed: bool,
+}
+
+impl Merger {
+    /// Merges `sources`, newest first.
+    pub fn new(sources: Vec<Box<dyn Source>>) -> Merger {
+        let heads = sources.iter().map(|_| None).collect();
+        Merger {
+            sources,
+            heads,
+            started: false,
+        }
+    }
+}
+
+impl Source for Merger {
+    fn next_entry(&mut self) -> Result<Option<(Vec<u8>, Slot)>> {
+        if !self.started {
+            for i in 0..self.sources.len() {
+                self.heads[i] = self.sources[i].next_entry()?;
+            }
+            self.started = true;
+        }
+        // The smallest key among the heads; on a tie the newest source (lowest index).
+        let mut winner: Option<usize> = None;
+        for (i, head) in self.heads.iter().enumerate() {
+            if let Some((key, _)) = head {
+                match winner {
+                    Some(w) if self.heads[w].as_ref().is_some_and(|(best, _)| best <= key) => {}
+                    _ => winner = Some(i),
+                }
+            }
+        }
+        let Some(winner) = winner else {
+            return Ok(None);
+        };
+        let (key, slot) = self.heads[winner].take().expect("winner has a head");
+        self.heads[winner] = self.sources[winner].next_entry()?;
+        for i in winner + 1..self.sources.len() {
+            if self.heads[i]
+                .as_ref()
+                .is_some_and(|(other, _)| *other == key)
+            {
+                self.heads[i] = self.sources[i].next_entry()?;
+            }
+        }
+        Ok(Some((key, slot)))
+    }
+}
+
+/// A forward scan over the database: `(key, value)` pairs in key order.
+pub struct DbIterator {
+    merger: Merger,
+    upper: Bound<Vec<u8>>,
+    done: bool,
 }
 
 impl DbIterator {
-    /// Merges `sources`, newest first.
+    /// Merges `sources`, newest first, up to `upper`.
     pub(crate) fn new(sources: Vec<Box<dyn Source>>, upper: Bound<Vec<u8>>) -> DbIterator {
-        let heads = sources.iter().map(|_| None).collect();
         DbIterator {
-            sources,
-            heads,
+            merger: Merger::new(sources),
             upper,
-            started: false,
-            failed: false,
+            done: false,
         }
     }
 
@@ -155,44 +206,15 @@ impl DbIterator {
     }
 
     fn step(&mut self) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
-        if !self.started {
-            for i in 0..self.sources.len() {
-                self.heads[i] = self.sources[i].next_entry()?;
-            }
-            self.started = true;
-        }
-        loop {
-            // The smallest key among the heads; on a tie the newest source (lowest index).
-            let mut winner: Option<usize> = None;
-            for (i, head) in self.heads.iter().enumerate() {
-                if let Some((key, _)) = head {
-                    match winner {
-                        Some(w) if self.heads[w].as_ref().is_some_and(|(best, _)| best <= key) => {}
-                        _ => winner = Some(i),
-                    }
-                }
-            }
-            let Some(winner) = winner else {
-                return Ok(None);
-            };
-            let (key, slot) = self.heads[winner].take().expect("winner has a head");
-            self.heads[winner] = self.sources[winner].next_entry()?;
-            for i in winner + 1..self.sources.len() {
-                if self.heads[i]
-                    .as_ref()
-                    .is_some_and(|(other, _)| *other == key)
-                {
-                    self.heads[i] = self.sources[i].next_entry()?;
-                }
-            }
+        while let Some((key, slot)) = self.merger.next_entry()? {
             if !self.within_upper(&key) {
-                self.heads.iter_mut().for_each(|head| *head = None);
                 return Ok(None);
             }
             if let Some(value) = slot {
                 return Ok(Some((key, value)));
             }
         }
+        Ok(None)
     }
 }
 
@@ -200,14 +222,17 @@ impl Iterator for DbIterator {
     type Item = Result<(Vec<u8>, Vec<u8>)>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if self.failed {
+        if self.done {
             return None;
         }
         match self.step() {
             Ok(Some(entry)) => Some(Ok(entry)),
-            Ok(None) => None,
+            Ok(None) => {
+                self.done = true;
+                None
+            }
             Err(error) => {
-                self.failed = true;
+                self.done = true;
                 Some(Err(error))
             }
         }

@@ -12,6 +12,7 @@
 mod batch;
 mod block_cache;
 mod coding;
+mod compaction;
 mod db;
 mod error;
 pub mod filenames;
@@ -20,6 +21,7 @@ pub mod manifest;
 mod memtable;
 mod options;
 pub mod sstable;
+mod stats;
 mod version;
 pub mod wal;
 
@@ -28,3 +30,4 @@ pub use db::Db;
 pub use error::{Error, Result};
 pub use iterator::DbIterator;
 pub use options::{Options, WriteOptions, KEY_SIZE_LIMIT, VALUE_SIZE_LIMIT};
+pub use stats::Stats;

@@ -30,6 +30,23 @@ pub struct Options {
     /// seed-chosen points), and a writer that finds the immutable memtables full flushes one
     /// itself.
     pub background_work: bool,
+    /// Bits per key of each table's bloom filter (default 10, about 1% false positives;
+    /// 0: no filters).
+    pub bloom_bits_per_key: usize,
+    /// Level 0 is compacted into level 1 once it holds this many tables (default 4).
+    pub level0_compaction_trigger: usize,
+    /// Writers are slowed (1 ms per write group, background mode) once level 0 holds this
+    /// many tables (default 8).
+    pub level0_slowdown_trigger: usize,
+    /// Writers wait for compaction (or, without background work, compact themselves) once
+    /// level 0 holds this many tables (default 12). Bounds read amplification.
+    pub level0_stop_trigger: usize,
+    /// The byte budget of level 1 (default 256 MiB).
+    pub level_base_bytes: u64,
+    /// Each level below 1 may hold this many times the bytes of the one above (default 10).
+    pub level_size_ratio: u64,
+    /// Compaction cuts its output into tables of about this size (default 64 MiB).
+    pub target_file_size: u64,
     /// Bytes of parsed SSTable blocks kept in memory (default 64 MiB; 0 disables).
     pub block_cache_size: u64,
     /// Largest accepted key, in bytes (default and maximum 64 KiB).
@@ -55,6 +72,13 @@ impl Default for Options {
             wal_buffer_size: 64 << 10,
             background_work: true,
             block_cache_size: 64 << 20,
+            bloom_bits_per_key: 10,
+            level0_compaction_trigger: 4,
+            level0_slowdown_trigger: 8,
+            level0_stop_trigger: 12,
+            level_base_bytes: 256 << 20,
+            level_size_ratio: 10,
+            target_file_size: 64 << 20,
             max_key_size: KEY_SIZE_LIMIT,
             max_value_size: 16 << 20,
         }
@@ -79,6 +103,30 @@ impl Options {
                 "block_size {} is outside 256 B ..= 1 MiB",
                 self.block_size
             ));
+        }
+        if self.bloom_bits_per_key > 64 {
+            return bad(format!(
+                "bloom_bits_per_key {} is above 64",
+                self.bloom_bits_per_key
+            ));
+        }
+        if self.level0_compaction_trigger == 0
+            || self.level0_slowdown_trigger < self.level0_compaction_trigger
+            || self.level0_stop_trigger < self.level0_slowdown_trigger
+        {
+            return bad(format!(
+                "level-0 triggers must satisfy 1 <= compaction ({}) <= slowdown ({}) <= stop ({})",
+                self.level0_compaction_trigger,
+                self.level0_slowdown_trigger,
+                self.level0_stop_trigger
+            ));
+        }
+        if self.level_size_ratio < 2 || self.level_base_bytes < 1024 || self.target_file_size < 1024
+        {
+            return bad(
+                "level_size_ratio must be >= 2, level_base_bytes and target_file_size >= 1 KiB"
+                    .into(),
+            );
         }
         if self.max_key_size == 0 || self.max_key_size > KEY_SIZE_LIMIT {
             return bad(format!(

@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 use crate::filenames::table_path;
 use crate::manifest::{ManifestState, TableMeta};
 use crate::memtable::Slot;
-use crate::sstable::SstReader;
+use crate::sstable::{ReadCounters, SstReader};
 use std::collections::BTreeMap;
 use std::io::ErrorKind;
 use std::path::Path;
@@ -20,7 +20,7 @@ pub struct Table {
     /// The manifest's record.
     pub meta: TableMeta,
     /// The open file.
-    pub reader: SstReader,
+    pub reader: Arc<SstReader>,
 }
 
 impl Table {
@@ -54,8 +54,15 @@ impl Table {
         }
         Ok(Table {
             meta: meta.clone(),
-            reader,
+            reader: Arc::new(reader),
         })
+    }
+}
+
+impl Table {
+    /// Whether `key` is within the table's key range.
+    pub fn contains(&self, key: &[u8]) -> bool {
+        key >= self.meta.smallest.as_slice() && key <= self.meta.largest.as_slice()
     }
 }
 
@@ -83,7 +90,12 @@ impl Version {
         let mut levels: Vec<Vec<Arc<Table>>> = Vec::new();
         for meta in state.tables.values() {
             let table = match open.get(&meta.number) {
-                Some(table) => Arc::clone(table),
+                Some(table) if table.meta == *meta => Arc::clone(table),
+                // Moved to another level: same file, new record.
+                Some(table) => Arc::new(Table {
+                    meta: meta.clone(),
+                    reader: Arc::clone(&table.reader),
+                }),
                 None => Arc::new(Table::open(vfs, dir, meta, cache)?),
             };
             let level = meta.level as usize;
@@ -95,6 +107,7 @@ impl Version {
         if let Some(level0) = levels.first_mut() {
             level0.sort_by_key(|table| std::cmp::Reverse(table.meta.number));
         }
+        levels.resize_with(levels.len().max(1), Vec::new);
         for level in levels.iter_mut().skip(1) {
             level.sort_by(|a, b| a.meta.smallest.cmp(&b.meta.smallest));
         }
@@ -117,28 +130,66 @@ impl Version {
     }
 
     /// Point lookup through the levels; the first table that knows the key answers.
-    pub fn get(&self, key: &[u8]) -> Result<Option<Slot>> {
+    pub fn get(&self, key: &[u8], counters: &mut ReadCounters) -> Result<Option<Slot>> {
         for (level, tables) in self.levels.iter().enumerate() {
             if level == 0 {
                 for table in tables {
-                    if key < table.meta.smallest.as_slice() || key > table.meta.largest.as_slice() {
-                        continue;
-                    }
-                    if let Some(slot) = table.reader.get(key)? {
-                        return Ok(Some(slot));
-                    }
-                }
-            } else {
-                let i = tables.partition_point(|table| table.meta.largest.as_slice() < key);
-                if let Some(table) = tables.get(i) {
-                    if key >= table.meta.smallest.as_slice() {
-                        if let Some(slot) = table.reader.get(key)? {
+                    if table.contains(key) {
+                        if let Some(slot) = table.reader.get(key, counters)? {
                             return Ok(Some(slot));
                         }
                     }
                 }
+            } else if let Some(table) = Self::find_in_level(tables, key) {
+                if let Some(slot) = table.reader.get(key, counters)? {
+                    return Ok(Some(slot));
+                }
             }
         }
         Ok(None)
+    }
+
+    /// The table of a sorted level (1+) whose range holds `key`.
+    fn find_in_level<'t>(tables: &'t [Arc<Table>], key: &[u8]) -> Option<&'t Arc<Table>> {
+        let i = tables.partition_point(|table| table.meta.largest.as_slice() < key);
+        tables.get(i).filter(|table| table.contains(key))
+    }
+
+    /// Whether any table in a level below `level` may hold `key` (compaction keeps a
+    /// tombstone only while older data may exist beneath it).
+    pub fn may_exist_below(&self, level: usize, key: &[u8]) -> bool {
+        self.levels
+            .iter()
+            .skip(level + 1)
+            .any(|tables| Self::find_in_level(tables, key).is_some())
+    }
+
+    /// Tables of `level` whose ranges overlap `[smallest, largest]`.
+    pub fn overlapping(&self, level: usize, smallest: &[u8], largest: &[u8]) -> Vec<Arc<Table>> {
+        self.levels
+            .get(level)
+            .map(|tables| {
+                tables
+                    .iter()
+                    .filter(|t| {
+                        t.meta.largest.as_slice() >= smallest
+                            && t.meta.smallest.as_slice() <= largest
+                    })
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Bytes of the tables in `level`.
+    pub fn level_bytes(&self, level: usize) -> u64 {
+        self.levels
+            .get(level)
+            .map_or(0, |tables| tables.iter().map(|t| t.meta.file_size).sum())
+    }
+
+    /// Tables in `level`.
+    pub fn level_len(&self, level: usize) -> usize {
+        self.levels.get(level).map_or(0, Vec::len)
     }
 }

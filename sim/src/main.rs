@@ -98,6 +98,13 @@ struct ReplayArgs {
     /// Print every step, VFS event and fault.
     #[arg(long)]
     trace: bool,
+    /// Save the case with the outcome observed now as a corpus file (for a fixed bug, run
+    /// it after the fix: the file then expects a pass).
+    #[arg(long)]
+    save: Option<PathBuf>,
+    /// The one-line note for `--save`.
+    #[arg(long, default_value = "")]
+    note: String,
 }
 
 fn parse_faults(text: &str) -> Result<BTreeSet<Fault>, String> {
@@ -195,6 +202,10 @@ fn run_sweep(args: SweepArgs) -> Result<ExitCode, String> {
             .collect();
         println!("faults: {}", faults.join(" "));
         println!(
+            "engine work: {} flushes, {} compactions",
+            summary.flushes, summary.compactions
+        );
+        println!(
             "bit flips detected as corruption: {}",
             summary.detected_corruptions
         );
@@ -222,9 +233,20 @@ fn run_sweep(args: SweepArgs) -> Result<ExitCode, String> {
 }
 
 fn run_replay(args: ReplayArgs) -> Result<ExitCode, String> {
+    let mut note = args.note.clone();
     let (case, expected) = match (&args.file, args.seed) {
         (Some(file), _) => {
             let entry = CorpusEntry::load(file)?;
+            if !entry.is_current() {
+                eprintln!(
+                    "strata: warning: {} records a fault config or engine options that seed {} no longer draws (the generator changed)",
+                    file.display(),
+                    entry.case.seed
+                );
+            }
+            if note.is_empty() {
+                note = entry.note.clone();
+            }
             (entry.case, Some(entry.expected))
         }
         (None, Some(seed)) => {
@@ -258,6 +280,14 @@ fn run_replay(args: ReplayArgs) -> Result<ExitCode, String> {
             "verdict: VIOLATION {} at step {}\n{}",
             finding.kind, finding.step, finding.explanation
         ),
+    }
+    if let Some(path) = &args.save {
+        let observed = match &report.finding {
+            None => Expected::Pass,
+            Some(finding) => Expected::Violation(finding.clone()),
+        };
+        CorpusEntry::new(case.clone(), observed, note).save(path)?;
+        println!("saved {}", path.display());
     }
     if let Some(expected) = expected {
         let matches = match (&expected, &report.finding) {

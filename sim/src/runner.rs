@@ -51,6 +51,10 @@ pub struct RunStats {
     pub faults: BTreeMap<String, u64>,
     /// Runs ended early because the engine reported an injected bit flip.
     pub detected_corruptions: u64,
+    /// Memtable flushes the engine ran.
+    pub flushes: u64,
+    /// Compactions the engine ran (rewrites and trivial moves).
+    pub compactions: u64,
 }
 
 /// The result of one run.
@@ -327,6 +331,7 @@ impl<'a> Runner<'a> {
     /// A clean close and open; if the close fails, a process restart.
     fn reopen(&mut self, step: u64) -> Flow {
         let db = self.db.take().expect("open database");
+        self.count_engine_work(&db);
         let result = db.close();
         self.hasher.write_u64(result.is_ok() as u64);
         match result {
@@ -343,13 +348,13 @@ impl<'a> Runner<'a> {
     fn restart(&mut self, step: u64) -> Flow {
         self.stats.restarts += 1;
         self.note(|| format!("step {step}: process restart (engine poisoned)"));
-        self.db = None;
+        self.retire_db();
         self.open_and_verify(step, true)
     }
 
     /// Power loss: the process dies, the filesystem keeps only what the crash model allows.
     fn machine_crash(&mut self, step: u64) -> Flow {
-        self.db = None;
+        self.retire_db();
         self.crash_filesystem(step);
         // Sometimes the machine crashes again during recovery.
         if self.case.has(Fault::Crash) && self.fault_rng.chance(0.25) {
@@ -414,6 +419,13 @@ impl<'a> Runner<'a> {
             let result = Db::open(Arc::clone(&self.vfs), DB_DIR, self.plan.options.clone());
             self.hasher.write_u64(result.is_ok() as u64);
             match result {
+                // Best-effort steps (removing obsolete files) may hit the crash point
+                // without failing the open: the machine is down all the same.
+                Ok(db) if self.fs.is_halted() => {
+                    self.count_engine_work(&db);
+                    drop(db);
+                    self.crash_filesystem(step);
+                }
                 Ok(db) => break db,
                 Err(_) if self.fs.is_halted() => self.crash_filesystem(step),
                 Err(Error::Io(error)) => {
@@ -462,11 +474,24 @@ impl<'a> Runner<'a> {
         result
     }
 
+    /// Verification runs with every operation-failing fault off, so an I/O error here is
+    /// the engine's own doing.
+    fn verification_error(&mut self, step: u64, error: &Error) -> Flow {
+        match error {
+            Error::Io(_) | Error::Poisoned { .. } => Err(violation(
+                "verification_failed",
+                step,
+                format!("reading the recovered database failed with no fault injected: {error}"),
+            )),
+            _ => self.engine_error(step, error),
+        }
+    }
+
     fn verify(&mut self, step: u64) -> Flow {
         let scanned: Result<Entries, Error> = self.db().iter().and_then(|iter| iter.collect());
         let state: BTreeMap<Vec<u8>, Vec<u8>> = match scanned {
             Ok(entries) => entries.into_iter().collect(),
-            Err(error) => return self.engine_error(step, &error).and(Ok(())),
+            Err(error) => return self.verification_error(step, &error),
         };
         let mut point_reads = Vec::new();
         for _ in 0..8 {
@@ -474,7 +499,7 @@ impl<'a> Runner<'a> {
                 self.plan.keys[self.fault_rng.below(self.plan.keys.len() as u64) as usize].clone();
             match self.db().get(&key) {
                 Ok(answer) => point_reads.push((key, answer)),
-                Err(error) => return self.engine_error(step, &error),
+                Err(error) => return self.verification_error(step, &error),
             }
         }
         self.hasher.write_u64(state.len() as u64);
@@ -496,7 +521,21 @@ impl<'a> Runner<'a> {
         }
     }
 
+    fn count_engine_work(&mut self, db: &Db) {
+        let stats = db.stats();
+        self.stats.flushes += stats.flushes;
+        self.stats.compactions += stats.compactions + stats.trivial_moves;
+    }
+
+    /// The process dies: the engine is dropped without a clean close.
+    fn retire_db(&mut self) {
+        if let Some(db) = self.db.take() {
+            self.count_engine_work(&db);
+        }
+    }
+
     fn finish(mut self, flow: Flow) -> RunReport {
+        self.retire_db();
         let finding = match flow {
             Ok(()) => None,
             Err(Stop::DetectedCorruption) => {

@@ -43,6 +43,10 @@ pub struct Summary {
     pub recoveries: u64,
     /// Process restarts after a poisoned engine.
     pub restarts: u64,
+    /// Memtable flushes.
+    pub flushes: u64,
+    /// Compactions (rewrites and trivial moves).
+    pub compactions: u64,
     /// Injected bit flips the engine reported as corruption.
     pub detected_corruptions: u64,
     /// Faults injected, by kind.
@@ -70,6 +74,8 @@ impl Summary {
         self.crashes += report.stats.crashes;
         self.recoveries += report.stats.recoveries;
         self.restarts += report.stats.restarts;
+        self.flushes += report.stats.flushes;
+        self.compactions += report.stats.compactions;
         self.detected_corruptions += report.stats.detected_corruptions;
         for (kind, count) in &report.stats.faults {
             *self.faults.entry(kind.clone()).or_default() += count;

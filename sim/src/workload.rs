@@ -78,14 +78,32 @@ fn value(rng: &mut SimRng, step: usize, size_class: u64) -> Vec<u8> {
 /// rotations happen within a few hundred operations.
 pub fn options_for(seed: u64) -> Options {
     let mut rng = SimRng::new(stream_seed(seed, "options"));
+    let memtable_size = 1024 << rng.below(5);
+    let max_immutable_memtables = 1 + rng.below(3) as usize;
+    let block_size = 256 << rng.below(4);
+    let wal_preallocate = [0, 4096, 32 * 1024][rng.below(3) as usize];
+    let wal_buffer_size = [0, 256, 4096][rng.below(3) as usize];
+    let block_cache_size = [0, 64 * 1024][rng.below(2) as usize];
+    // Compaction: tiny levels and tables, so that compactions happen within a few hundred
+    // operations.
+    let level0_compaction_trigger = 2 + rng.below(3) as usize;
+    let level0_slowdown_trigger = level0_compaction_trigger + rng.below(3) as usize;
+    let level0_stop_trigger = level0_slowdown_trigger + 1 + rng.below(3) as usize;
     Options {
-        memtable_size: 1024 << rng.below(5),
-        max_immutable_memtables: 1 + rng.below(3) as usize,
-        block_size: 256 << rng.below(4),
-        wal_preallocate: [0, 4096, 32 * 1024][rng.below(3) as usize],
-        wal_buffer_size: [0, 256, 4096][rng.below(3) as usize],
+        memtable_size,
+        max_immutable_memtables,
+        block_size,
+        wal_preallocate,
+        wal_buffer_size,
         background_work: false,
-        block_cache_size: [0, 64 * 1024][rng.below(2) as usize],
+        block_cache_size,
+        bloom_bits_per_key: [0, 10][rng.below(2) as usize],
+        level0_compaction_trigger,
+        level0_slowdown_trigger,
+        level0_stop_trigger,
+        level_base_bytes: 4096 << rng.below(4),
+        level_size_ratio: 2 + rng.below(9),
+        target_file_size: 1024 << rng.below(4),
         ..Options::default()
     }
 }

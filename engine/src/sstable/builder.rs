@@ -1,6 +1,6 @@
 //! `TableBuilder`: writes an SSTable in one sequential pass.
 
-use super::{BlockBuilder, BLOCK_TRAILER, FORMAT_VERSION, MAGIC};
+use super::{BlockBuilder, FilterBuilder, BLOCK_TRAILER, FORMAT_VERSION, MAGIC};
 use crate::coding::{put_u32, put_u64, put_varint};
 use crate::error::Result;
 use strata_vfs::VfsFile;
@@ -33,11 +33,14 @@ pub struct TableBuilder {
     entries: u64,
     smallest: Vec<u8>,
     handle_scratch: Vec<u8>,
+    filter: FilterBuilder,
+    bits_per_key: usize,
 }
 
 impl TableBuilder {
-    /// A builder writing to `file` (new and empty) with data blocks of about `block_size`.
-    pub fn new(file: Box<dyn VfsFile>, block_size: usize) -> TableBuilder {
+    /// A builder writing to `file` (new and empty) with data blocks of about `block_size`
+    /// and a bloom filter of `bits_per_key` (0: no filter).
+    pub fn new(file: Box<dyn VfsFile>, block_size: usize, bits_per_key: usize) -> TableBuilder {
         TableBuilder {
             file,
             block_size,
@@ -48,6 +51,8 @@ impl TableBuilder {
             entries: 0,
             smallest: Vec::new(),
             handle_scratch: Vec::new(),
+            filter: FilterBuilder::new(),
+            bits_per_key,
         }
     }
 
@@ -57,6 +62,9 @@ impl TableBuilder {
             self.smallest = key.to_vec();
         }
         self.data_block.add(key, value);
+        if self.bits_per_key > 0 {
+            self.filter.add(key);
+        }
         self.entries += 1;
         if self.data_block.estimated_size() >= self.block_size {
             self.finish_data_block()?;
@@ -79,6 +87,7 @@ impl TableBuilder {
         match block {
             BlockKind::Data => self.data_block.finish_into(&mut self.out),
             BlockKind::Index => self.index_block.finish_into(&mut self.out),
+            BlockKind::Filter => self.filter.finish_into(self.bits_per_key, &mut self.out),
         }
         let crc = crc32fast::hash(&self.out[start..]);
         put_u32(&mut self.out, crc);
@@ -116,12 +125,17 @@ impl TableBuilder {
             largest
         };
         self.finish_data_block()?;
+        let (filter_offset, filter_size) = if self.bits_per_key > 0 {
+            self.write_block(BlockKind::Filter)
+        } else {
+            (0, 0)
+        };
         let (index_offset, index_size) = self.write_block(BlockKind::Index);
         let footer_start = self.out.len();
         put_u64(&mut self.out, index_offset);
         put_u64(&mut self.out, index_size);
-        put_u64(&mut self.out, 0);
-        put_u64(&mut self.out, 0);
+        put_u64(&mut self.out, filter_offset);
+        put_u64(&mut self.out, filter_size);
         put_u32(&mut self.out, FORMAT_VERSION);
         let crc = crc32fast::hash(&self.out[footer_start..]);
         put_u32(&mut self.out, crc);
@@ -145,4 +159,5 @@ impl TableBuilder {
 enum BlockKind {
     Data,
     Index,
+    Filter,
 }

@@ -3,24 +3,26 @@
 //!
 //! Grammar (see `docs/sstable-format.md`):
 //! ```text
-//! table     := data_block* index_block footer
+//! table     := data_block* filter_block? index_block footer
 //! *_block   := block crc32:u32le           -- CRC-32C of the block's bytes
 //! index     := block whose entries map the last key of each data block to its handle
 //! handle    := offset:varint size:varint   -- size excludes the 4-byte checksum
 //! footer    := index_offset:u64le index_size:u64le filter_offset:u64le filter_size:u64le
 //!              format_version:u32le footer_crc:u32le magic:u64le        -- 48 bytes
 //! ```
-//! `footer_crc` covers the 36 bytes before it. `filter_*` is (0, 0) in format version 1:
-//! the slot is reserved for a per-table bloom filter. Every block read is checksummed; a
+//! `footer_crc` covers the 36 bytes before it. `filter_*` locates the table's bloom filter
+//! block (`filter.rs`), or is (0, 0) for a table written without one. Every block read is checksummed; a
 //! mismatch is a corruption error naming the file and offset, never data.
 
 mod block;
 mod builder;
+mod filter;
 mod reader;
 
 pub use block::{Block, BlockBuilder, BlockEntry};
 pub use builder::{TableBuilder, TableSummary};
-pub use reader::{IndexEntry, SstReader};
+pub use filter::{Filter, FilterBuilder};
+pub use reader::{IndexEntry, ReadCounters, SstReader};
 
 /// The table magic number ("STRATA.T" little-endian-ish).
 pub const MAGIC: u64 = 0x5441_5254_5341_5453;

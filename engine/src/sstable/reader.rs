@@ -1,7 +1,7 @@
 //! `SstReader`: opens a table, verifies its footer and index, and serves point reads and
 //! block reads. Every block read is checksummed.
 
-use super::{Block, BLOCK_TRAILER, FOOTER_SIZE, FORMAT_VERSION, MAGIC};
+use super::{Block, Filter, BLOCK_TRAILER, FOOTER_SIZE, FORMAT_VERSION, MAGIC};
 use crate::block_cache::BlockCache;
 use crate::coding::{get_u32, get_u64, Decoder};
 use crate::error::{Error, Result};
@@ -30,6 +30,18 @@ pub struct SstReader {
     file_size: u64,
     number: u64,
     cache: Option<Arc<BlockCache>>,
+    filter: Option<Filter>,
+}
+
+/// What point lookups cost, counted by the caller across tables.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReadCounters {
+    /// Tables consulted (their filter, or their index when they have none).
+    pub tables_probed: u64,
+    /// Tables whose bloom filter ruled the key out.
+    pub bloom_negatives: u64,
+    /// Data blocks read (from the cache or the file).
+    pub data_blocks: u64,
 }
 
 impl SstReader {
@@ -69,6 +81,8 @@ impl SstReader {
         }
         let index_offset = get_u64(&footer, 0).unwrap_or(0);
         let index_size = get_u64(&footer, 8).unwrap_or(0);
+        let filter_offset = get_u64(&footer, 16).unwrap_or(0);
+        let filter_size = get_u64(&footer, 24).unwrap_or(0);
         let mut reader = SstReader {
             file,
             path: path.to_path_buf(),
@@ -76,7 +90,15 @@ impl SstReader {
             file_size,
             number,
             cache,
+            filter: None,
         };
+        if filter_size > 0 {
+            let raw = reader.read_raw_at(filter_offset, filter_size, index_offset)?;
+            let filter = Filter::parse(raw).map_err(|reason| {
+                Error::corruption(path, filter_offset, format!("filter block: {reason}"))
+            })?;
+            reader.filter = Some(filter);
+        }
         let index_block = reader.read_block_at(index_offset, index_size, footer_offset)?;
         let entries = index_block.entries().map_err(|reason| {
             Error::corruption(path, index_offset, format!("index block: {reason}"))
@@ -125,6 +147,12 @@ impl SstReader {
     }
 
     fn read_block_at(&self, offset: u64, size: u64, limit: u64) -> Result<Block> {
+        let data = self.read_raw_at(offset, size, limit)?;
+        Block::parse(data).map_err(|reason| Error::corruption(&self.path, offset, reason))
+    }
+
+    /// Reads `size` bytes at `offset` and verifies the checksum that follows them.
+    fn read_raw_at(&self, offset: u64, size: u64, limit: u64) -> Result<Vec<u8>> {
         if offset
             .saturating_add(size)
             .saturating_add(BLOCK_TRAILER as u64)
@@ -147,7 +175,7 @@ impl SstReader {
                 "block checksum mismatch",
             ));
         }
-        Block::parse(data).map_err(|reason| Error::corruption(&self.path, offset, reason))
+        Ok(data)
     }
 
     /// The table's path.
@@ -187,11 +215,19 @@ impl SstReader {
     }
 
     /// Point lookup: `None` if the table knows nothing of `key`.
-    pub fn get(&self, key: &[u8]) -> Result<Option<Slot>> {
+    pub fn get(&self, key: &[u8], counters: &mut ReadCounters) -> Result<Option<Slot>> {
+        counters.tables_probed += 1;
+        if let Some(filter) = &self.filter {
+            if !filter.may_contain(key) {
+                counters.bloom_negatives += 1;
+                return Ok(None);
+            }
+        }
         let i = self.seek_block(key);
         if i == self.index.len() {
             return Ok(None);
         }
+        counters.data_blocks += 1;
         let block = self.read_block(i)?;
         let offset = self.index[i].offset;
         block

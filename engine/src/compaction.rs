@@ -1,0 +1,201 @@
+//! Leveled compaction: the picker and the merge. See `docs/compaction.md`.
+//!
+//! Level 0 holds flushed tables, which may overlap; levels 1 and below are sorted runs of
+//! non-overlapping tables, each level `level_size_ratio` times larger than the one above.
+//! A compaction merges some tables of level `n` with the tables of level `n + 1` they
+//! overlap, keeps only the newest version of each key, drops a tombstone when no older data
+//! can exist below the output level, and writes the result to level `n + 1`, cut into
+//! tables of about `target_file_size`. The caller installs the result with one manifest
+//! edit and deletes the inputs only after that edit is durable.
+
+use crate::error::Result;
+use crate::iterator::{Merger, Source, TableSource};
+use crate::manifest::TableMeta;
+use crate::options::Options;
+use crate::sstable::TableBuilder;
+use crate::version::{Table, Version};
+use std::ops::Bound;
+use std::path::Path;
+use std::sync::Arc;
+use strata_vfs::Vfs;
+
+/// Levels, including level 0.
+pub const NUM_LEVELS: usize = 7;
+
+/// A compaction the picker chose.
+#[derive(Debug)]
+pub struct Compaction {
+    /// The level the inputs come from.
+    pub level: usize,
+    /// Tables of `level` (level 0: newest first).
+    pub inputs: Vec<Arc<Table>>,
+    /// Tables of `level + 1` that overlap them.
+    pub overlapping: Vec<Arc<Table>>,
+}
+
+impl Compaction {
+    /// The level the outputs go to.
+    pub fn output_level(&self) -> usize {
+        self.level + 1
+    }
+
+    /// A single table with nothing to merge with moves down without being rewritten.
+    pub fn is_trivial_move(&self) -> bool {
+        self.inputs.len() == 1 && self.overlapping.is_empty()
+    }
+
+    /// Bytes the compaction reads.
+    pub fn input_bytes(&self) -> u64 {
+        self.inputs
+            .iter()
+            .chain(&self.overlapping)
+            .map(|t| t.meta.file_size)
+            .sum()
+    }
+}
+
+/// The byte budget of `level` (1+).
+pub fn max_bytes_for_level(options: &Options, level: usize) -> u64 {
+    assert!(level >= 1, "level 0 is bounded by table count, not bytes");
+    let mut bytes = options.level_base_bytes;
+    for _ in 1..level {
+        bytes = bytes.saturating_mul(options.level_size_ratio);
+    }
+    bytes
+}
+
+/// How urgently each level needs compaction (>= 1.0: it does), and the most urgent level.
+pub fn most_urgent(version: &Version, options: &Options) -> Option<(usize, f64)> {
+    let mut best: Option<(usize, f64)> = None;
+    for level in 0..NUM_LEVELS - 1 {
+        let score = if level == 0 {
+            version.level_len(0) as f64 / options.level0_compaction_trigger as f64
+        } else {
+            version.level_bytes(level) as f64 / max_bytes_for_level(options, level) as f64
+        };
+        if score >= 1.0 && best.is_none_or(|(_, b)| score > b) {
+            best = Some((level, score));
+        }
+    }
+    best
+}
+
+/// Picks the next compaction, if any level needs one. `pointers[level]` is the largest key
+/// of the last table compacted out of that level, so a level's tables take turns.
+pub fn pick(version: &Version, options: &Options, pointers: &[Vec<u8>]) -> Option<Compaction> {
+    let (level, _) = most_urgent(version, options)?;
+    let inputs: Vec<Arc<Table>> = if level == 0 {
+        version.levels()[0].to_vec()
+    } else {
+        let tables = &version.levels()[level];
+        let pointer = pointers.get(level).map(Vec::as_slice).unwrap_or(&[]);
+        let chosen = tables
+            .iter()
+            .find(|table| pointer.is_empty() || table.meta.smallest.as_slice() > pointer)
+            .or_else(|| tables.first())?;
+        vec![Arc::clone(chosen)]
+    };
+    let smallest = inputs
+        .iter()
+        .map(|t| t.meta.smallest.as_slice())
+        .min()?
+        .to_vec();
+    let largest = inputs
+        .iter()
+        .map(|t| t.meta.largest.as_slice())
+        .max()?
+        .to_vec();
+    let overlapping = version.overlapping(level + 1, &smallest, &largest);
+    Some(Compaction {
+        level,
+        inputs,
+        overlapping,
+    })
+}
+
+/// What a compaction wrote.
+#[derive(Debug, Default)]
+pub struct CompactionOutput {
+    /// The new tables (at the output level).
+    pub tables: Vec<TableMeta>,
+    /// Bytes read.
+    pub bytes_read: u64,
+    /// Bytes written.
+    pub bytes_written: u64,
+    /// Entries dropped (shadowed versions and obsolete tombstones).
+    pub entries_dropped: u64,
+}
+
+/// Merges the compaction's inputs into new tables at the output level. Every table is
+/// synced and the directory too; nothing is installed or deleted here.
+pub fn run(
+    compaction: &Compaction,
+    version: &Version,
+    vfs: &dyn Vfs,
+    dir: &Path,
+    options: &Options,
+    mut allocate_number: impl FnMut() -> u64,
+) -> Result<CompactionOutput> {
+    let mut sources: Vec<Box<dyn Source>> = Vec::new();
+    for table in compaction.inputs.iter().chain(&compaction.overlapping) {
+        sources.push(Box::new(TableSource::new(
+            Arc::clone(table),
+            Bound::Unbounded,
+        )));
+    }
+    let mut merger = Merger::new(sources);
+    let output_level = compaction.output_level();
+    let mut output = CompactionOutput {
+        bytes_read: compaction.input_bytes(),
+        ..CompactionOutput::default()
+    };
+    let input_entries: u64 = compaction
+        .inputs
+        .iter()
+        .chain(&compaction.overlapping)
+        .map(|t| t.meta.entries)
+        .sum();
+    let mut current: Option<(u64, TableBuilder)> = None;
+    let mut written_entries = 0u64;
+    while let Some((key, slot)) = merger.next_entry()? {
+        if slot.is_none() && !version.may_exist_below(output_level, &key) {
+            continue;
+        }
+        if current.is_none() {
+            let number = allocate_number();
+            let file = vfs.create(&crate::filenames::table_path(dir, number))?;
+            current = Some((
+                number,
+                TableBuilder::new(file, options.block_size, options.bloom_bits_per_key),
+            ));
+        }
+        let (_, builder) = current.as_mut().expect("a table is open");
+        builder.add(&key, slot.as_deref())?;
+        written_entries += 1;
+        if builder.estimated_size() >= options.target_file_size {
+            let (number, builder) = current.take().expect("a table is open");
+            output.tables.push(finish(number, builder, output_level)?);
+        }
+    }
+    if let Some((number, builder)) = current.take() {
+        output.tables.push(finish(number, builder, output_level)?);
+    }
+    if !output.tables.is_empty() {
+        vfs.sync_dir(dir)?;
+    }
+    output.bytes_written = output.tables.iter().map(|t| t.file_size).sum();
+    output.entries_dropped = input_entries.saturating_sub(written_entries);
+    Ok(output)
+}
+
+fn finish(number: u64, builder: TableBuilder, level: usize) -> Result<TableMeta> {
+    let summary = builder.finish()?;
+    Ok(TableMeta {
+        number,
+        level: level as u32,
+        file_size: summary.file_size,
+        entries: summary.entries,
+        smallest: summary.smallest,
+        largest: summary.largest,
+    })
+}

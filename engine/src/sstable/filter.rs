@@ -1,0 +1,161 @@
+//! The bloom filter of an SSTable: a cache-line-blocked bloom filter over every key.
+//!
+//! Grammar (see `docs/sstable-format.md`):
+//! ```text
+//! filter := line{lines} probes:u8 lines:u32le     -- line = 64 bytes = 512 bits
+//! ```
+//! A key's 64-bit XXH3 hash picks one line (multiply-shift on the high half); a second
+//! 64-bit value derived from it gives `probes` bit positions of 9 bits each inside that
+//! line. One cache miss per lookup; at 10 bits per key and 7 probes the measured false
+//! positive rate is about 1% (see the tests). A filter never says "no" for a key it holds.
+
+use xxhash_rust::xxh3::xxh3_64;
+
+/// Bytes per line.
+const LINE_BYTES: usize = 64;
+/// Bits per line.
+const LINE_BITS: u64 = 512;
+
+fn hashes(key: &[u8]) -> (u64, u64) {
+    let hash = xxh3_64(key);
+    let second = hash.wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(31) ^ hash;
+    (hash, second)
+}
+
+fn line_of(hash: u64, lines: u32) -> usize {
+    (((hash >> 32) * lines as u64) >> 32) as usize
+}
+
+/// Builds a filter from key hashes.
+#[derive(Debug, Default)]
+pub struct FilterBuilder {
+    hashes: Vec<u64>,
+}
+
+impl FilterBuilder {
+    /// An empty builder.
+    pub fn new() -> FilterBuilder {
+        FilterBuilder::default()
+    }
+
+    /// Adds a key.
+    pub fn add(&mut self, key: &[u8]) {
+        self.hashes.push(xxh3_64(key));
+    }
+
+    /// Appends the filter for every key added, at `bits_per_key`, to `out`.
+    pub fn finish_into(&self, bits_per_key: usize, out: &mut Vec<u8>) {
+        let bits = (self.hashes.len() * bits_per_key).max(LINE_BITS as usize) as u64;
+        let lines = bits.div_ceil(LINE_BITS).min(u32::MAX as u64) as u32;
+        // ln 2 * bits per key, the classic optimum, within what 64 bits of probes allow.
+        let probes = ((bits_per_key as f64 * 0.69).round() as u32).clamp(1, 7) as u8;
+        let start = out.len();
+        out.resize(start + lines as usize * LINE_BYTES, 0);
+        let data = &mut out[start..];
+        for &hash in &self.hashes {
+            let second = hash.wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(31) ^ hash;
+            let line = line_of(hash, lines) * LINE_BYTES;
+            for probe in 0..probes as u32 {
+                let bit = ((second >> (probe * 9)) & (LINE_BITS - 1)) as usize;
+                data[line + bit / 8] |= 1 << (bit % 8);
+            }
+        }
+        out.push(probes);
+        out.extend_from_slice(&lines.to_le_bytes());
+    }
+}
+
+/// A parsed filter.
+#[derive(Debug, Clone)]
+pub struct Filter {
+    data: Vec<u8>,
+    lines: u32,
+    probes: u8,
+}
+
+impl Filter {
+    /// Parses a filter block; `Err` says what is malformed.
+    pub fn parse(mut data: Vec<u8>) -> Result<Filter, String> {
+        if data.len() < 5 {
+            return Err(format!("filter of {} bytes is too short", data.len()));
+        }
+        let n = data.len();
+        let lines = u32::from_le_bytes([data[n - 4], data[n - 3], data[n - 2], data[n - 1]]);
+        let probes = data[n - 5];
+        if lines == 0 || lines as usize * LINE_BYTES != n - 5 || !(1..=7).contains(&probes) {
+            return Err(format!(
+                "filter of {n} bytes claims {lines} lines and {probes} probes"
+            ));
+        }
+        data.truncate(n - 5);
+        Ok(Filter {
+            data,
+            lines,
+            probes,
+        })
+    }
+
+    /// False if `key` is certainly not in the table; true if it may be.
+    pub fn may_contain(&self, key: &[u8]) -> bool {
+        let (hash, second) = hashes(key);
+        let line = line_of(hash, self.lines) * LINE_BYTES;
+        (0..self.probes as u32).all(|probe| {
+            let bit = ((second >> (probe * 9)) & (LINE_BITS - 1)) as usize;
+            self.data[line + bit / 8] & (1 << (bit % 8)) != 0
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn build(keys: impl Iterator<Item = Vec<u8>>, bits_per_key: usize) -> Filter {
+        let mut builder = FilterBuilder::new();
+        for key in keys {
+            builder.add(&key);
+        }
+        let mut out = Vec::new();
+        builder.finish_into(bits_per_key, &mut out);
+        Filter::parse(out).unwrap()
+    }
+
+    #[test]
+    fn no_false_negatives() {
+        for n in [1usize, 10, 1000, 50_000] {
+            let filter = build((0..n).map(|i| format!("key{i:016}").into_bytes()), 10);
+            for i in 0..n {
+                assert!(
+                    filter.may_contain(format!("key{i:016}").as_bytes()),
+                    "n={n} key {i}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn false_positive_rate_at_10_bits_per_key_is_at_most_1_2_percent() {
+        let n = 100_000;
+        let filter = build((0..n).map(|i| format!("{i:016}").into_bytes()), 10);
+        let trials = 200_000;
+        let false_positives = (0..trials)
+            .filter(|i| filter.may_contain(format!("{:015}.", i * 7 + 3).as_bytes()))
+            .count();
+        let rate = false_positives as f64 / trials as f64;
+        assert!(rate <= 0.012, "false positive rate {rate:.4} above 1.2%");
+        assert!(
+            rate > 0.0,
+            "a filter with no false positives at all is suspicious"
+        );
+    }
+
+    #[test]
+    fn malformed_filters_are_rejected() {
+        assert!(Filter::parse(vec![]).is_err());
+        assert!(Filter::parse(vec![0; 69]).is_err());
+        let mut bad = vec![0u8; 64];
+        bad.push(9);
+        bad.extend_from_slice(&1u32.to_le_bytes());
+        assert!(Filter::parse(bad).is_err());
+    }
+}
