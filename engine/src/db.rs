@@ -321,7 +321,7 @@ impl Db {
         let block_cache = BlockCache::new(options.block_cache_size);
         let version = Version::open(fs, &dir, &state, None, block_cache.as_ref())?;
 
-        let memtable = Memtable::new();
+        let memtable = Memtable::new(options.memtable_size);
         let mut last_sequence = state.last_sequence;
         for (i, &number) in wals.iter().enumerate() {
             last_sequence = last_sequence.max(Self::replay_wal(
@@ -373,7 +373,7 @@ impl Db {
             }
         }
 
-        let memtable = Arc::new(Memtable::new());
+        let memtable = Arc::new(Memtable::new(options.memtable_size));
         let view = ReadView {
             memtable: Arc::clone(&memtable),
             immutables: Vec::new(),
@@ -991,7 +991,7 @@ impl DbInner {
         let number = lock(&self.state).allocate_file_number();
         let file = self.vfs.create(&wal_path(&self.dir, number))?;
         self.vfs.sync_dir(&self.dir)?;
-        let memtable = Arc::new(Memtable::new());
+        let memtable = Arc::new(Memtable::new(self.options.memtable_size));
         {
             let mut state = lock(&self.state);
             let old = std::mem::replace(&mut writer.memtable, Arc::clone(&memtable));

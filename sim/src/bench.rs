@@ -71,6 +71,79 @@ struct Report {
     sync: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     disk_overwrite_fdatasync_per_sec: Option<f64>,
+    stats: StatsReport,
+}
+
+/// Engine statistics for one workload (counters are deltas over the workload; the shape
+/// of the tree is as it stands at the end).
+#[derive(Serialize, Debug, Default)]
+pub struct StatsReport {
+    pub write_amplification: f64,
+    pub tables_probed_per_get: f64,
+    pub data_blocks_per_missing_get: f64,
+    pub tables_per_level: Vec<usize>,
+    pub bytes_per_level: Vec<u64>,
+    pub bloom_negatives: u64,
+    pub flushes: u64,
+    pub compactions: u64,
+    pub bytes_flushed: u64,
+    pub bytes_compacted_read: u64,
+    pub bytes_compacted_written: u64,
+    pub write_slowdowns: u64,
+    pub write_stops: u64,
+}
+
+impl StatsReport {
+    /// The report for the change from `before` to `after`; write amplification counts
+    /// everything since the database was filled.
+    pub fn between(
+        before: &strata_engine::Stats,
+        after: &strata_engine::Stats,
+        since_fill: &strata_engine::Stats,
+    ) -> StatsReport {
+        let delta = |a: u64, b: u64| a.saturating_sub(b);
+        let window = strata_engine::Stats {
+            gets: delta(after.gets, before.gets),
+            tables_probed: delta(after.tables_probed, before.tables_probed),
+            missing_gets: delta(after.missing_gets, before.missing_gets),
+            missing_data_blocks_read: delta(
+                after.missing_data_blocks_read,
+                before.missing_data_blocks_read,
+            ),
+            ..Default::default()
+        };
+        let written = strata_engine::Stats {
+            user_bytes_written: delta(after.user_bytes_written, since_fill.user_bytes_written),
+            wal_bytes_written: delta(after.wal_bytes_written, since_fill.wal_bytes_written),
+            bytes_flushed: delta(after.bytes_flushed, since_fill.bytes_flushed),
+            bytes_compacted_written: delta(
+                after.bytes_compacted_written,
+                since_fill.bytes_compacted_written,
+            ),
+            ..Default::default()
+        };
+        StatsReport {
+            write_amplification: written.write_amplification(),
+            tables_probed_per_get: window.tables_probed_per_get(),
+            data_blocks_per_missing_get: window.data_blocks_per_missing_get(),
+            tables_per_level: after.tables_per_level.clone(),
+            bytes_per_level: after.bytes_per_level.clone(),
+            bloom_negatives: delta(after.bloom_negatives, before.bloom_negatives),
+            flushes: delta(after.flushes, before.flushes),
+            compactions: delta(
+                after.compactions + after.trivial_moves,
+                before.compactions + before.trivial_moves,
+            ),
+            bytes_flushed: delta(after.bytes_flushed, before.bytes_flushed),
+            bytes_compacted_read: delta(after.bytes_compacted_read, before.bytes_compacted_read),
+            bytes_compacted_written: delta(
+                after.bytes_compacted_written,
+                before.bytes_compacted_written,
+            ),
+            write_slowdowns: delta(after.write_slowdowns, before.write_slowdowns),
+            write_stops: delta(after.write_stops, before.write_stops),
+        }
+    }
 }
 
 fn key_of(i: u64) -> [u8; 16] {
@@ -105,6 +178,8 @@ struct Bench {
     args: BenchArgs,
     db: Option<Arc<Db>>,
     filled: bool,
+    /// Statistics when the current database was opened empty.
+    at_fill: strata_engine::Stats,
 }
 
 impl Bench {
@@ -122,6 +197,7 @@ impl Bench {
         }
         self.open()?;
         self.filled = false;
+        self.at_fill = self.db().stats();
         Ok(())
     }
 
@@ -331,8 +407,10 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, String> {
         args,
         db: None,
         filled: false,
+        at_fill: strata_engine::Stats::default(),
     };
     bench.open()?;
+    bench.at_fill = bench.db().stats();
     if !json {
         println!(
             "{:<12} {:>10} {:>9} {:>14} {:>10}",
@@ -343,7 +421,15 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, String> {
         }
     }
     for workload in &workloads {
+        let before = bench.db.as_ref().map(|db| db.stats()).unwrap_or_default();
         let (ops, seconds, bytes) = bench.run_workload(workload)?;
+        let mut before = before;
+        if workload.starts_with("fill") {
+            // A fill starts a new database: its counters start from zero.
+            before = bench.at_fill.clone();
+        }
+        let after = bench.db().stats();
+        let stats = StatsReport::between(&before, &after, &bench.at_fill);
         let report = Report {
             workload: workload.clone(),
             ops,
@@ -353,6 +439,7 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, String> {
             threads: bench.args.threads,
             sync: bench.args.sync,
             disk_overwrite_fdatasync_per_sec: disk_rate,
+            stats,
         };
         if json {
             println!(
@@ -361,8 +448,16 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, String> {
             );
         } else {
             println!(
-                "{:<12} {:>10} {:>9.3} {:>14.0} {:>10.1}",
-                report.workload, report.ops, report.seconds, report.ops_per_sec, report.mb_per_sec
+                "{:<12} {:>10} {:>9.3} {:>14.0} {:>10.1}   wa {:.2}  probes/get {:.2}  blocks/missing {:.3}  levels {:?}",
+                report.workload,
+                report.ops,
+                report.seconds,
+                report.ops_per_sec,
+                report.mb_per_sec,
+                report.stats.write_amplification,
+                report.stats.tables_probed_per_get,
+                report.stats.data_blocks_per_missing_get,
+                report.stats.tables_per_level
             );
         }
         let _ = std::io::stdout().flush();

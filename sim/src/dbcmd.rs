@@ -36,6 +36,14 @@ enum Action {
         #[arg(long)]
         limit: Option<usize>,
     },
+    /// Print the tree's shape and the engine's statistics (JSON with --json).
+    Stats {
+        /// One JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Compact until no level needs it.
+    Compact,
 }
 
 fn printable(bytes: &[u8]) -> String {
@@ -44,6 +52,12 @@ fn printable(bytes: &[u8]) -> String {
 
 pub fn run(args: DbArgs) -> Result<ExitCode, String> {
     let creating = matches!(args.action, Action::Put { .. } | Action::Delete { .. });
+    if !creating && !args.dir.join("CURRENT").exists() && args.dir.exists() {
+        return Err(format!(
+            "{} holds no Strata database (no CURRENT file)",
+            args.dir.display()
+        ));
+    }
     let options = Options {
         create_if_missing: creating,
         ..Options::default()
@@ -69,6 +83,36 @@ pub fn run(args: DbArgs) -> Result<ExitCode, String> {
         Action::Delete { key } => {
             db.delete(key.as_bytes(), WriteOptions::SYNC)
                 .map_err(|e| e.to_string())?;
+            ExitCode::SUCCESS
+        }
+        Action::Stats { json } => {
+            let stats = db.stats();
+            if json {
+                let report = serde_json::json!({
+                    "tables_per_level": stats.tables_per_level,
+                    "bytes_per_level": stats.bytes_per_level,
+                    "write_amplification": stats.write_amplification(),
+                    "flushes": stats.flushes,
+                    "compactions": stats.compactions,
+                    "trivial_moves": stats.trivial_moves,
+                });
+                println!("{report}");
+            } else {
+                println!("level  tables        bytes");
+                for (level, (tables, bytes)) in stats
+                    .tables_per_level
+                    .iter()
+                    .zip(&stats.bytes_per_level)
+                    .enumerate()
+                {
+                    println!("L{level:<5} {tables:>6} {bytes:>12}");
+                }
+                println!("(statistics count this process only: opened just now)");
+            }
+            ExitCode::SUCCESS
+        }
+        Action::Compact => {
+            db.compact().map_err(|e| e.to_string())?;
             ExitCode::SUCCESS
         }
         Action::Scan { from, to, limit } => {
