@@ -550,6 +550,33 @@ impl Db {
         stats
     }
 
+    /// The live tables, level by level (level 0 newest first, deeper levels in key order).
+    pub fn levels(&self) -> Vec<Vec<TableMeta>> {
+        let view = self.inner.read_view();
+        view.version
+            .levels()
+            .iter()
+            .map(|tables| tables.iter().map(|table| table.meta.clone()).collect())
+            .collect()
+    }
+
+    /// Flushes the memtable and pushes every table down to the deepest level in use (at
+    /// least level 1): afterwards each key has one version and reads probe one table.
+    pub fn compact_all(&self) -> Result<()> {
+        self.flush()?;
+        loop {
+            self.inner.check_writable()?;
+            let levels = self.levels();
+            let deepest = levels.iter().rposition(|tables| !tables.is_empty()).unwrap_or(0).max(1);
+            let Some(level) = (0..deepest).find(|&level| levels.get(level).is_some_and(|t| !t.is_empty())) else {
+                return Ok(());
+            };
+            if !self.inner.compact_level(level)? {
+                return Ok(());
+            }
+        }
+    }
+
     /// Compacts until no level needs it (or runs nothing if none does).
     pub fn compact(&self) -> Result<()> {
         self.inner.check_writable()?;
@@ -865,6 +892,18 @@ impl DbInner {
                 return Ok(());
             }
         }
+    }
+
+    /// Compacts all of `level` into the next level; returns whether there was anything.
+    fn compact_level(&self, level: usize) -> Result<bool> {
+        let _compacting = lock(&self.compaction_lock);
+        let version = Arc::clone(&lock(&self.state).version);
+        let Some(picked) = compaction::whole_level(&version, level) else {
+            return Ok(false);
+        };
+        let result = self.install_compaction(&picked, &version);
+        self.poison_on_error(result)?;
+        Ok(true)
     }
 
     /// Runs one compaction if a level needs one; returns whether it did.

@@ -20,6 +20,7 @@ enum Op {
     Scan(u8, u8),
     Flush,
     Maintenance,
+    Compact,
     Reopen,
 }
 
@@ -43,7 +44,8 @@ fn op_strategy() -> impl Strategy<Value = Op> {
         5 => k.clone().prop_map(Op::Get),
         2 => (k.clone(), k).prop_map(|(a, b)| Op::Scan(a.min(b), a.max(b))),
         1 => Just(Op::Flush),
-        2 => Just(Op::Maintenance),
+        3 => Just(Op::Maintenance),
+        1 => Just(Op::Compact),
         1 => Just(Op::Reopen),
     ]
 }
@@ -111,6 +113,7 @@ fn run(
             Op::Maintenance => {
                 handle.maintenance().expect("maintenance");
             }
+            Op::Compact => handle.compact().expect("compact"),
             Op::Reopen => {
                 db.take().expect("open database").close().expect("close");
                 db = Some(Db::open(Arc::clone(&vfs), dir, options.clone()).expect("reopen"));

@@ -19,13 +19,14 @@ use strata_engine::{Db, Options, WriteOptions};
 use strata_vfs::sim::SimRng;
 use strata_vfs::RealFs;
 
-const WORKLOADS: [&str; 6] = [
+const WORKLOADS: [&str; 7] = [
     "fillseq",
     "fillrandom",
     "overwrite",
     "readrandom",
     "readmissing",
     "scan",
+    "compact",
 ];
 
 #[derive(Args, Debug)]
@@ -46,6 +47,9 @@ pub struct BenchArgs {
     /// Acknowledge every write only after the WAL fsync.
     #[arg(long)]
     sync: bool,
+    /// Reads per read workload (default: --num).
+    #[arg(long)]
+    reads: Option<u64>,
     /// Writer/reader threads.
     #[arg(long, default_value_t = 1)]
     threads: usize,
@@ -299,13 +303,21 @@ impl Bench {
                 let seconds = self.fill(&order, sync)?;
                 Ok((num, seconds, num * entry_bytes))
             }
+            "compact" => {
+                self.ensure_filled()?;
+                let db = self.db();
+                let start = Instant::now();
+                db.compact_all().map_err(|e| e.to_string())?;
+                Ok((1, start.elapsed().as_secs_f64(), 0))
+            }
             "readrandom" | "readmissing" => {
                 self.ensure_filled()?;
                 let db = self.db();
                 let missing = name == "readmissing";
                 let seed = self.args.seed;
                 let found = std::sync::atomic::AtomicU64::new(0);
-                let seconds = self.timed(num, |t, ops| {
+                let reads = self.args.reads.unwrap_or(num);
+                let seconds = self.timed(reads, |t, ops| {
                     let mut rng = SimRng::new(seed ^ 0xabc ^ t as u64);
                     let mut hits = 0;
                     for _ in 0..ops {
@@ -323,13 +335,13 @@ impl Bench {
                     Ok(())
                 })?;
                 let found = found.into_inner();
-                let expected = if missing { 0 } else { num };
+                let expected = if missing { 0 } else { reads };
                 if found != expected {
                     return Err(format!(
-                        "{name}: found {found} of {num} keys, expected {expected}"
+                        "{name}: found {found} of {reads} keys, expected {expected}"
                     ));
                 }
-                Ok((num, seconds, num * entry_bytes))
+                Ok((reads, seconds, reads * entry_bytes))
             }
             "scan" => {
                 self.ensure_filled()?;

@@ -15,6 +15,12 @@ pub fn small_options() -> Options {
         wal_buffer_size: 512,
         background_work: false,
         max_immutable_memtables: 2,
+        level0_compaction_trigger: 2,
+        level0_slowdown_trigger: 3,
+        level0_stop_trigger: 4,
+        level_base_bytes: 4096,
+        level_size_ratio: 3,
+        target_file_size: 1024,
         ..Options::default()
     }
 }

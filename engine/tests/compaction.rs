@@ -1,0 +1,199 @@
+//! Leveled compaction through the engine: the shape it keeps, the merge's shadowing and
+//! tombstone rules, key boundaries between output tables, read amplification bounds, and
+//! crash safety at every step of a compaction.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::{contents, key, open, sim, small_options, value};
+use std::collections::BTreeMap;
+use strata_engine::{Db, Options, WriteOptions};
+
+fn load(db: &Db, rounds: u64, keys: u64) -> BTreeMap<Vec<u8>, Vec<u8>> {
+    let mut model = BTreeMap::new();
+    for round in 0..rounds {
+        for i in 0..keys {
+            let k = key((i * 7919 + round * 31) % keys);
+            if (i + round) % 11 == 3 {
+                db.delete(&k, WriteOptions::NO_SYNC).unwrap();
+                model.remove(&k);
+            } else {
+                let v = value(i, round, 20 + (i as usize % 60));
+                db.put(&k, &v, WriteOptions::NO_SYNC).unwrap();
+                model.insert(k, v);
+            }
+            while db.maintenance().unwrap() {}
+        }
+    }
+    model
+}
+
+fn assert_shape(db: &Db, options: &Options) {
+    let levels = db.levels();
+    assert!(
+        levels[0].len() < options.level0_compaction_trigger,
+        "level 0 holds {} tables after compaction caught up",
+        levels[0].len()
+    );
+    for (level, tables) in levels.iter().enumerate().skip(1) {
+        for pair in tables.windows(2) {
+            assert!(
+                pair[0].largest < pair[1].smallest,
+                "level {level}: tables {} and {} overlap",
+                pair[0].number,
+                pair[1].number
+            );
+        }
+        for table in tables {
+            assert_eq!(table.level as usize, level);
+        }
+    }
+    let stats = db.stats();
+    for level in 1..levels.len().saturating_sub(1) {
+        let budget = options.level_base_bytes * options.level_size_ratio.pow(level as u32 - 1);
+        assert!(
+            stats.bytes_per_level[level] <= budget,
+            "level {level} holds {} bytes, over its budget {budget}",
+            stats.bytes_per_level[level]
+        );
+    }
+}
+
+#[test]
+fn compaction_keeps_the_level_shape_and_the_data() {
+    let fs = sim(21);
+    let options = small_options();
+    let db = open(&fs, &options);
+    let model = load(&db, 6, 120);
+    assert_shape(&db, &options);
+    let stats = db.stats();
+    assert!(stats.compactions > 0, "the load must have compacted: {stats:?}");
+    assert!(db.levels().len() >= 3, "data reached level 2: {:?}", stats.tables_per_level);
+    assert_eq!(contents(&db), model);
+    for (k, v) in &model {
+        assert_eq!(db.get(k).unwrap().as_ref(), Some(v));
+    }
+    db.close().unwrap();
+    let db = open(&fs, &options);
+    assert_eq!(contents(&db), model, "after reopening");
+}
+
+#[test]
+fn compaction_drops_shadowed_versions_and_obsolete_tombstones() {
+    let fs = sim(22);
+    let options = small_options();
+    let db = open(&fs, &options);
+    // Many versions of few keys, then delete half of them.
+    for round in 0..40u64 {
+        for i in 0..10u64 {
+            db.put(key(i), value(i, round, 40), WriteOptions::NO_SYNC).unwrap();
+        }
+    }
+    for i in 0..5u64 {
+        db.delete(key(i), WriteOptions::NO_SYNC).unwrap();
+    }
+    db.flush().unwrap();
+    db.compact().unwrap();
+    // Push everything to the last level: compact repeatedly with the memtable empty.
+    let entries: u64 = db.levels().iter().flatten().map(|t| t.entries).sum();
+    assert!(
+        entries <= 10 + 5,
+        "after compaction each key has at most one version (and tombstones only if data may be below): {entries} entries"
+    );
+    for i in 0..10u64 {
+        let expected = if i < 5 { None } else { Some(value(i, 39, 40)) };
+        assert_eq!(db.get(key(i)).unwrap(), expected, "key {i}");
+    }
+}
+
+#[test]
+fn keys_at_table_boundaries_are_found() {
+    let fs = sim(23);
+    let options = Options {
+        target_file_size: 1024,
+        ..small_options()
+    };
+    let db = open(&fs, &options);
+    let model = load(&db, 3, 200);
+    let levels = db.levels();
+    let mut boundaries = 0;
+    for table in levels.iter().flatten() {
+        for k in [&table.smallest, &table.largest] {
+            boundaries += 1;
+            assert_eq!(db.get(k).unwrap().as_ref(), model.get(k), "boundary key {:?}", String::from_utf8_lossy(k));
+        }
+    }
+    assert!(boundaries > 4);
+    let scanned: Vec<_> = db.iter().unwrap().map(|e| e.unwrap()).collect();
+    assert_eq!(scanned.len(), model.len());
+}
+
+#[test]
+fn a_point_read_probes_at_most_level0_plus_one_table_per_level() {
+    let fs = sim(24);
+    let options = small_options();
+    let db = open(&fs, &options);
+    let model = load(&db, 4, 150);
+    let levels = db.levels();
+    let bound = levels[0].len() + levels.len().saturating_sub(1);
+    for i in 0..300u64 {
+        let before = db.stats();
+        let _ = db.get(key(i)).unwrap();
+        let after = db.stats();
+        let probed = after.tables_probed - before.tables_probed;
+        assert!(probed as usize <= bound, "key {i} probed {probed} tables, bound {bound}");
+    }
+    assert!(!model.is_empty());
+}
+
+#[test]
+fn a_crash_at_every_step_of_a_compaction_recovers_the_synced_state() {
+    let build = || {
+        let fs = sim(25);
+        let options = Options {
+            level0_compaction_trigger: 2,
+            level0_slowdown_trigger: 50,
+            level0_stop_trigger: 60,
+            ..small_options()
+        };
+        let db = open(&fs, &options);
+        let mut expected = BTreeMap::new();
+        for round in 0..3u64 {
+            for i in 0..25u64 {
+                let k = key((i * 13 + round) % 30);
+                if i % 7 == 6 {
+                    db.delete(&k, WriteOptions::SYNC).unwrap();
+                    expected.remove(&k);
+                } else {
+                    let v = value(i, round, 50);
+                    db.put(&k, &v, WriteOptions::SYNC).unwrap();
+                    expected.insert(k, v);
+                }
+            }
+            db.flush().unwrap();
+        }
+        assert!(db.has_pending_work(), "level 0 is over its trigger");
+        (fs, db, expected, options)
+    };
+    let (fs, db, expected, _) = build();
+    let start = fs.op_count();
+    db.compact().unwrap();
+    let steps = fs.op_count() - start;
+    assert!(steps > 5, "a compaction takes several VFS operations: {steps}");
+    drop(db);
+    for offset in 0..steps {
+        let (fs, db, expected_here, options) = build();
+        assert_eq!(expected_here, expected);
+        fs.set_crash_at(Some(fs.op_count() + offset));
+        let _ = db.compact();
+        drop(db);
+        assert!(fs.is_halted(), "crash point {offset} of {steps} reached");
+        fs.crash();
+        fs.set_crash_at(None);
+        let db = open(&fs, &options);
+        assert_eq!(contents(&db), expected, "crash at compaction step {offset} of {steps}");
+        db.compact().unwrap();
+        assert_eq!(contents(&db), expected, "compacting again after the crash at step {offset}");
+    }
+}
