@@ -567,8 +567,14 @@ impl Db {
         loop {
             self.inner.check_writable()?;
             let levels = self.levels();
-            let deepest = levels.iter().rposition(|tables| !tables.is_empty()).unwrap_or(0).max(1);
-            let Some(level) = (0..deepest).find(|&level| levels.get(level).is_some_and(|t| !t.is_empty())) else {
+            let deepest = levels
+                .iter()
+                .rposition(|tables| !tables.is_empty())
+                .unwrap_or(0)
+                .max(1);
+            let Some(level) =
+                (0..deepest).find(|&level| levels.get(level).is_some_and(|t| !t.is_empty()))
+            else {
                 return Ok(());
             };
             if !self.inner.compact_level(level)? {

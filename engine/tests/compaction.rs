@@ -68,8 +68,15 @@ fn compaction_keeps_the_level_shape_and_the_data() {
     let model = load(&db, 6, 120);
     assert_shape(&db, &options);
     let stats = db.stats();
-    assert!(stats.compactions > 0, "the load must have compacted: {stats:?}");
-    assert!(db.levels().len() >= 3, "data reached level 2: {:?}", stats.tables_per_level);
+    assert!(
+        stats.compactions > 0,
+        "the load must have compacted: {stats:?}"
+    );
+    assert!(
+        db.levels().len() >= 3,
+        "data reached level 2: {:?}",
+        stats.tables_per_level
+    );
     assert_eq!(contents(&db), model);
     for (k, v) in &model {
         assert_eq!(db.get(k).unwrap().as_ref(), Some(v));
@@ -87,7 +94,8 @@ fn compaction_drops_shadowed_versions_and_obsolete_tombstones() {
     // Many versions of few keys, then delete half of them.
     for round in 0..40u64 {
         for i in 0..10u64 {
-            db.put(key(i), value(i, round, 40), WriteOptions::NO_SYNC).unwrap();
+            db.put(key(i), value(i, round, 40), WriteOptions::NO_SYNC)
+                .unwrap();
         }
     }
     for i in 0..5u64 {
@@ -121,7 +129,12 @@ fn keys_at_table_boundaries_are_found() {
     for table in levels.iter().flatten() {
         for k in [&table.smallest, &table.largest] {
             boundaries += 1;
-            assert_eq!(db.get(k).unwrap().as_ref(), model.get(k), "boundary key {:?}", String::from_utf8_lossy(k));
+            assert_eq!(
+                db.get(k).unwrap().as_ref(),
+                model.get(k),
+                "boundary key {:?}",
+                String::from_utf8_lossy(k)
+            );
         }
     }
     assert!(boundaries > 4);
@@ -142,7 +155,10 @@ fn a_point_read_probes_at_most_level0_plus_one_table_per_level() {
         let _ = db.get(key(i)).unwrap();
         let after = db.stats();
         let probed = after.tables_probed - before.tables_probed;
-        assert!(probed as usize <= bound, "key {i} probed {probed} tables, bound {bound}");
+        assert!(
+            probed as usize <= bound,
+            "key {i} probed {probed} tables, bound {bound}"
+        );
     }
     assert!(!model.is_empty());
 }
@@ -180,7 +196,10 @@ fn a_crash_at_every_step_of_a_compaction_recovers_the_synced_state() {
     let start = fs.op_count();
     db.compact().unwrap();
     let steps = fs.op_count() - start;
-    assert!(steps > 5, "a compaction takes several VFS operations: {steps}");
+    assert!(
+        steps > 5,
+        "a compaction takes several VFS operations: {steps}"
+    );
     drop(db);
     for offset in 0..steps {
         let (fs, db, expected_here, options) = build();
@@ -192,8 +211,16 @@ fn a_crash_at_every_step_of_a_compaction_recovers_the_synced_state() {
         fs.crash();
         fs.set_crash_at(None);
         let db = open(&fs, &options);
-        assert_eq!(contents(&db), expected, "crash at compaction step {offset} of {steps}");
+        assert_eq!(
+            contents(&db),
+            expected,
+            "crash at compaction step {offset} of {steps}"
+        );
         db.compact().unwrap();
-        assert_eq!(contents(&db), expected, "compacting again after the crash at step {offset}");
+        assert_eq!(
+            contents(&db),
+            expected,
+            "compacting again after the crash at step {offset}"
+        );
     }
 }
