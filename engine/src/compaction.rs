@@ -95,6 +95,15 @@ pub fn pick(version: &Version, options: &Options, pointers: &[Vec<u8>]) -> Optio
             .or_else(|| tables.first())?;
         vec![Arc::clone(chosen)]
     };
+    with_overlapping(version, level, inputs)
+}
+
+/// A compaction of `inputs` (tables of `level`) and the tables of `level + 1` they overlap.
+fn with_overlapping(
+    version: &Version,
+    level: usize,
+    inputs: Vec<Arc<Table>>,
+) -> Option<Compaction> {
     let smallest = inputs
         .iter()
         .map(|t| t.meta.smallest.as_slice())
@@ -116,22 +125,7 @@ pub fn pick(version: &Version, options: &Options, pointers: &[Vec<u8>]) -> Optio
 /// A compaction of every table of `level` into `level + 1` (for full compactions).
 pub fn whole_level(version: &Version, level: usize) -> Option<Compaction> {
     let inputs: Vec<Arc<Table>> = version.levels().get(level)?.to_vec();
-    let smallest = inputs
-        .iter()
-        .map(|t| t.meta.smallest.as_slice())
-        .min()?
-        .to_vec();
-    let largest = inputs
-        .iter()
-        .map(|t| t.meta.largest.as_slice())
-        .max()?
-        .to_vec();
-    let overlapping = version.overlapping(level + 1, &smallest, &largest);
-    Some(Compaction {
-        level,
-        inputs,
-        overlapping,
-    })
+    with_overlapping(version, level, inputs)
 }
 
 /// What a compaction wrote.

@@ -970,18 +970,7 @@ impl DbInner {
                 added: output.tables.clone(),
                 deleted: deleted.clone(),
             };
-            state.manifest.append(&edit)?;
-            if let Err(reason) = state.manifest_state.apply(&edit) {
-                panic!("a compaction edit contradicts the manifest state: {reason}");
-            }
-            let version = Version::open(
-                self.vfs.as_ref(),
-                &self.dir,
-                &state.manifest_state,
-                Some(&state.version),
-                self.block_cache.as_ref(),
-            )?;
-            state.version = Arc::new(version);
+            self.log_and_install(&mut state, &edit)?;
             if let Some(largest) = picked.inputs.iter().map(|t| t.meta.largest.clone()).max() {
                 state.compact_pointers[picked.level] = largest;
             }
@@ -1120,9 +1109,18 @@ impl DbInner {
             added: meta.into_iter().collect(),
             deleted: Vec::new(),
         };
-        state.manifest.append(&edit)?;
-        if let Err(reason) = state.manifest_state.apply(&edit) {
-            panic!("a flush edit contradicts the manifest state: {reason}");
+        self.log_and_install(&mut state, &edit)?;
+        state.immutables.pop_front();
+        self.publish_view(&state);
+        Ok(())
+    }
+
+    /// Makes `edit` durable in the manifest, then installs the version it describes (the
+    /// caller publishes the new read view). Called with the state lock held.
+    fn log_and_install(&self, state: &mut State, edit: &VersionEdit) -> Result<()> {
+        state.manifest.append(edit)?;
+        if let Err(reason) = state.manifest_state.apply(edit) {
+            panic!("a version edit contradicts the manifest state: {reason}");
         }
         let version = Version::open(
             self.vfs.as_ref(),
@@ -1132,8 +1130,6 @@ impl DbInner {
             self.block_cache.as_ref(),
         )?;
         state.version = Arc::new(version);
-        state.immutables.pop_front();
-        self.publish_view(&state);
         Ok(())
     }
 

@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 use crate::filenames::table_path;
 use crate::manifest::{ManifestState, TableMeta};
 use crate::memtable::Slot;
-use crate::sstable::{ReadCounters, SstReader};
+use crate::sstable::{KeyHash, ReadCounters, SstReader};
 use std::collections::BTreeMap;
 use std::io::ErrorKind;
 use std::path::Path;
@@ -129,19 +129,25 @@ impl Version {
         self.levels.iter().map(Vec::len).sum()
     }
 
-    /// Point lookup through the levels; the first table that knows the key answers.
+    /// Point lookup through the levels; the first table that knows the key answers. Level-0
+    /// tables whose range holds the key are asked newest first, then at most one table per
+    /// deeper level; each asks its bloom filter (the key's hash is computed once) before its
+    /// index.
     pub fn get(&self, key: &[u8], counters: &mut ReadCounters) -> Result<Option<Slot>> {
+        let hash = KeyHash::of(key);
         for (level, tables) in self.levels.iter().enumerate() {
-            if level == 0 {
-                for table in tables {
-                    if table.contains(key) {
-                        if let Some(slot) = table.reader.get(key, counters)? {
-                            return Ok(Some(slot));
-                        }
-                    }
+            let candidates: &mut dyn Iterator<Item = &Arc<Table>> = if level == 0 {
+                &mut tables.iter().filter(|table| table.contains(key))
+            } else {
+                &mut Self::find_in_level(tables, key).into_iter()
+            };
+            for table in candidates {
+                counters.tables_probed += 1;
+                if !table.reader.may_contain(hash) {
+                    counters.bloom_negatives += 1;
+                    continue;
                 }
-            } else if let Some(table) = Self::find_in_level(tables, key) {
-                if let Some(slot) = table.reader.get(key, counters)? {
+                if let Some(slot) = table.reader.get_unfiltered(key, counters)? {
                     return Ok(Some(slot));
                 }
             }

@@ -16,8 +16,19 @@ const LINE_BYTES: usize = 64;
 /// Bits per line.
 const LINE_BITS: u64 = 512;
 
-fn hashes(key: &[u8]) -> (u64, u64) {
-    let hash = xxh3_64(key);
+/// A key's filter hash, computed once per lookup and shared by every table's filter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyHash(u64);
+
+impl KeyHash {
+    /// The hash of `key`.
+    pub fn of(key: &[u8]) -> KeyHash {
+        KeyHash(xxh3_64(key))
+    }
+}
+
+fn hashes(hash: KeyHash) -> (u64, u64) {
+    let hash = hash.0;
     let second = hash.wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(31) ^ hash;
     (hash, second)
 }
@@ -96,7 +107,7 @@ impl Filter {
     }
 
     /// False if `key` is certainly not in the table; true if it may be.
-    pub fn may_contain(&self, key: &[u8]) -> bool {
+    pub fn may_contain(&self, key: KeyHash) -> bool {
         let (hash, second) = hashes(key);
         let line = line_of(hash, self.lines) * LINE_BYTES;
         (0..self.probes as u32).all(|probe| {
@@ -126,7 +137,7 @@ mod tests {
             let filter = build((0..n).map(|i| format!("key{i:016}").into_bytes()), 10);
             for i in 0..n {
                 assert!(
-                    filter.may_contain(format!("key{i:016}").as_bytes()),
+                    filter.may_contain(KeyHash::of(format!("key{i:016}").as_bytes())),
                     "n={n} key {i}"
                 );
             }
@@ -139,7 +150,7 @@ mod tests {
         let filter = build((0..n).map(|i| format!("{i:016}").into_bytes()), 10);
         let trials = 200_000;
         let false_positives = (0..trials)
-            .filter(|i| filter.may_contain(format!("{:015}.", i * 7 + 3).as_bytes()))
+            .filter(|i| filter.may_contain(KeyHash::of(format!("{:015}.", i * 7 + 3).as_bytes())))
             .count();
         let rate = false_positives as f64 / trials as f64;
         assert!(rate <= 0.012, "false positive rate {rate:.4} above 1.2%");

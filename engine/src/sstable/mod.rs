@@ -21,7 +21,7 @@ mod reader;
 
 pub use block::{Block, BlockBuilder, BlockEntry};
 pub use builder::{TableBuilder, TableSummary};
-pub use filter::{Filter, FilterBuilder};
+pub use filter::{Filter, FilterBuilder, KeyHash};
 pub use reader::{IndexEntry, ReadCounters, SstReader};
 
 /// The table magic number ("STRATA.T" little-endian-ish).

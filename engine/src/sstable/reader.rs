@@ -1,7 +1,7 @@
 //! `SstReader`: opens a table, verifies its footer and index, and serves point reads and
 //! block reads. Every block read is checksummed.
 
-use super::{Block, Filter, BLOCK_TRAILER, FOOTER_SIZE, FORMAT_VERSION, MAGIC};
+use super::{Block, Filter, KeyHash, BLOCK_TRAILER, FOOTER_SIZE, FORMAT_VERSION, MAGIC};
 use crate::block_cache::BlockCache;
 use crate::coding::{get_u32, get_u64, Decoder};
 use crate::error::{Error, Result};
@@ -214,15 +214,25 @@ impl SstReader {
             .partition_point(|entry| entry.last_key.as_slice() < key)
     }
 
+    /// False if the table's bloom filter rules the key out (true without a filter).
+    pub fn may_contain(&self, hash: KeyHash) -> bool {
+        self.filter
+            .as_ref()
+            .is_none_or(|filter| filter.may_contain(hash))
+    }
+
     /// Point lookup: `None` if the table knows nothing of `key`.
     pub fn get(&self, key: &[u8], counters: &mut ReadCounters) -> Result<Option<Slot>> {
         counters.tables_probed += 1;
-        if let Some(filter) = &self.filter {
-            if !filter.may_contain(key) {
-                counters.bloom_negatives += 1;
-                return Ok(None);
-            }
+        if !self.may_contain(KeyHash::of(key)) {
+            counters.bloom_negatives += 1;
+            return Ok(None);
         }
+        self.get_unfiltered(key, counters)
+    }
+
+    /// Point lookup that skips the filter (the caller consulted it).
+    pub fn get_unfiltered(&self, key: &[u8], counters: &mut ReadCounters) -> Result<Option<Slot>> {
         let i = self.seek_block(key);
         if i == self.index.len() {
             return Ok(None);
