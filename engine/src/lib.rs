@@ -25,7 +25,7 @@ mod stats;
 mod version;
 pub mod wal;
 
-pub use batch::{BatchOp, WriteBatch};
+pub use batch::{decode_payload, BatchOp, DecodedPayload, WriteBatch};
 pub use db::Db;
 pub use error::{Error, Result};
 pub use iterator::DbIterator;

@@ -5,7 +5,7 @@
 //! - [`runner`]: the run loop — engine on `SimFs`, crashes, recovery, the checker's verdict.
 //! - [`liar`]: lying filesystems for the self-check.
 //! - [`sweep`], [`shrink`], [`corpus`]: many seeds, minimal cases, saved cases.
-//! - [`bench`], [`dbcmd`]: the real-disk benchmark and shell.
+//! - [`bench`], [`dbcmd`], [`inspect`]: the real-disk benchmark, shell and file dumper.
 //!
 //! Determinism: nothing in a run reads the clock, the OS RNG or thread timing; every random
 //! choice comes from a stream derived from the seed ([`case::stream_seed`]).
@@ -14,6 +14,7 @@ pub mod bench;
 pub mod case;
 pub mod corpus;
 pub mod dbcmd;
+pub mod inspect;
 pub mod liar;
 pub mod runner;
 pub mod shrink;

@@ -10,7 +10,7 @@ use strata_sim::case::{Case, Fault, Liar};
 use strata_sim::corpus::{CorpusEntry, Expected};
 use strata_sim::runner::run_case;
 use strata_sim::sweep::{sweep, SweepConfig};
-use strata_sim::{bench, dbcmd, shrink};
+use strata_sim::{bench, dbcmd, inspect, shrink};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -36,8 +36,16 @@ enum Command {
     },
     /// db_bench-style workloads on the real disk.
     Bench(bench::BenchArgs),
-    /// Poke a real database by hand: get, put, delete, scan.
+    /// Poke a real database by hand: get, put, delete, scan, stats, compact.
     Db(dbcmd::DbArgs),
+    /// Dump a WAL, SSTable, manifest or CURRENT file, verifying every checksum.
+    Inspect {
+        /// The file.
+        path: PathBuf,
+        /// Show at most this many records or entries.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
 }
 
 #[derive(Args, Debug, Clone)]
@@ -355,6 +363,7 @@ fn main() -> ExitCode {
         Command::Shrink { file } => run_shrink(file),
         Command::Bench(args) => bench::run(args),
         Command::Db(args) => dbcmd::run(args),
+        Command::Inspect { path, limit } => inspect::run(&path, limit),
     };
     match result {
         Ok(code) => code,

@@ -87,3 +87,40 @@ fn db_command_puts_gets_scans_and_reports_a_missing_database() {
     let (code, stdout, _) = strata(&["db", "--dir", db, "scan"]);
     assert_eq!((code, stdout.trim()), (0, "k2\tv2"));
 }
+
+#[test]
+fn inspect_dumps_files_and_reports_corruption_with_exit_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let db_str = db.to_str().unwrap();
+    for i in 0..5 {
+        assert_eq!(
+            strata(&["db", "--dir", db_str, "put", &format!("k{i}"), "v"]).0,
+            0
+        );
+    }
+    assert_eq!(strata(&["db", "--dir", db_str, "compact"]).0, 0);
+    let mut names: Vec<String> = std::fs::read_dir(&db)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    for name in &names {
+        let path = db.join(name);
+        let (code, stdout, stderr) = strata(&["inspect", path.to_str().unwrap()]);
+        assert_eq!(code, 0, "{name}: {stdout}{stderr}");
+    }
+    let table = names.iter().find(|n| n.ends_with(".sst")).expect("a table");
+    let path = db.join(table);
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[5] ^= 0x10;
+    std::fs::write(&path, bytes).unwrap();
+    let (code, stdout, _) = strata(&["inspect", path.to_str().unwrap()]);
+    assert_eq!(code, 1, "{stdout}");
+    assert!(
+        stdout.contains("CORRUPT") && stdout.contains(table.as_str()),
+        "{stdout}"
+    );
+    let (code, _, stderr) = strata(&["inspect", dir.path().join("nope.sst").to_str().unwrap()]);
+    assert_eq!(code, 2, "{stderr}");
+}
