@@ -1,0 +1,49 @@
+//! A CI-sized crash sweep: 2,000 seeds with every fault kind must find no violation and
+//! must actually exercise crashes, recoveries, flushes, compactions and every fault kind.
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeSet;
+use strata_sim::case::Fault;
+use strata_sim::sweep::{sweep, SweepConfig};
+
+#[test]
+fn two_thousand_seeds_with_every_fault_find_no_violation() {
+    let config = SweepConfig {
+        seeds: (100_000..102_000).collect(),
+        jobs: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        ops: 1000,
+        faults: Fault::ALL.into_iter().collect::<BTreeSet<_>>(),
+        liar: None,
+        corpus: None,
+        progress: false,
+    };
+    let (summary, failures) = sweep(&config);
+    let first = failures.first().and_then(|report| report.finding.clone());
+    assert_eq!(
+        summary.violations, 0,
+        "seeds {:?}; first: {first:?}",
+        summary.failing_seeds
+    );
+    assert!(
+        summary.crashes > 2000 && summary.recoveries > summary.crashes,
+        "{summary:?}"
+    );
+    assert!(
+        summary.flushes > 0 && summary.compactions > 0,
+        "{summary:?}"
+    );
+    for kind in [
+        "crash",
+        "torn_write",
+        "sync_failure",
+        "no_space",
+        "read_error",
+        "bit_flip",
+    ] {
+        assert!(
+            summary.faults.get(kind).copied().unwrap_or(0) > 0,
+            "no {kind} injected: {summary:?}"
+        );
+    }
+}
