@@ -119,6 +119,8 @@ struct CommitQueue {
     done_below: u64,
     failures: std::collections::BTreeMap<u64, Error>,
     leader_active: bool,
+    /// Size of the last committed group: how many writers are likely to be coming.
+    last_group: usize,
 }
 
 struct Pending {
@@ -133,6 +135,9 @@ struct BackgroundState {
     seen: u64,
     shutdown: bool,
 }
+
+/// How many times a commit leader yields to let expected writers join its group.
+const MAX_LEADER_YIELDS: usize = 4;
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic in another thread is a broken invariant there; the data is still the best
@@ -799,7 +804,22 @@ impl DbInner {
             }
             if !queue.leader_active {
                 queue.leader_active = true;
+                // The writers of the last group were just woken and are coming back with
+                // their next batch: give them a moment (a few yields, only when a sync is
+                // wanted, so never on a single-writer or unsynced path) to join this group
+                // rather than wait a whole fsync for the next one.
+                let mut yields = 0;
+                while queue.pending.len() < queue.last_group
+                    && yields < MAX_LEADER_YIELDS
+                    && queue.pending.iter().any(|pending| pending.sync)
+                {
+                    drop(queue);
+                    std::thread::yield_now();
+                    queue = lock(&self.commit);
+                    yields += 1;
+                }
                 let group = std::mem::take(&mut queue.pending);
+                queue.last_group = group.len();
                 drop(queue);
                 let result = self.commit_group(&group);
                 queue = lock(&self.commit);
