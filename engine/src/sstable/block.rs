@@ -178,30 +178,50 @@ impl Block {
 
     /// Finds `key` in the block.
     pub fn get(&self, key: &[u8]) -> Result<Option<Slot>, String> {
-        // Binary search the restart points for the last one whose key is <= `key`.
+        // Binary search the restart points for the last one whose key is <= `key`; restart
+        // keys are stored whole, so this compares slices of the block without copying.
         let (mut low, mut high) = (0usize, self.restarts);
-        let mut scratch = Vec::new();
         while high - low > 1 {
             let mid = (low + high) / 2;
-            scratch.clear();
-            self.decode_at(self.restart(mid), &mut scratch)?;
-            if scratch.as_slice() <= key {
+            if self.restart_key(mid)? <= key {
                 low = mid;
             } else {
                 high = mid;
             }
         }
-        let mut offset = self.restart(low);
-        let mut current = Vec::new();
-        while offset < self.restarts_at {
-            let (next, value) = self.decode_at(offset, &mut current)?;
-            match current.as_slice().cmp(key) {
-                std::cmp::Ordering::Equal => return Ok(Some(self.slot(value))),
-                std::cmp::Ordering::Greater => return Ok(None),
-                std::cmp::Ordering::Less => offset = next,
-            }
+        // Then scan from there, rebuilding prefix-compressed keys in a reused buffer: the hot
+        // read path allocates nothing but the value it returns.
+        thread_local! {
+            static CURRENT: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
         }
-        Ok(None)
+        CURRENT.with_borrow_mut(|current| {
+            current.clear();
+            let mut offset = self.restart(low);
+            while offset < self.restarts_at {
+                let (next, value) = self.decode_at(offset, current)?;
+                match current.as_slice().cmp(key) {
+                    std::cmp::Ordering::Equal => return Ok(Some(self.slot(value))),
+                    std::cmp::Ordering::Greater => return Ok(None),
+                    std::cmp::Ordering::Less => offset = next,
+                }
+            }
+            Ok(None)
+        })
+    }
+
+    /// The key at restart point `index`, borrowed from the block.
+    fn restart_key(&self, index: usize) -> Result<&[u8], String> {
+        let offset = self.restart(index);
+        let body = &self.data[..self.restarts_at];
+        let mut decoder = Decoder::new(&body[offset..]);
+        let malformed = || format!("malformed restart entry at block offset {offset}");
+        let shared = decoder.varint().ok_or_else(malformed)?;
+        let unshared = decoder.varint().ok_or_else(malformed)? as usize;
+        decoder.varint().ok_or_else(malformed)?;
+        if shared != 0 {
+            return Err(malformed());
+        }
+        decoder.bytes(unshared).ok_or_else(malformed)
     }
 
     /// Every entry, in order.
