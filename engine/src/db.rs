@@ -61,6 +61,8 @@ struct DbInner {
     writer: Mutex<WriterState>,
     commit: Mutex<CommitQueue>,
     commit_done: Condvar,
+    /// Signalled when a batch is queued while a leader gathers its group.
+    commit_arrival: Condvar,
     background: Mutex<BackgroundState>,
     background_signal: Condvar,
     flush_lock: Mutex<()>,
@@ -136,8 +138,8 @@ struct BackgroundState {
     shutdown: bool,
 }
 
-/// How many times a commit leader yields to let expected writers join its group.
-const MAX_LEADER_YIELDS: usize = 4;
+/// How long a commit leader waits for the writers of the last group to join its group.
+const LEADER_GATHER_TIME: Duration = Duration::from_micros(100);
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic in another thread is a broken invariant there; the data is still the best
@@ -407,6 +409,7 @@ impl Db {
             }),
             commit: Mutex::new(CommitQueue::default()),
             commit_done: Condvar::new(),
+            commit_arrival: Condvar::new(),
             background: Mutex::new(BackgroundState::default()),
             background_signal: Condvar::new(),
             flush_lock: Mutex::new(()),
@@ -795,6 +798,9 @@ impl DbInner {
             batch,
             sync,
         });
+        if queue.leader_active {
+            self.commit_arrival.notify_one();
+        }
         loop {
             if queue.done_below > ticket {
                 return match queue.failures.remove(&ticket) {
@@ -805,18 +811,25 @@ impl DbInner {
             if !queue.leader_active {
                 queue.leader_active = true;
                 // The writers of the last group were just woken and are coming back with
-                // their next batch: give them a moment (a few yields, only when a sync is
-                // wanted, so never on a single-writer or unsynced path) to join this group
-                // rather than wait a whole fsync for the next one.
-                let mut yields = 0;
-                while queue.pending.len() < queue.last_group
-                    && yields < MAX_LEADER_YIELDS
+                // their next batch: wait a moment (at most 100 µs, only when a sync is wanted
+                // and fewer writers than last time are queued, so never on a single-writer
+                // or unsynced path) for them to join this group rather than wait a whole
+                // fsync for the next one.
+                if queue.pending.len() < queue.last_group
                     && queue.pending.iter().any(|pending| pending.sync)
                 {
-                    drop(queue);
-                    std::thread::yield_now();
-                    queue = lock(&self.commit);
-                    yields += 1;
+                    let deadline = std::time::Instant::now() + LEADER_GATHER_TIME;
+                    while queue.pending.len() < queue.last_group {
+                        let now = std::time::Instant::now();
+                        if now >= deadline {
+                            break;
+                        }
+                        queue = self
+                            .commit_arrival
+                            .wait_timeout(queue, deadline - now)
+                            .unwrap_or_else(|poisoned| poisoned.into_inner())
+                            .0;
+                    }
                 }
                 let group = std::mem::take(&mut queue.pending);
                 queue.last_group = group.len();
