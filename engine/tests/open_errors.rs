@@ -1,0 +1,131 @@
+//! Opening bad directories: clear errors that name the file and what is wrong, never a
+//! panic, never silently an empty database.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::{open, sim, small_options};
+use std::path::Path;
+use std::sync::Arc;
+use strata_engine::{Db, Error, Options, WriteOptions};
+use strata_vfs::{RealFs, Vfs};
+
+fn try_open(fs: &strata_vfs::SimFs, options: Options) -> Result<Db, Error> {
+    Db::open(Arc::new(fs.clone()) as Arc<dyn Vfs>, "db", options)
+}
+
+#[test]
+fn a_directory_of_foreign_files_is_refused_by_name() {
+    let fs = sim(1);
+    fs.create_dir_all(Path::new("db")).unwrap();
+    fs.create(Path::new("db/notes.txt"))
+        .unwrap()
+        .append(b"hello")
+        .unwrap();
+    let error = try_open(&fs, small_options()).unwrap_err();
+    assert!(matches!(error, Error::InvalidArgument(_)), "{error}");
+    assert!(error.to_string().contains("notes.txt"), "{error}");
+}
+
+#[test]
+fn a_missing_directory_is_created_only_when_asked() {
+    let fs = sim(2);
+    let error = try_open(
+        &fs,
+        Options {
+            create_if_missing: false,
+            ..small_options()
+        },
+    )
+    .unwrap_err();
+    assert!(error.to_string().contains("does not exist"), "{error}");
+    let db = try_open(&fs, small_options()).unwrap();
+    db.put(b"k", b"v", WriteOptions::SYNC).unwrap();
+}
+
+fn database_with_a_table(seed: u64) -> strata_vfs::SimFs {
+    let fs = sim(seed);
+    let db = open(&fs, &small_options());
+    for i in 0..40u32 {
+        db.put(format!("k{i:03}"), [b'x'; 40], WriteOptions::NO_SYNC)
+            .unwrap();
+    }
+    db.flush().unwrap();
+    db.close().unwrap();
+    fs
+}
+
+#[test]
+fn a_missing_table_is_a_corruption_error_naming_it() {
+    let fs = database_with_a_table(3);
+    let table = fs
+        .files()
+        .into_iter()
+        .map(|(name, _)| name)
+        .find(|name| name.ends_with(".sst"))
+        .unwrap();
+    fs.remove(Path::new(&table)).unwrap();
+    let error = try_open(&fs, small_options()).unwrap_err();
+    assert!(error.is_corruption(), "{error}");
+    assert!(
+        error.to_string().contains(&table) && error.to_string().contains("missing"),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_corrupt_manifest_or_current_is_a_corruption_error() {
+    let fs = database_with_a_table(4);
+    let manifest = fs
+        .files()
+        .into_iter()
+        .map(|(name, _)| name)
+        .find(|name| name.contains("MANIFEST"))
+        .unwrap();
+    fs.flip_bit(Path::new(&manifest), 9, 2).unwrap();
+    let error = try_open(&fs, small_options()).unwrap_err();
+    assert!(error.is_corruption(), "{error}");
+    assert!(error.to_string().contains(&manifest), "{error}");
+
+    let fs = database_with_a_table(5);
+    let current = fs.create(Path::new("db/CURRENT")).unwrap();
+    current.append(b"garbage without newline").unwrap();
+    let error = try_open(&fs, small_options()).unwrap_err();
+    assert!(
+        error.is_corruption() && error.to_string().contains("CURRENT"),
+        "{error}"
+    );
+}
+
+#[test]
+fn oversized_keys_and_values_are_rejected_not_stored() {
+    let fs = sim(6);
+    let options = Options {
+        max_value_size: 1000,
+        ..small_options()
+    };
+    let db = open(&fs, &options);
+    let error = db
+        .put(vec![b'k'; 70_000], b"v", WriteOptions::SYNC)
+        .unwrap_err();
+    assert!(matches!(error, Error::InvalidArgument(_)), "{error}");
+    let error = db
+        .put(b"k", vec![0u8; 1001], WriteOptions::SYNC)
+        .unwrap_err();
+    assert!(matches!(error, Error::InvalidArgument(_)), "{error}");
+    assert_eq!(db.get(b"k").unwrap(), None);
+    assert!(
+        db.poisoned().is_none(),
+        "a rejected write does not poison the database"
+    );
+}
+
+#[test]
+fn a_file_in_place_of_the_directory_is_an_error_on_the_real_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    std::fs::write(&path, b"not a directory").unwrap();
+    let error = Db::open(Arc::new(RealFs::new()), &path, Options::default()).unwrap_err();
+    assert!(error.to_string().contains("db"), "{error}");
+}
