@@ -152,10 +152,13 @@ impl StatsReport {
     }
 }
 
-fn key_of(i: u64) -> [u8; 16] {
-    let mut key = [0u8; 16];
-    let text = format!("{i:016}");
-    key.copy_from_slice(&text.as_bytes()[text.len() - 16..]);
+/// The 16 decimal digits of `i` (its last 16, zero-padded), without allocating.
+fn key_of(mut i: u64) -> [u8; 16] {
+    let mut key = [b'0'; 16];
+    for digit in key.iter_mut().rev() {
+        *digit = b'0' + (i % 10) as u8;
+        i /= 10;
+    }
     key
 }
 
