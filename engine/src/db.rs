@@ -138,6 +138,55 @@ struct BackgroundState {
     shutdown: bool,
 }
 
+/// Poisons the database if the thread holding it panics (a broken invariant): without it a
+/// panicking commit leader would leave its group, and every later writer, waiting forever.
+struct PanicGuard<'a> {
+    inner: &'a DbInner,
+    /// The tickets of the commit group being led, if any.
+    group: Option<std::ops::RangeInclusive<u64>>,
+    armed: bool,
+}
+
+impl<'a> PanicGuard<'a> {
+    fn new(inner: &'a DbInner, group: Option<std::ops::RangeInclusive<u64>>) -> PanicGuard<'a> {
+        PanicGuard {
+            inner,
+            group,
+            armed: true,
+        }
+    }
+
+    fn disarm(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for PanicGuard<'_> {
+    fn drop(&mut self) {
+        if !self.armed || !std::thread::panicking() {
+            return;
+        }
+        let reason = "a thread panicked inside the engine (a broken invariant)".to_string();
+        lock(&self.inner.poison).get_or_insert_with(|| reason.clone());
+        if let Some(group) = self.group.clone() {
+            let mut queue = lock(&self.inner.commit);
+            queue.leader_active = false;
+            queue.done_below = queue.done_below.max(group.end() + 1);
+            for ticket in group {
+                queue.failures.insert(
+                    ticket,
+                    Error::Poisoned {
+                        reason: reason.clone(),
+                    },
+                );
+            }
+            self.inner.commit_done.notify_all();
+        }
+        let _background = lock(&self.inner.background);
+        self.inner.background_signal.notify_all();
+    }
+}
+
 /// How long a commit leader waits for the writers of the last group to join its group.
 const LEADER_GATHER_TIME: Duration = Duration::from_micros(100);
 
@@ -209,7 +258,21 @@ impl Db {
                     dir.display()
                 )));
             }
+            // Every directory created here needs its entry made durable in its parent,
+            // from the top down, or a crash could lose the database with its path.
+            let mut created = Vec::new();
+            let mut missing = Some(dir.as_path());
+            while let Some(path) = missing.filter(|p| !p.as_os_str().is_empty()) {
+                if vfs.exists(path)? {
+                    break;
+                }
+                created.push(path.to_path_buf());
+                missing = path.parent();
+            }
             vfs.create_dir_all(&dir)?;
+            for path in created.iter().rev() {
+                vfs.sync_dir(&parent_dir(path))?;
+            }
         }
         // The directory's own entry must be durable before anything in it is acknowledged.
         // Done on every open, before anything is written: an earlier open may have created
@@ -447,7 +510,7 @@ impl Db {
                     BatchOp::Delete(key) => memtable.insert(key, None),
                 }
             }
-            last_sequence = decoded.sequence + decoded.batch.len() as u64;
+            last_sequence = (decoded.sequence + decoded.batch.len() as u64).saturating_sub(1);
         }
         let end = reader.end().cloned().unwrap_or(LogEnd::Clean);
         drop(reader);
@@ -491,7 +554,9 @@ impl Db {
         self.write(batch, options)
     }
 
-    /// Applies a batch atomically.
+    /// Applies a batch atomically with respect to crashes: after recovery all of it is there
+    /// or none. A reader running concurrently with the write may see part of the batch
+    /// (there are no snapshots yet).
     pub fn write(&self, batch: WriteBatch, options: WriteOptions) -> Result<()> {
         self.inner.check_writable()?;
         let (max_key, max_value) = batch.max_sizes();
@@ -710,9 +775,12 @@ impl Db {
             self.inner.background_signal.notify_all();
         }
         if let Some(handle) = lock(&self.background).take() {
-            // A panic in the background thread is a broken invariant; surface it.
+            // A panic there is a broken invariant; its guard poisoned the database. Report
+            // it rather than panic here (this may run inside `Drop`, during an unwind).
             if handle.join().is_err() {
-                panic!("the background thread panicked");
+                return Err(Error::Poisoned {
+                    reason: "the background thread panicked".into(),
+                });
             }
         }
         let mut writer = lock(&self.inner.writer);
@@ -834,7 +902,11 @@ impl DbInner {
                 let group = std::mem::take(&mut queue.pending);
                 queue.last_group = group.len();
                 drop(queue);
+                let first = group.first().map_or(ticket, |pending| pending.ticket);
+                let last = group.last().map_or(ticket, |pending| pending.ticket);
+                let guard = PanicGuard::new(self, Some(first..=last));
                 let result = self.commit_group(&group);
+                guard.disarm();
                 queue = lock(&self.commit);
                 queue.leader_active = false;
                 let last = group.last().map_or(ticket, |pending| pending.ticket);
@@ -1151,7 +1223,17 @@ impl DbInner {
     /// Makes `edit` durable in the manifest, then installs the version it describes (the
     /// caller publishes the new read view). Called with the state lock held.
     fn log_and_install(&self, state: &mut State, edit: &VersionEdit) -> Result<()> {
-        state.manifest.append(edit)?;
+        // Checked and set under the state lock: once one edit's fsync has failed, no other
+        // thread may append an edit after it (a durable record after a lost one would make
+        // the manifest unreadable). Not `check_writable`: background work finishing while
+        // the database closes must still install its edit.
+        if let Some(reason) = lock(&self.poison).as_ref() {
+            return Err(Error::Poisoned {
+                reason: reason.clone(),
+            });
+        }
+        let appended = state.manifest.append(edit);
+        self.poison_on_error(appended)?;
         if let Err(reason) = state.manifest_state.apply(edit) {
             panic!("a version edit contradicts the manifest state: {reason}");
         }
@@ -1167,6 +1249,7 @@ impl DbInner {
     }
 
     fn background_loop(self: Arc<Self>) {
+        let _guard = PanicGuard::new(&self, None);
         loop {
             loop {
                 // Flushes first: they free memory writers may be waiting for.

@@ -175,6 +175,12 @@ impl ManifestState {
             }
         }
         for table in &edit.added {
+            if table.level as usize >= crate::compaction::NUM_LEVELS {
+                return Err(format!(
+                    "edit adds table {} at level {}, beyond the last level",
+                    table.number, table.level
+                ));
+            }
             if self.tables.insert(table.number, table.clone()).is_some() {
                 return Err(format!("edit adds table {} twice", table.number));
             }
@@ -222,6 +228,8 @@ pub fn read_manifest(file: &dyn VfsFile) -> Result<ManifestState> {
 #[derive(Debug)]
 pub struct ManifestWriter {
     log: WalWriter,
+    /// An append failed: what follows it on disk is unknown, so no more appends.
+    failed: bool,
 }
 
 impl ManifestWriter {
@@ -231,6 +239,7 @@ impl ManifestWriter {
         let file = vfs.create(path)?;
         let mut writer = ManifestWriter {
             log: WalWriter::new(file, 0),
+            failed: false,
         };
         writer.append(&state.snapshot())?;
         Ok(writer)
@@ -238,14 +247,23 @@ impl ManifestWriter {
 
     /// Appends one edit and syncs it: when this returns Ok the edit is durable.
     pub fn append(&mut self, edit: &VersionEdit) -> Result<()> {
+        if self.failed {
+            return Err(Error::Poisoned {
+                reason: format!("an earlier append to {} failed", self.log.path().display()),
+            });
+        }
         self.log.add_record(&edit.encode());
-        self.log.sync()
+        let result = self.log.sync();
+        self.failed = result.is_err();
+        result
     }
 }
 
-/// Points `CURRENT` at `manifest_name`: write a temp file, sync it, rename it over
-/// `CURRENT`, sync the directory.
+/// Points `CURRENT` at `manifest_name`: sync the directory (the manifest's name), write a
+/// temp file, sync it, rename it over `CURRENT`, sync the directory.
 pub fn set_current(vfs: &dyn Vfs, dir: &Path, manifest_name: &str) -> Result<()> {
+    // The manifest's own name must be durable before CURRENT names it.
+    vfs.sync_dir(dir)?;
     let temp = dir.join(crate::filenames::CURRENT_TEMP);
     let file = vfs.create(&temp)?;
     file.append(format!("{manifest_name}\n").as_bytes())?;
@@ -304,6 +322,39 @@ mod tests {
             smallest: b"a".to_vec(),
             largest: format!("z{number}").into_bytes(),
         }
+    }
+
+    #[test]
+    fn a_failed_append_refuses_every_later_append() {
+        let fs = SimFs::new(9, FaultConfig::none());
+        let path = Path::new("MANIFEST-000001");
+        let mut writer = ManifestWriter::create(&fs, path, &ManifestState::default()).unwrap();
+        fs.set_config(FaultConfig {
+            sync_failure_rate: 1.0,
+            ..FaultConfig::none()
+        });
+        let edit = VersionEdit {
+            next_file_number: Some(5),
+            ..Default::default()
+        };
+        assert!(matches!(writer.append(&edit), Err(Error::Io(_))));
+        fs.set_config(FaultConfig::none());
+        // The failed sync forgot its dirty data; a "successful" append now would put a
+        // durable record after a lost one.
+        assert!(matches!(writer.append(&edit), Err(Error::Poisoned { .. })));
+    }
+
+    #[test]
+    fn a_table_beyond_the_last_level_is_rejected() {
+        let mut state = ManifestState::default();
+        let edit = VersionEdit {
+            added: vec![table(3, 7)],
+            ..Default::default()
+        };
+        assert!(state
+            .apply(&edit)
+            .unwrap_err()
+            .contains("beyond the last level"));
     }
 
     #[test]

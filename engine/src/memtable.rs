@@ -10,6 +10,7 @@
 use crossbeam_skiplist::SkipMap;
 use std::ops::Bound;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard};
 use xxhash_rust::xxh3::xxh3_64;
 
 /// Bits of filter per byte of memtable budget (1/8: one bit per byte).
@@ -57,13 +58,21 @@ impl MemFilter {
 /// Per-entry bookkeeping counted against the memtable size (skip-list node, two vectors).
 const ENTRY_OVERHEAD: usize = 64;
 
+fn lock(cell: &Mutex<Slot>) -> MutexGuard<'_, Slot> {
+    // A cell holds plain data; a panic elsewhere cannot leave it half-written.
+    cell.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// What a key maps to.
 pub type Slot = Option<Vec<u8>>;
 
 /// A sorted in-memory table of recent writes.
 #[derive(Debug)]
 pub struct Memtable {
-    map: SkipMap<Vec<u8>, Slot>,
+    /// Values sit in a cell updated in place: crossbeam's `insert` over an existing key
+    /// unlinks the old node before linking the new one, and a reader in between would find
+    /// the key absent and fall through to older data (a deleted value could reappear).
+    map: SkipMap<Vec<u8>, Mutex<Slot>>,
     approximate_size: AtomicUsize,
     filter: MemFilter,
 }
@@ -85,7 +94,14 @@ impl Memtable {
         // Filter bits first, entry second: once the entry is visible its bits are set, so
         // the filter never hides an entry a reader could otherwise see.
         self.filter.insert(key);
-        self.map.insert(key.to_vec(), value.map(|v| v.to_vec()));
+        let mut fresh = Some(value.map(|v| v.to_vec()));
+        let entry = self.map.get_or_insert_with(key.to_vec(), || {
+            Mutex::new(fresh.take().expect("called once"))
+        });
+        if let Some(value) = fresh {
+            // The key was there already: replace its value in place.
+            *lock(entry.value()) = value;
+        }
     }
 
     /// `None`: the memtable knows nothing of `key`; `Some(None)`: a tombstone;
@@ -94,7 +110,7 @@ impl Memtable {
         if !self.filter.may_contain(key) {
             return None;
         }
-        self.map.get(key).map(|entry| entry.value().clone())
+        self.map.get(key).map(|entry| lock(entry.value()).clone())
     }
 
     /// Bytes written into this memtable (including overwritten versions).
@@ -118,14 +134,14 @@ impl Memtable {
         out: &mut Vec<(Vec<u8>, Slot)>,
     ) {
         for entry in self.map.range::<[u8], _>((lower, upper)).take(limit) {
-            out.push((entry.key().clone(), entry.value().clone()));
+            out.push((entry.key().clone(), lock(entry.value()).clone()));
         }
     }
 
     /// Visits every entry in key order.
     pub fn for_each(&self, mut visit: impl FnMut(&[u8], Option<&[u8]>)) {
         for entry in self.map.iter() {
-            visit(entry.key(), entry.value().as_deref());
+            visit(entry.key(), lock(entry.value()).as_deref());
         }
     }
 }

@@ -7,7 +7,7 @@
 //! fragment  := crc32:u32le length:u16le type:u8 payload[length]
 //! trailer   := 0x00{1..6}                  -- a block never starts a header it cannot finish
 //! type      := 1 FULL | 2 FIRST | 3 MIDDLE | 4 LAST   (0 is never written: zeros end the log)
-//! crc32     := CRC-32C of type byte ++ payload
+//! crc32     := CRC-32 (IEEE, crc32fast) of type byte ++ payload
 //! record    := FULL | FIRST MIDDLE* LAST
 //! ```
 //! A fragment never crosses a block boundary, so a reader can resynchronise at any block.

@@ -129,3 +129,30 @@ fn a_file_in_place_of_the_directory_is_an_error_on_the_real_disk() {
     let error = Db::open(Arc::new(RealFs::new()), &path, Options::default()).unwrap_err();
     assert!(error.to_string().contains("db"), "{error}");
 }
+
+#[test]
+fn a_database_created_with_its_parent_directories_survives_a_crash() {
+    for seed in 0..40 {
+        let fs = sim(100 + seed);
+        let db = Db::open(
+            Arc::new(fs.clone()) as Arc<dyn Vfs>,
+            "a/b/db",
+            small_options(),
+        )
+        .unwrap();
+        db.put(b"k", b"v", WriteOptions::SYNC).unwrap();
+        drop(db);
+        fs.crash();
+        let db = Db::open(
+            Arc::new(fs.clone()) as Arc<dyn Vfs>,
+            "a/b/db",
+            small_options(),
+        )
+        .unwrap();
+        assert_eq!(
+            db.get(b"k").unwrap(),
+            Some(b"v".to_vec()),
+            "seed {seed}: a synced write was lost"
+        );
+    }
+}

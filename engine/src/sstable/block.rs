@@ -8,7 +8,7 @@
 //! ```
 //! Keys are prefix-compressed against the previous key, except at *restart points* (every
 //! `RESTART_INTERVAL` entries) where `shared` is 0; the restart offsets let a reader binary
-//! search a block. On disk a block is followed by the CRC-32C of its bytes.
+//! search a block. On disk a block is followed by the CRC-32 (IEEE, crc32fast) of its bytes.
 
 use crate::coding::{get_u32, put_u32, put_varint, Decoder};
 use crate::memtable::Slot;

@@ -4,7 +4,7 @@
 //! Grammar (see `docs/sstable-format.md`):
 //! ```text
 //! table     := data_block* filter_block? index_block footer
-//! *_block   := block crc32:u32le           -- CRC-32C of the block's bytes
+//! *_block   := block crc32:u32le           -- CRC-32 (IEEE) of the block's bytes
 //! index     := block whose entries map the last key of each data block to its handle
 //! handle    := offset:varint size:varint   -- size excludes the 4-byte checksum
 //! footer    := index_offset:u64le index_size:u64le filter_offset:u64le filter_size:u64le
