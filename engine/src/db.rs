@@ -41,7 +41,7 @@ use strata_vfs::Vfs;
 /// An open database.
 pub struct Db {
     inner: Arc<DbInner>,
-    background: Mutex<Option<JoinHandle<()>>>,
+    background: Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl std::fmt::Debug for Db {
@@ -133,9 +133,16 @@ struct Pending {
 
 #[derive(Default)]
 struct BackgroundState {
+    /// Bumped whenever background work may be due (a rotation, a flush, a compaction).
     requests: u64,
-    seen: u64,
     shutdown: bool,
+}
+
+/// The two background threads: flushes never wait behind a long compaction.
+#[derive(Clone, Copy)]
+enum BackgroundRole {
+    Flush,
+    Compaction,
 }
 
 /// Poisons the database if the thread holding it panics (a broken invariant): without it a
@@ -291,18 +298,31 @@ impl Db {
             Self::create_new(vfs.as_ref(), &dir, &names, &options)?;
         }
         let inner = Arc::new(Self::recover(vfs, dir, options)?);
-        let background = if inner.options.background_work {
-            let worker = Arc::clone(&inner);
-            let handle = std::thread::Builder::new()
-                .name("strata-flush".into())
-                .spawn(move || worker.background_loop())
-                .map_err(|e| {
-                    Error::InvalidArgument(format!("cannot start the background thread: {e}"))
-                })?;
-            Some(handle)
-        } else {
-            None
-        };
+        let mut background = Vec::new();
+        if inner.options.background_work {
+            for (name, role) in [
+                ("strata-flush", BackgroundRole::Flush),
+                ("strata-compact", BackgroundRole::Compaction),
+            ] {
+                let worker = Arc::clone(&inner);
+                let spawned = std::thread::Builder::new()
+                    .name(name.into())
+                    .spawn(move || worker.background_loop(role));
+                match spawned {
+                    Ok(handle) => background.push(handle),
+                    Err(e) => {
+                        let db = Db {
+                            inner,
+                            background: Mutex::new(background),
+                        };
+                        drop(db);
+                        return Err(Error::InvalidArgument(format!(
+                            "cannot start a background thread: {e}"
+                        )));
+                    }
+                }
+            }
+        }
         Ok(Db {
             inner,
             background: Mutex::new(background),
@@ -774,14 +794,18 @@ impl Db {
             background.shutdown = true;
             self.inner.background_signal.notify_all();
         }
-        if let Some(handle) = lock(&self.background).take() {
-            // A panic there is a broken invariant; its guard poisoned the database. Report
-            // it rather than panic here (this may run inside `Drop`, during an unwind).
-            if handle.join().is_err() {
-                return Err(Error::Poisoned {
-                    reason: "the background thread panicked".into(),
-                });
-            }
+        let handles = std::mem::take(&mut *lock(&self.background));
+        // A panic there is a broken invariant; its guard poisoned the database. Report it
+        // rather than panic here (this may run inside `Drop`, during an unwind).
+        let panicked = handles
+            .into_iter()
+            .map(|handle| handle.join().is_err())
+            .filter(|&failed| failed)
+            .count();
+        if panicked > 0 {
+            return Err(Error::Poisoned {
+                reason: "a background thread panicked".into(),
+            });
         }
         let mut writer = lock(&self.inner.writer);
         if lock(&self.inner.poison).is_some() {
@@ -1030,7 +1054,9 @@ impl DbInner {
         };
         let result = self.install_compaction(&picked, &version);
         self.poison_on_error(result)?;
-        let _background = lock(&self.background);
+        // Wake stalled writers, and the other background thread: a flush may make a
+        // compaction due.
+        lock(&self.background).requests += 1;
         self.background_signal.notify_all();
         Ok(true)
     }
@@ -1170,7 +1196,9 @@ impl DbInner {
         let result = self.install_flush(&memtable, wal_number, last_sequence, number);
         self.poison_on_error(result)?;
         let _ = self.vfs.remove(&wal_path(&self.dir, wal_number));
-        let _background = lock(&self.background);
+        // Wake stalled writers, and the other background thread: a flush may make a
+        // compaction due.
+        lock(&self.background).requests += 1;
         self.background_signal.notify_all();
         Ok(true)
     }
@@ -1248,15 +1276,14 @@ impl DbInner {
         Ok(())
     }
 
-    fn background_loop(self: Arc<Self>) {
+    fn background_loop(self: Arc<Self>, role: BackgroundRole) {
         let _guard = PanicGuard::new(&self, None);
+        let mut seen = 0;
         loop {
             loop {
-                // Flushes first: they free memory writers may be waiting for.
-                let work = match self.flush_oldest() {
-                    Ok(true) => Ok(true),
-                    Ok(false) => self.compact_once(),
-                    Err(error) => Err(error),
+                let work = match role {
+                    BackgroundRole::Flush => self.flush_oldest(),
+                    BackgroundRole::Compaction => self.compact_once(),
                 };
                 match work {
                     Ok(true) => continue,
@@ -1270,8 +1297,8 @@ impl DbInner {
                 if background.shutdown {
                     return;
                 }
-                if background.requests != background.seen {
-                    background.seen = background.requests;
+                if background.requests != seen {
+                    seen = background.requests;
                     break;
                 }
                 background = self
