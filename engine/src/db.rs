@@ -729,7 +729,7 @@ impl Db {
             let mut writer = lock(&self.inner.writer);
             self.inner.check_writable()?;
             if !writer.memtable.is_empty() {
-                self.inner.make_room(&mut writer, true)?;
+                self.inner.make_room(&mut writer)?;
             }
         }
         while self.inner.flush_oldest()? {}
@@ -752,22 +752,6 @@ impl Db {
         let state = lock(&self.inner.state);
         !state.immutables.is_empty()
             || compaction::most_urgent(&state.version, &self.inner.options).is_some()
-    }
-
-    /// Number of live tables.
-    pub fn table_count(&self) -> usize {
-        self.inner.read_view().version.table_count()
-    }
-
-    /// Number of live tables in each level, level 0 first.
-    pub fn tables_per_level(&self) -> Vec<usize> {
-        self.inner
-            .read_view()
-            .version
-            .levels()
-            .iter()
-            .map(Vec::len)
-            .collect()
     }
 
     /// The database directory.
@@ -957,7 +941,7 @@ impl DbInner {
         self.check_writable()?;
         self.throttle()?;
         if writer.memtable.approximate_size() >= self.options.memtable_size {
-            self.make_room(&mut writer, false)?;
+            self.make_room(&mut writer)?;
         }
         let writer = &mut *writer;
         let wal_start = writer.wal.end();
@@ -1127,7 +1111,7 @@ impl DbInner {
 
     /// Makes the memtable immutable and starts a new one with a new WAL, first waiting for
     /// (or, without background work, doing) a flush if too many immutables are queued.
-    fn make_room(&self, writer: &mut WriterState, _forced: bool) -> Result<()> {
+    fn make_room(&self, writer: &mut WriterState) -> Result<()> {
         loop {
             self.check_writable()?;
             if lock(&self.state).immutables.len() < self.options.max_immutable_memtables {

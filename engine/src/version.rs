@@ -153,11 +153,6 @@ impl Version {
         self.levels.iter().flatten()
     }
 
-    /// Number of live tables.
-    pub fn table_count(&self) -> usize {
-        self.levels.iter().map(Vec::len).sum()
-    }
-
     /// Point lookup through the levels; the first table that knows the key answers. Level-0
     /// tables whose range holds the key are asked newest first, then at most one table per
     /// deeper level; each asks its bloom filter (the key's hash is computed once) before its

@@ -123,16 +123,20 @@ fn parse_faults(text: &str) -> Result<BTreeSet<Fault>, String> {
     }
 }
 
-fn parse_seeds(text: &str) -> Result<(u64, u64), String> {
+/// Parses `A<separator>B` into two numbers; `flag` and `form` name the option in errors.
+fn parse_pair(text: &str, separator: &str, flag: &str, form: &str) -> Result<(u64, u64), String> {
     let (a, b) = text
-        .split_once("..")
-        .ok_or_else(|| format!("--seeds takes a range A..B, got {text:?}"))?;
-    let a: u64 = a
-        .parse()
-        .map_err(|_| format!("--seeds: {a:?} is not a number"))?;
-    let b: u64 = b
-        .parse()
-        .map_err(|_| format!("--seeds: {b:?} is not a number"))?;
+        .split_once(separator)
+        .ok_or_else(|| format!("{flag} takes {form}, got {text:?}"))?;
+    let number = |part: &str| {
+        part.parse::<u64>()
+            .map_err(|_| format!("{flag}: {part:?} is not a number"))
+    };
+    Ok((number(a)?, number(b)?))
+}
+
+fn parse_seeds(text: &str) -> Result<(u64, u64), String> {
+    let (a, b) = parse_pair(text, "..", "--seeds", "a range A..B")?;
     if a >= b {
         return Err(format!(
             "--seeds {text}: the range is empty or reversed (A must be below B)"
@@ -142,15 +146,7 @@ fn parse_seeds(text: &str) -> Result<(u64, u64), String> {
 }
 
 fn parse_shard(text: &str) -> Result<(u64, u64), String> {
-    let (i, n) = text
-        .split_once('/')
-        .ok_or_else(|| format!("--shard takes I/N, got {text:?}"))?;
-    let i: u64 = i
-        .parse()
-        .map_err(|_| format!("--shard: {i:?} is not a number"))?;
-    let n: u64 = n
-        .parse()
-        .map_err(|_| format!("--shard: {n:?} is not a number"))?;
+    let (i, n) = parse_pair(text, "/", "--shard", "I/N")?;
     if n == 0 || i >= n {
         return Err(format!("--shard {text}: need 0 <= I < N"));
     }
