@@ -17,6 +17,7 @@ mod db;
 mod error;
 pub mod filenames;
 mod iterator;
+mod key_prefix;
 pub mod manifest;
 mod memtable;
 mod options;

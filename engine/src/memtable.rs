@@ -7,11 +7,11 @@
 //! skip list, so that a read of a key the memtable does not hold — most reads, once the data
 //! is mostly in tables — costs one cache line instead of a skip-list search.
 
+use crate::sstable::KeyHash;
 use crossbeam_skiplist::SkipMap;
 use std::ops::Bound;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
-use xxhash_rust::xxh3::xxh3_64;
 
 /// Bits of filter per byte of memtable budget (1/8: one bit per byte).
 const FILTER_BYTES_PER_BIT: usize = 8;
@@ -34,8 +34,8 @@ impl MemFilter {
         }
     }
 
-    fn word_and_mask(&self, key: &[u8]) -> (usize, u64) {
-        let hash = xxh3_64(key);
+    fn word_and_mask(&self, hash: KeyHash) -> (usize, u64) {
+        let hash = hash.value();
         let word = (((hash >> 32) * self.words.len() as u64) >> 32) as usize;
         let second = hash.wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(31) ^ hash;
         let mask = (0..FILTER_PROBES).fold(0u64, |mask, probe| {
@@ -44,13 +44,13 @@ impl MemFilter {
         (word, mask)
     }
 
-    fn insert(&self, key: &[u8]) {
-        let (word, mask) = self.word_and_mask(key);
+    fn insert(&self, hash: KeyHash) {
+        let (word, mask) = self.word_and_mask(hash);
         self.words[word].fetch_or(mask, Ordering::Relaxed);
     }
 
-    fn may_contain(&self, key: &[u8]) -> bool {
-        let (word, mask) = self.word_and_mask(key);
+    fn may_contain(&self, hash: KeyHash) -> bool {
+        let (word, mask) = self.word_and_mask(hash);
         self.words[word].load(Ordering::Relaxed) & mask == mask
     }
 }
@@ -93,7 +93,7 @@ impl Memtable {
         self.approximate_size.fetch_add(size, Ordering::Relaxed);
         // Filter bits first, entry second: once the entry is visible its bits are set, so
         // the filter never hides an entry a reader could otherwise see.
-        self.filter.insert(key);
+        self.filter.insert(KeyHash::of(key));
         let mut fresh = Some(value.map(|v| v.to_vec()));
         let entry = self.map.get_or_insert_with(key.to_vec(), || {
             Mutex::new(fresh.take().expect("called once"))
@@ -104,12 +104,22 @@ impl Memtable {
         }
     }
 
-    /// `None`: the memtable knows nothing of `key`; `Some(None)`: a tombstone;
-    /// `Some(Some(v))`: the value.
-    pub fn get(&self, key: &[u8]) -> Option<Slot> {
-        if !self.filter.may_contain(key) {
+    /// `None`: the memtable knows nothing of `key` (whose hash the caller computed);
+    /// `Some(None)`: a tombstone; `Some(Some(v))`: the value.
+    pub fn get_hashed(&self, key: &[u8], hash: KeyHash) -> Option<Slot> {
+        if !self.may_contain(hash) {
             return None;
         }
+        self.get_unfiltered(key)
+    }
+
+    /// False if the memtable certainly does not hold the key `hash` was computed from.
+    pub fn may_contain(&self, hash: KeyHash) -> bool {
+        self.filter.may_contain(hash)
+    }
+
+    /// [`Memtable::get_hashed`] without asking the filter (the caller did).
+    pub fn get_unfiltered(&self, key: &[u8]) -> Option<Slot> {
         self.map.get(key).map(|entry| lock(entry.value()).clone())
     }
 

@@ -5,6 +5,7 @@
 use crate::block_cache::BlockCache;
 use crate::error::{Error, Result};
 use crate::filenames::table_path;
+use crate::key_prefix::{compare_prefixed as compare, KeyPrefix};
 use crate::manifest::{ManifestState, TableMeta};
 use crate::memtable::Slot;
 use crate::sstable::{KeyHash, ReadCounters, SstReader};
@@ -76,26 +77,19 @@ impl Table {
     }
 }
 
-/// A key's first 16 bytes as a big-endian number, zero-padded. Two prefixes that differ
-/// order their keys exactly as a byte-wise comparison would (a shorter key that matches the
-/// other's first bytes pads with zeros, which never sort above a byte); equal prefixes fall
-/// back to the full comparison. This spares the point-read path a `memcmp` call per table
-/// range check.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct KeyPrefix(u128);
+/// Candidates whose filters a point read asks in one pass. More can exist only with far more
+/// level-0 tables than any stop trigger allows (a database written with other options);
+/// those spill into a vector and are asked one by one.
+const MAX_CANDIDATES: usize = 32;
 
-impl KeyPrefix {
-    /// The prefix of `key`.
-    pub fn of(key: &[u8]) -> KeyPrefix {
-        let mut bytes = [0u8; 16];
-        let n = key.len().min(16);
-        bytes[..n].copy_from_slice(&key[..n]);
-        KeyPrefix(u128::from_be_bytes(bytes))
-    }
-}
-
-fn compare(a: &[u8], a_prefix: KeyPrefix, b: &[u8], b_prefix: KeyPrefix) -> Ordering {
-    a_prefix.0.cmp(&b_prefix.0).then_with(|| a.cmp(b))
+/// What [`Version::probe`] found: the candidate tables, newest data first, and whether each
+/// one's filter lets the key through.
+#[derive(Debug)]
+pub struct Probe<'v> {
+    tables: [Option<&'v Table>; MAX_CANDIDATES],
+    may: [bool; MAX_CANDIDATES],
+    count: usize,
+    spill: Vec<&'v Table>,
 }
 
 /// The live tables. Level 0 is ordered newest first and its tables may overlap.
@@ -153,84 +147,62 @@ impl Version {
         self.levels.iter().flatten()
     }
 
-    /// Point lookup through the levels; the first table that knows the key answers. Level-0
-    /// tables whose range holds the key are asked newest first, then at most one table per
-    /// deeper level; each asks its bloom filter (the key's hash is computed once) before its
-    /// index.
-    pub fn get(&self, key: &[u8], counters: &mut ReadCounters) -> Result<Option<Slot>> {
-        // Gather the candidates first, then consult every candidate's filter in one tight
-        // loop: the filters' cache lines are independent loads the CPU fetches in parallel,
-        // where asking table by table waits for each miss in turn (measured: missing-key
-        // reads on a 3-level tree about 25% faster).
-        const MAX_CANDIDATES: usize = 32;
-        let hash = KeyHash::of(key);
+    /// The first half of a point read: finds the tables a read of `key` must consult
+    /// (level-0 tables whose range holds it, newest first, then at most one table per deeper
+    /// level) and asks every one's bloom filter, in one tight loop with no branch on the
+    /// answers. The filters' cache lines are independent loads the CPU fetches in parallel
+    /// (and in parallel with whatever the caller asked before, such as the memtable's
+    /// filter), where asking table by table waits for each miss in turn.
+    pub fn probe<'v>(&'v self, key: &[u8], hash: KeyHash) -> Probe<'v> {
         let prefix = KeyPrefix::of(key);
-        let mut candidates: [Option<&Table>; MAX_CANDIDATES] = [None; MAX_CANDIDATES];
-        let mut count = 0;
-        for table in self.candidates(key, prefix) {
-            if count == MAX_CANDIDATES {
-                // More level-0 tables than any stop trigger should allow.
-                return self.get_one_by_one(key, hash, prefix, counters);
+        let mut probe = Probe {
+            tables: [None; MAX_CANDIDATES],
+            may: [false; MAX_CANDIDATES],
+            count: 0,
+            spill: Vec::new(),
+        };
+        let mut push = |table: &'v Table| {
+            if probe.count < MAX_CANDIDATES {
+                probe.tables[probe.count] = Some(table);
+                probe.count += 1;
+            } else {
+                probe.spill.push(table);
             }
-            candidates[count] = Some(table);
-            count += 1;
-        }
-        let mut may = [false; MAX_CANDIDATES];
-        for (slot, table) in may.iter_mut().zip(candidates.iter().flatten()) {
-            *slot = table.reader.may_contain(hash);
-        }
-        counters.tables_probed += count as u64;
-        for (table, may) in candidates.iter().flatten().zip(may) {
-            if !may {
-                counters.bloom_negatives += 1;
-            } else if let Some(slot) = table.reader.get_unfiltered(key, counters)? {
-                return Ok(Some(slot));
+        };
+        for (level, tables) in self.levels.iter().enumerate() {
+            if level == 0 {
+                for table in tables {
+                    if table.contains_prefixed(key, prefix) {
+                        push(table);
+                    }
+                }
+            } else if let Some(table) = Self::find_prefixed(tables, key, prefix) {
+                push(table);
             }
         }
-        Ok(None)
+        for (may, table) in probe.may.iter_mut().zip(probe.tables.iter().flatten()) {
+            *may = table.reader.may_contain(hash);
+        }
+        probe
     }
 
-    /// The tables a point read of `key` must consult, newest data first: level-0 tables
-    /// whose range holds it, then at most one table per deeper level.
-    fn candidates<'v>(
-        &'v self,
-        key: &'v [u8],
-        prefix: KeyPrefix,
-    ) -> impl Iterator<Item = &'v Table> + 'v {
-        self.levels
-            .iter()
-            .enumerate()
-            .flat_map(move |(level, tables)| {
-                let (level0, deeper) = if level == 0 {
-                    (
-                        Some(
-                            tables
-                                .iter()
-                                .filter(move |table| table.contains_prefixed(key, prefix)),
-                        ),
-                        None,
-                    )
-                } else {
-                    (None, Self::find_prefixed(tables, key, prefix))
-                };
-                level0
-                    .into_iter()
-                    .flatten()
-                    .chain(deeper)
-                    .map(|table| table.as_ref())
-            })
-    }
-
-    fn get_one_by_one(
+    /// The second half of a point read: asks, newest first, each candidate whose filter
+    /// did not rule the key out; the first table that knows the key answers.
+    pub fn finish(
         &self,
+        probe: Probe<'_>,
         key: &[u8],
         hash: KeyHash,
-        prefix: KeyPrefix,
         counters: &mut ReadCounters,
     ) -> Result<Option<Slot>> {
-        for table in self.candidates(key, prefix) {
+        let in_array = probe.tables.iter().flatten().zip(probe.may);
+        let spilled = probe
+            .spill
+            .iter()
+            .map(|table| (table, table.reader.may_contain(hash)));
+        for (table, may) in in_array.chain(spilled) {
             counters.tables_probed += 1;
-            if !table.reader.may_contain(hash) {
+            if !may {
                 counters.bloom_negatives += 1;
             } else if let Some(slot) = table.reader.get_unfiltered(key, counters)? {
                 return Ok(Some(slot));
@@ -293,38 +265,5 @@ impl Version {
     /// Tables in `level`.
     pub fn level_len(&self, level: usize) -> usize {
         self.levels.get(level).map_or(0, Vec::len)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn prefix_comparison_agrees_with_byte_order() {
-        let keys: Vec<Vec<u8>> = vec![
-            vec![],
-            vec![0],
-            vec![0, 0],
-            b"a".to_vec(),
-            b"a\0".to_vec(),
-            b"ab".to_vec(),
-            b"0000000000000001".to_vec(),
-            b"0000000000000001\0".to_vec(),
-            b"0000000000000001x".to_vec(),
-            b"000000000000000.".to_vec(),
-            vec![255; 17],
-            vec![255; 16],
-            [vec![255; 16], vec![0]].concat(),
-        ];
-        for a in &keys {
-            for b in &keys {
-                assert_eq!(
-                    compare(a, KeyPrefix::of(a), b, KeyPrefix::of(b)),
-                    a.cmp(b),
-                    "{a:?} vs {b:?}"
-                );
-            }
-        }
     }
 }

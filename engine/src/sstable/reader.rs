@@ -5,6 +5,7 @@ use super::{Block, Filter, KeyHash, BLOCK_TRAILER, FOOTER_SIZE, FORMAT_VERSION, 
 use crate::block_cache::BlockCache;
 use crate::coding::{get_u32, get_u64, Decoder};
 use crate::error::{Error, Result};
+use crate::key_prefix::KeyPrefix;
 use crate::memtable::Slot;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -27,6 +28,9 @@ pub struct SstReader {
     file: Box<dyn VfsFile>,
     path: PathBuf,
     index: Vec<IndexEntry>,
+    /// `index[i].last_key`'s prefix: the block search compares these contiguous integers
+    /// and touches a heap key only where prefixes tie.
+    index_prefixes: Vec<KeyPrefix>,
     file_size: u64,
     number: u64,
     cache: Option<Arc<BlockCache>>,
@@ -87,6 +91,7 @@ impl SstReader {
             file,
             path: path.to_path_buf(),
             index: Vec::new(),
+            index_prefixes: Vec::new(),
             file_size,
             number,
             cache,
@@ -130,6 +135,7 @@ impl SstReader {
                     format!("block handle {offset}+{size} overlaps the index"),
                 ));
             }
+            reader.index_prefixes.push(KeyPrefix::of(&entry.key));
             reader.index.push(IndexEntry {
                 last_key: entry.key,
                 offset,
@@ -210,8 +216,12 @@ impl SstReader {
 
     /// The first block that may hold keys `>= key` (`index().len()` if none).
     pub fn seek_block(&self, key: &[u8]) -> usize {
-        self.index
-            .partition_point(|entry| entry.last_key.as_slice() < key)
+        let prefix = KeyPrefix::of(key);
+        let start = self.index_prefixes.partition_point(|p| *p < prefix);
+        let tied = self.index_prefixes[start..].partition_point(|p| *p == prefix);
+        start
+            + self.index[start..start + tied]
+                .partition_point(|entry| entry.last_key.as_slice() < key)
     }
 
     /// False if the table's bloom filter rules the key out (true without a filter).
