@@ -160,6 +160,7 @@ pub fn run(
     }
     let mut merger = Merger::new(sources);
     let output_level = compaction.output_level();
+    let bits_per_key = options.bloom_bits_for_level(output_level, version.deepest_level());
     let mut output = CompactionOutput {
         bytes_read: compaction.input_bytes(),
         ..CompactionOutput::default()
@@ -181,7 +182,7 @@ pub fn run(
             let file = vfs.create(&crate::filenames::table_path(dir, number))?;
             current = Some((
                 number,
-                TableBuilder::new(file, options.block_size, options.bloom_bits_per_key),
+                TableBuilder::new(file, options.block_size, bits_per_key),
             ));
         }
         let (_, builder) = current.as_mut().expect("a table is open");

@@ -225,7 +225,8 @@ fn write_table(
     let mut builder = TableBuilder::new(
         vfs.create(&path)?,
         options.block_size,
-        options.bloom_bits_per_key,
+        // Level 0 is above every level whatever the tree's depth.
+        options.bloom_bits_for_level(0, 0),
     );
     let mut result = Ok(());
     memtable.for_each(|key, value| {

@@ -30,5 +30,8 @@ pub use batch::{decode_payload, BatchOp, DecodedPayload, WriteBatch};
 pub use db::Db;
 pub use error::{Error, Result};
 pub use iterator::DbIterator;
-pub use options::{Options, WriteOptions, KEY_SIZE_LIMIT, VALUE_SIZE_LIMIT};
+pub use options::{
+    Options, WriteOptions, BLOOM_BITS_LIMIT, KEY_SIZE_LIMIT, UPPER_LEVEL_EXTRA_BLOOM_BITS,
+    VALUE_SIZE_LIMIT,
+};
 pub use stats::Stats;

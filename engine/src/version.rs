@@ -262,6 +262,14 @@ impl Version {
             .map_or(0, |tables| tables.iter().map(|t| t.meta.file_size).sum())
     }
 
+    /// The deepest level holding a table (0 for an empty tree).
+    pub fn deepest_level(&self) -> usize {
+        self.levels
+            .iter()
+            .rposition(|tables| !tables.is_empty())
+            .unwrap_or(0)
+    }
+
     /// Tables in `level`.
     pub fn level_len(&self, level: usize) -> usize {
         self.levels.get(level).map_or(0, Vec::len)

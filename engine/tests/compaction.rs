@@ -224,3 +224,53 @@ fn a_crash_at_every_step_of_a_compaction_recovers_the_synced_state() {
         );
     }
 }
+
+#[test]
+fn tables_above_the_deepest_level_carry_the_larger_filters() {
+    let fs = sim(25);
+    // Tables big enough that a filter's whole 512-bit lines do not round small tables'
+    // bits per key far up.
+    let options = Options {
+        memtable_size: 16 << 10,
+        target_file_size: 32 << 10,
+        level_base_bytes: 64 << 10,
+        ..small_options()
+    };
+    let db = open(&fs, &options);
+    let _model = load(&db, 4, 2000);
+    for i in 0..100 {
+        db.put(format!("level-0-{i}"), b"v", WriteOptions::NO_SYNC)
+            .unwrap();
+    }
+    db.flush().unwrap();
+    let levels = db.levels();
+    let deepest = levels
+        .iter()
+        .rposition(|tables| !tables.is_empty())
+        .unwrap();
+    assert!(deepest >= 2, "levels {:?}", db.stats().tables_per_level);
+    let upper_bits = options.bloom_bits_per_key + strata_engine::UPPER_LEVEL_EXTRA_BLOOM_BITS;
+    let bits_per_key = |table: &strata_engine::manifest::TableMeta| {
+        let path = strata_engine::filenames::table_path(std::path::Path::new("db"), table.number);
+        let reader = strata_engine::sstable::SstReader::open(&fs, &path, 0, None).unwrap();
+        (reader.filter_bytes() * 8) as f64 / table.entries as f64
+    };
+    assert!(!levels[0].is_empty());
+    for table in &levels[0] {
+        assert!(
+            bits_per_key(table) >= upper_bits as f64,
+            "level-0 table {} has {:.1} bits per key",
+            table.number,
+            bits_per_key(table)
+        );
+    }
+    // Tables compacted into the deepest level (not moved there whole) have the base bits.
+    let at_base = levels[deepest]
+        .iter()
+        .filter(|table| bits_per_key(table) < upper_bits as f64)
+        .count();
+    assert!(at_base > 0, "no deepest-level table has the base filter");
+    for table in levels.iter().flatten() {
+        assert!(bits_per_key(table) >= options.bloom_bits_per_key as f64);
+    }
+}

@@ -248,5 +248,12 @@ fn inspect_table(fs: &RealFs, path: &Path, limit: usize) -> Result<bool, String>
         println!("… {} more entries", entries - limit);
     }
     println!("{entries} entries; every checksum verified");
+    match reader.filter_bytes() {
+        0 => println!("no bloom filter"),
+        bytes => println!(
+            "bloom filter: {bytes} bytes, {:.1} bits per key",
+            (bytes * 8) as f64 / entries.max(1) as f64
+        ),
+    }
     Ok(false)
 }

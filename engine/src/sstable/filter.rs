@@ -112,6 +112,11 @@ impl Filter {
         })
     }
 
+    /// Bytes of filter bits.
+    pub fn byte_len(&self) -> usize {
+        self.data.len()
+    }
+
     /// False if `key` is certainly not in the table; true if it may be.
     ///
     /// Branch-free on the filter's bits: a read tests several tables' filters in a row, and
@@ -176,6 +181,22 @@ mod tests {
         assert!(
             rate > 0.0,
             "a filter with no false positives at all is suspicious"
+        );
+    }
+
+    #[test]
+    fn upper_level_filters_have_about_a_tenth_of_the_false_positives() {
+        let n = 100_000;
+        let bits = 10 + crate::options::UPPER_LEVEL_EXTRA_BLOOM_BITS;
+        let filter = build((0..n).map(|i| format!("{i:016}").into_bytes()), bits);
+        let trials = 400_000;
+        let false_positives = (0..trials)
+            .filter(|i| filter.may_contain(KeyHash::of(format!("{:015}.", i * 7 + 3).as_bytes())))
+            .count();
+        let rate = false_positives as f64 / trials as f64;
+        assert!(
+            rate <= 0.0015,
+            "false positive rate {rate:.5} at {bits} bits per key"
         );
     }
 

@@ -224,6 +224,11 @@ impl SstReader {
                 .partition_point(|entry| entry.last_key.as_slice() < key)
     }
 
+    /// Bytes of the table's bloom filter bits (0 without a filter).
+    pub fn filter_bytes(&self) -> usize {
+        self.filter.as_ref().map_or(0, Filter::byte_len)
+    }
+
     /// False if the table's bloom filter rules the key out (true without a filter).
     pub fn may_contain(&self, hash: KeyHash) -> bool {
         self.filter
