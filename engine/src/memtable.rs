@@ -7,8 +7,10 @@
 //! skip list, so that a read of a key the memtable does not hold — most reads, once the data
 //! is mostly in tables — costs one cache line instead of a skip-list search.
 
+use crate::key_prefix::{compare_prefixed, KeyPrefix};
 use crate::sstable::KeyHash;
 use crossbeam_skiplist::SkipMap;
+use std::cmp;
 use std::ops::Bound;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
@@ -55,8 +57,48 @@ impl MemFilter {
     }
 }
 
-/// Per-entry bookkeeping counted against the memtable size (skip-list node, two vectors).
-const ENTRY_OVERHEAD: usize = 64;
+/// A memtable key: the bytes and their 16-byte prefix. The skip list compares keys about
+/// 20 times per insert or lookup; comparing prefixes first makes most of those one integer
+/// compare instead of a `memcmp` call (measured: the `memcmp`s were a fifth of a random
+/// write's time). Orders exactly as the bytes do.
+#[derive(Debug, Clone)]
+struct MemKey {
+    prefix: KeyPrefix,
+    bytes: Vec<u8>,
+}
+
+impl MemKey {
+    fn new(bytes: &[u8]) -> MemKey {
+        MemKey {
+            prefix: KeyPrefix::of(bytes),
+            bytes: bytes.to_vec(),
+        }
+    }
+}
+
+impl Ord for MemKey {
+    fn cmp(&self, other: &MemKey) -> cmp::Ordering {
+        compare_prefixed(&self.bytes, self.prefix, &other.bytes, other.prefix)
+    }
+}
+
+impl PartialOrd for MemKey {
+    fn partial_cmp(&self, other: &MemKey) -> Option<cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl PartialEq for MemKey {
+    fn eq(&self, other: &MemKey) -> bool {
+        self.cmp(other) == cmp::Ordering::Equal
+    }
+}
+
+impl Eq for MemKey {}
+
+/// Per-entry bookkeeping counted against the memtable size (skip-list node, key prefix, two
+/// vectors).
+const ENTRY_OVERHEAD: usize = 80;
 
 fn lock(cell: &Mutex<Slot>) -> MutexGuard<'_, Slot> {
     // A cell holds plain data; a panic elsewhere cannot leave it half-written.
@@ -72,7 +114,7 @@ pub struct Memtable {
     /// Values sit in a cell updated in place: crossbeam's `insert` over an existing key
     /// unlinks the old node before linking the new one, and a reader in between would find
     /// the key absent and fall through to older data (a deleted value could reappear).
-    map: SkipMap<Vec<u8>, Mutex<Slot>>,
+    map: SkipMap<MemKey, Mutex<Slot>>,
     approximate_size: AtomicUsize,
     filter: MemFilter,
 }
@@ -95,7 +137,7 @@ impl Memtable {
         // the filter never hides an entry a reader could otherwise see.
         self.filter.insert(KeyHash::of(key));
         let mut fresh = Some(value.map(|v| v.to_vec()));
-        let entry = self.map.get_or_insert_with(key.to_vec(), || {
+        let entry = self.map.get_or_insert_with(MemKey::new(key), || {
             Mutex::new(fresh.take().expect("called once"))
         });
         if let Some(value) = fresh {
@@ -120,7 +162,9 @@ impl Memtable {
 
     /// [`Memtable::get_hashed`] without asking the filter (the caller did).
     pub fn get_unfiltered(&self, key: &[u8]) -> Option<Slot> {
-        self.map.get(key).map(|entry| lock(entry.value()).clone())
+        self.map
+            .get(&MemKey::new(key))
+            .map(|entry| lock(entry.value()).clone())
     }
 
     /// Bytes written into this memtable (including overwritten versions).
@@ -143,15 +187,88 @@ impl Memtable {
         limit: usize,
         out: &mut Vec<(Vec<u8>, Slot)>,
     ) {
-        for entry in self.map.range::<[u8], _>((lower, upper)).take(limit) {
-            out.push((entry.key().clone(), lock(entry.value()).clone()));
+        let lower = lower.map(MemKey::new);
+        let upper = upper.map(MemKey::new);
+        for entry in self.map.range((lower, upper)).take(limit) {
+            out.push((entry.key().bytes.clone(), lock(entry.value()).clone()));
         }
     }
 
     /// Visits every entry in key order.
     pub fn for_each(&self, mut visit: impl FnMut(&[u8], Option<&[u8]>)) {
         for entry in self.map.iter() {
-            visit(entry.key(), lock(entry.value()).as_deref());
+            visit(&entry.key().bytes, lock(entry.value()).as_deref());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Keys that tie on their first 16 bytes, prefixes of each other, and bytes above 0x7f:
+    /// the prefix comparison must order them exactly as their bytes.
+    fn awkward_keys() -> Vec<Vec<u8>> {
+        let mut keys = vec![
+            vec![],
+            vec![0],
+            vec![0, 0],
+            b"a".to_vec(),
+            b"a\0".to_vec(),
+            vec![255; 16],
+            vec![255; 17],
+            [vec![255; 16], vec![0]].concat(),
+        ];
+        for i in 0..40u32 {
+            keys.push(format!("a-shared-prefix-of-16+/{i}").into_bytes());
+            keys.push(format!("{i:016}").into_bytes());
+            keys.push(format!("{i:015}").into_bytes());
+        }
+        keys
+    }
+
+    #[test]
+    fn entries_come_out_in_byte_order_and_are_found() {
+        let memtable = Memtable::new(1 << 20);
+        let mut keys = awkward_keys();
+        // Insert in a scrambled (deterministic) order.
+        let mut order: Vec<usize> = (0..keys.len()).collect();
+        order.sort_by_key(|i| (i * 7919) % keys.len());
+        for &i in &order {
+            memtable.insert(&keys[i], Some(&keys[i]));
+        }
+        keys.sort();
+        let mut seen = Vec::new();
+        memtable.for_each(|key, value| {
+            assert_eq!(Some(key), value);
+            seen.push(key.to_vec());
+        });
+        assert_eq!(seen, keys);
+        for key in &keys {
+            assert_eq!(
+                memtable.get_hashed(key, KeyHash::of(key)),
+                Some(Some(key.clone()))
+            );
+        }
+        let absent = b"a-shared-prefix-of-16+/4x".to_vec();
+        assert_eq!(memtable.get_hashed(&absent, KeyHash::of(&absent)), None);
+        let lower = b"a-shared-prefix-of-16+/1".to_vec();
+        let upper = b"a-shared-prefix-of-16+/2".to_vec();
+        let mut out = Vec::new();
+        memtable.collect_range(
+            Bound::Excluded(&lower),
+            Bound::Included(&upper),
+            usize::MAX,
+            &mut out,
+        );
+        let expected: Vec<Vec<u8>> = keys
+            .iter()
+            .filter(|k| **k > lower && **k <= upper)
+            .cloned()
+            .collect();
+        assert_eq!(
+            out.into_iter().map(|(k, _)| k).collect::<Vec<_>>(),
+            expected
+        );
     }
 }
