@@ -36,7 +36,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
-use strata_vfs::Vfs;
+use strata_vfs::{Vfs, VfsLock};
 
 /// An open database.
 pub struct Db {
@@ -70,6 +70,8 @@ struct DbInner {
     poison: Mutex<Option<String>>,
     closed: AtomicBool,
     counters: Counters,
+    /// The held `LOCK`; released by `close` (or when the last reference goes).
+    dir_lock: Mutex<Option<Box<dyn VfsLock>>>,
 }
 
 struct ReadView {
@@ -225,7 +227,7 @@ fn write_table(
     let mut builder = TableBuilder::new(
         vfs.create(&path)?,
         options.block_size,
-        // Level 0 is above every level whatever the tree's depth.
+        // Level-0 tables are compacted down into whatever level lies below them.
         options.bloom_bits_for_level(0, 0),
     );
     let mut result = Ok(());
@@ -287,6 +289,14 @@ impl Db {
         // the directory and failed before (or while) syncing its parent, and a retry cannot
         // tell (found by the simulator twice; corpus/0001 and 0002).
         vfs.sync_dir(&parent_dir(&dir))?;
+        // One process at a time: two engines appending to one WAL or manifest would
+        // destroy each other's writes. Held until `close` or drop.
+        let dir_lock =
+            vfs.lock(&dir.join(filenames::LOCK))
+                .map_err(|error| match error.kind() {
+                    ErrorKind::WouldBlock => Error::Locked { dir: dir.clone() },
+                    _ => Error::Io(error),
+                })?;
         let names = vfs.list(&dir)?;
         if names.iter().any(|name| name == filenames::CURRENT) {
             if options.error_if_exists {
@@ -298,7 +308,7 @@ impl Db {
         } else {
             Self::create_new(vfs.as_ref(), &dir, &names, &options)?;
         }
-        let inner = Arc::new(Self::recover(vfs, dir, options)?);
+        let inner = Arc::new(Self::recover(vfs, dir, options, dir_lock)?);
         let mut background = Vec::new();
         if inner.options.background_work {
             for (name, role) in [
@@ -357,9 +367,11 @@ impl Db {
             )));
         }
         // Leftovers of a creation that crashed before CURRENT was durable: no write was
-        // ever acknowledged in such a database.
+        // ever acknowledged in such a database. (Not `LOCK`: this process holds it.)
         for name in names {
-            vfs.remove(&dir.join(name))?;
+            if filenames::parse(name) != Some(FileKind::Lock) {
+                vfs.remove(&dir.join(name))?;
+            }
         }
         let state = ManifestState {
             log_number: 0,
@@ -372,7 +384,12 @@ impl Db {
         manifest::set_current(vfs, dir, &name)
     }
 
-    fn recover(vfs: Arc<dyn Vfs>, dir: PathBuf, options: Options) -> Result<DbInner> {
+    fn recover(
+        vfs: Arc<dyn Vfs>,
+        dir: PathBuf,
+        options: Options,
+        dir_lock: Box<dyn VfsLock>,
+    ) -> Result<DbInner> {
         let fs = vfs.as_ref();
         let manifest_file_name = manifest::read_current(fs, &dir)?;
         let manifest_path = dir.join(&manifest_file_name);
@@ -501,6 +518,7 @@ impl Db {
             poison: Mutex::new(None),
             closed: AtomicBool::new(false),
             counters: Counters::default(),
+            dir_lock: Mutex::new(Some(dir_lock)),
             options,
         })
     }
@@ -783,6 +801,13 @@ impl Db {
         if self.inner.closed.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
+        let result = self.stop_and_sync(sync);
+        // Last: nothing writes after this, so another process may open the database.
+        drop(lock(&self.inner.dir_lock).take());
+        result
+    }
+
+    fn stop_and_sync(&self, sync: bool) -> Result<()> {
         {
             let mut background = lock(&self.inner.background);
             background.shutdown = true;

@@ -28,6 +28,12 @@ pub enum Error {
     },
     /// The caller asked for something the engine does not accept (e.g. a key too large).
     InvalidArgument(String),
+    /// Another process (or another open `Db` in this one) has the database open: its
+    /// `LOCK` file is locked.
+    Locked {
+        /// The database directory.
+        dir: PathBuf,
+    },
     /// The database was closed.
     Closed,
 }
@@ -63,6 +69,11 @@ impl fmt::Display for Error {
                 "database is poisoned after a write-path failure ({reason}); reopen it to recover from what is durable"
             ),
             Error::InvalidArgument(reason) => write!(f, "invalid argument: {reason}"),
+            Error::Locked { dir } => write!(
+                f,
+                "database {} is in use: its LOCK file is held by another process (or another open Db in this one)",
+                dir.display()
+            ),
             Error::Closed => f.write_str("database is closed"),
         }
     }

@@ -6,6 +6,7 @@
 //! MANIFEST-NNNNNN    the log of version edits
 //! NNNNNN.log         a write-ahead log
 //! NNNNNN.sst         an SSTable
+//! LOCK               locked (flock) by the process that has the database open; empty
 //! ```
 //! Every number comes from one counter, so a number names one file for the life of the
 //! database.
@@ -25,12 +26,16 @@ pub enum FileKind {
     Wal(u64),
     /// `NNNNNN.sst`.
     Table(u64),
+    /// `LOCK`.
+    Lock,
 }
 
 /// `CURRENT`.
 pub const CURRENT: &str = "CURRENT";
 /// `CURRENT.tmp`.
 pub const CURRENT_TEMP: &str = "CURRENT.tmp";
+/// `LOCK`.
+pub const LOCK: &str = "LOCK";
 
 /// The name of a manifest.
 pub fn manifest_name(number: u64) -> String {
@@ -59,6 +64,8 @@ pub fn parse(name: &str) -> Option<FileKind> {
         Some(FileKind::Current)
     } else if name == CURRENT_TEMP {
         Some(FileKind::CurrentTemp)
+    } else if name == LOCK {
+        Some(FileKind::Lock)
     } else if let Some(digits) = name.strip_prefix("MANIFEST-") {
         number(digits).map(FileKind::Manifest)
     } else if let Some(digits) = name.strip_suffix(".log") {
@@ -89,6 +96,7 @@ mod tests {
         );
         assert_eq!(parse("x.log"), None);
         assert_eq!(parse("MANIFEST-"), None);
-        assert_eq!(parse("LOCK"), None);
+        assert_eq!(parse(LOCK), Some(FileKind::Lock));
+        assert_eq!(parse("LOCK.old"), None);
     }
 }

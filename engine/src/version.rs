@@ -77,9 +77,9 @@ impl Table {
     }
 }
 
-/// Candidates whose filters a point read asks in one pass. More can exist only with far more
-/// level-0 tables than any stop trigger allows (a database written with other options);
-/// those spill into a vector and are asked one by one.
+/// Candidates whose filters a point read asks in one pass. More exist only with more than
+/// about 30 level-0 tables (a `level0_stop_trigger` far above the default 12, or a database
+/// written with such options); those spill into a vector and are asked one by one.
 const MAX_CANDIDATES: usize = 32;
 
 /// What [`Version::probe`] found: the candidate tables, newest data first, and whether each

@@ -156,3 +156,48 @@ fn a_database_created_with_its_parent_directories_survives_a_crash() {
         );
     }
 }
+
+#[test]
+fn a_database_open_twice_is_refused_until_the_first_closes() {
+    let fs = sim(61);
+    let first = try_open(&fs, small_options()).unwrap();
+    first.put(b"k", b"v", WriteOptions::SYNC).unwrap();
+    let error = try_open(&fs, small_options()).unwrap_err();
+    assert!(matches!(error, Error::Locked { .. }), "{error}");
+    assert!(error.to_string().contains("db"), "{error}");
+    first.close().unwrap();
+    let second = try_open(&fs, small_options()).unwrap();
+    assert_eq!(second.get(b"k").unwrap(), Some(b"v".to_vec()));
+    drop(second);
+    // Dropping releases it too.
+    let third = try_open(&fs, small_options()).unwrap();
+    assert_eq!(third.get(b"k").unwrap(), Some(b"v".to_vec()));
+}
+
+#[test]
+fn the_real_disk_lock_file_keeps_a_second_open_out_and_is_not_a_foreign_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("db");
+    let real = || Arc::new(RealFs::new()) as Arc<dyn Vfs>;
+    let first = Db::open(real(), &dir, Options::default()).unwrap();
+    first.put(b"k", b"v", WriteOptions::SYNC).unwrap();
+    let error = Db::open(real(), &dir, Options::default()).unwrap_err();
+    assert!(matches!(error, Error::Locked { .. }), "{error}");
+    assert!(
+        error.to_string().contains(&dir.display().to_string()),
+        "{error}"
+    );
+    first.close().unwrap();
+    assert!(dir.join("LOCK").exists());
+    let again = Db::open(real(), &dir, Options::default()).unwrap();
+    assert_eq!(again.get(b"k").unwrap(), Some(b"v".to_vec()));
+    again.close().unwrap();
+
+    // A creation that died before CURRENT leaves LOCK behind; it is ours, not foreign.
+    let fresh = tmp.path().join("fresh");
+    std::fs::create_dir(&fresh).unwrap();
+    std::fs::write(fresh.join("LOCK"), b"").unwrap();
+    let db = Db::open(real(), &fresh, Options::default()).unwrap();
+    db.put(b"a", b"b", WriteOptions::SYNC).unwrap();
+    db.close().unwrap();
+}

@@ -58,9 +58,15 @@ fn keys_whose_first_16_bytes_tie_are_found_and_told_apart() {
     let db = open(&fs, &small_options());
     let key = |i: u64| format!("a-shared-prefix-of-more-than-16-bytes/{i:05}").into_bytes();
     let n = 400u64;
+    // Untied keys sort before and after the tied group, so the tied run starts in the
+    // middle of a table's block index.
+    let before = |i: u64| format!("0-before/{i:03}").into_bytes();
+    let after = |i: u64| format!("z-after/{i:03}").into_bytes();
     for i in (0..n).step_by(2) {
         db.put(key(i), format!("value {i}"), WriteOptions::NO_SYNC)
             .unwrap();
+        db.put(before(i), b"b", WriteOptions::NO_SYNC).unwrap();
+        db.put(after(i), b"a", WriteOptions::NO_SYNC).unwrap();
         while db.maintenance().unwrap() {}
     }
     db.flush().unwrap();
@@ -70,6 +76,10 @@ fn keys_whose_first_16_bytes_tie_are_found_and_told_apart() {
     for i in 0..n {
         let expected = (i % 2 == 0).then(|| format!("value {i}").into_bytes());
         assert_eq!(db.get(key(i)).unwrap(), expected, "key {i}");
+        let expected = (i % 2 == 0).then(|| b"b".to_vec());
+        assert_eq!(db.get(before(i)).unwrap(), expected, "before {i}");
+        let expected = (i % 2 == 0).then(|| b"a".to_vec());
+        assert_eq!(db.get(after(i)).unwrap(), expected, "after {i}");
     }
     // Shorter and longer keys that share the 16-byte prefix.
     assert_eq!(db.get(b"a-shared-prefix-").unwrap(), None);

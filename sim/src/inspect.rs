@@ -40,6 +40,10 @@ pub fn run(path: &Path, limit: usize) -> Result<ExitCode, String> {
         Some(FileKind::Wal(_)) => inspect_wal(&fs, path, limit)?,
         Some(FileKind::Manifest(_)) => inspect_manifest(&fs, path)?,
         Some(FileKind::Table(_)) => inspect_table(&fs, path, limit)?,
+        Some(FileKind::Lock) => {
+            println!("LOCK: empty; locked (flock) while a process has the database open");
+            false
+        }
         Some(FileKind::Current) | Some(FileKind::CurrentTemp) => {
             let dir = path.parent().unwrap_or(Path::new("."));
             match manifest::read_current(&fs, dir) {
@@ -55,9 +59,9 @@ pub fn run(path: &Path, limit: usize) -> Result<ExitCode, String> {
         }
         None => {
             return Err(format!(
-                "{}: not a Strata file name (NNNNNN.log, NNNNNN.sst, MANIFEST-NNNNNN, CURRENT)",
-                path.display()
-            ))
+            "{}: not a Strata file name (NNNNNN.log, NNNNNN.sst, MANIFEST-NNNNNN, CURRENT, LOCK)",
+            path.display()
+        ))
         }
     };
     Ok(if corrupt {

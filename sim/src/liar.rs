@@ -5,7 +5,7 @@
 use crate::case::Liar;
 use std::path::Path;
 use std::sync::Arc;
-use strata_vfs::{Result, Vfs, VfsFile};
+use strata_vfs::{Result, Vfs, VfsFile, VfsLock};
 
 /// A filesystem that lies in one way.
 #[derive(Debug)]
@@ -92,6 +92,9 @@ impl Vfs for LyingFs {
     }
     fn exists(&self, path: &Path) -> Result<bool> {
         self.inner.exists(path)
+    }
+    fn lock(&self, path: &Path) -> Result<Box<dyn VfsLock>> {
+        self.inner.lock(path)
     }
     fn sync_dir(&self, dir: &Path) -> Result<()> {
         match self.liar {

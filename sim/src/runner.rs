@@ -178,7 +178,7 @@ impl<'a> Runner<'a> {
                 step,
                 format!("the engine reported corruption though no bit was flipped: {error}"),
             )),
-            Error::InvalidArgument(_) | Error::Closed => Err(violation(
+            Error::InvalidArgument(_) | Error::Locked { .. } | Error::Closed => Err(violation(
                 "unexpected_error",
                 step,
                 format!("a valid operation failed: {error}"),

@@ -124,3 +124,17 @@ fn inspect_dumps_files_and_reports_corruption_with_exit_1() {
     let (code, _, stderr) = strata(&["inspect", dir.path().join("nope.sst").to_str().unwrap()]);
     assert_eq!(code, 2, "{stderr}");
 }
+
+#[test]
+fn a_database_another_process_has_open_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    let vfs = std::sync::Arc::new(strata_vfs::RealFs::new()) as std::sync::Arc<dyn strata_vfs::Vfs>;
+    let held = strata_engine::Db::open(vfs, &path, strata_engine::Options::default()).unwrap();
+    let db = path.to_str().unwrap();
+    let (code, _, stderr) = strata(&["db", "--dir", db, "put", "k", "v"]);
+    assert_ne!(code, 0, "a second process wrote into an open database");
+    assert!(stderr.contains("in use"), "{stderr}");
+    held.close().unwrap();
+    assert_eq!(strata(&["db", "--dir", db, "put", "k", "v"]).0, 0);
+}

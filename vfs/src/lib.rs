@@ -12,6 +12,8 @@
 //! - A file has one writer at a time (the engine serialises its writes); readers may share a
 //!   handle from many threads, which is why every method takes `&self`.
 //! - Paths are ordinary relative or absolute paths without `..`.
+//! - [`Vfs::lock`] is advisory and per process: `RealFs` uses `flock` on a lock file,
+//!   `SimFs` a table that a crash empties.
 //! - Errors carry the operation, the path and an [`std::io::ErrorKind`], so a caller can
 //!   both print a useful message and branch on the kind (e.g. `NotFound`).
 
@@ -49,7 +51,15 @@ pub trait Vfs: Send + Sync + Debug {
     fn exists(&self, path: &Path) -> Result<bool>;
     /// Makes the creations, renames and removals inside `dir` durable (fsync of the directory).
     fn sync_dir(&self, dir: &Path) -> Result<()>;
+    /// Takes an exclusive lock named by `path`, held until the returned guard is dropped;
+    /// fails with [`std::io::ErrorKind::WouldBlock`] while another holder (another process,
+    /// or another guard in this one) has it. The lock belongs to the running process, not
+    /// to the disk: a crash releases it.
+    fn lock(&self, path: &Path) -> Result<Box<dyn VfsLock>>;
 }
+
+/// A held [`Vfs::lock`]; dropping it releases the lock.
+pub trait VfsLock: Send + Sync + Debug {}
 
 /// An open file. All offsets are in bytes from the start of the file.
 pub trait VfsFile: Send + Sync + Debug {

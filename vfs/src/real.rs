@@ -6,8 +6,8 @@
 //! `O_APPEND` (Linux `pwrite` ignores the offset on such files); `append` writes at the end
 //! offset the handle tracks, which is correct because a file has one writer at a time.
 
-use crate::{Result, Vfs, VfsError, VfsFile};
-use std::fs::{self, File, OpenOptions};
+use crate::{Result, Vfs, VfsError, VfsFile, VfsLock};
+use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io::ErrorKind;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -222,4 +222,33 @@ impl Vfs for RealFs {
             .sync_all()
             .map_err(|e| VfsError::from_io("sync_dir", dir, e))
     }
+
+    fn lock(&self, path: &Path) -> Result<Box<dyn VfsLock>> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .map_err(|e| VfsError::from_io("lock", path, e))?;
+        // `flock`: per open file, so a second open in this process conflicts too.
+        match file.try_lock() {
+            Ok(()) => Ok(Box::new(RealLock { _file: file })),
+            Err(TryLockError::WouldBlock) => Err(VfsError::new(
+                "lock",
+                path,
+                ErrorKind::WouldBlock,
+                "held by another process (or another open handle in this one)",
+            )),
+            Err(TryLockError::Error(e)) => Err(VfsError::from_io("lock", path, e)),
+        }
+    }
 }
+
+/// A held `flock`; closing the file releases it.
+#[derive(Debug)]
+struct RealLock {
+    _file: File,
+}
+
+impl VfsLock for RealLock {}

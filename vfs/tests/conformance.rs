@@ -514,6 +514,26 @@ fn create_dir_all_is_idempotent(fs: &dyn Vfs, root: &Path, t: &mut Transcript) {
     );
 }
 
+fn lock_is_exclusive_until_dropped(fs: &dyn Vfs, root: &Path, t: &mut Transcript) {
+    let path = root.join("LOCK");
+    let first = fs.lock(&path);
+    t.note("first lock taken", first.is_ok());
+    let first = first.unwrap();
+    t.err("second lock", fs.lock(&path), ErrorKind::WouldBlock, &path);
+    let other = fs.lock(&root.join("OTHER"));
+    t.note("another name is independent", other.is_ok());
+    drop(first);
+    let again = fs.lock(&path);
+    t.note("taken again after the guard is dropped", again.is_ok());
+    let missing = root.join("nodir").join("LOCK");
+    t.err(
+        "lock in a missing directory",
+        fs.lock(&missing),
+        ErrorKind::NotFound,
+        &missing,
+    );
+}
+
 fn exists_reports_files_and_dirs(fs: &dyn Vfs, root: &Path, t: &mut Transcript) {
     assert!(t.ok("root", fs.exists(root)));
     assert!(!t.ok("missing", fs.exists(&root.join("nope"))));
@@ -610,6 +630,7 @@ mod on_both {
         create_dir_rules,
         create_dir_all_is_idempotent,
         exists_reports_files_and_dirs,
+        lock_is_exclusive_until_dropped,
     );
 }
 

@@ -678,3 +678,24 @@ fn counters_add_and_total() {
     let listed: Vec<(FaultKind, u64)> = counters.iter().filter(|(_, n)| *n > 0).collect();
     assert_eq!(listed, vec![(FaultKind::Crash, 1), (FaultKind::NoSpace, 2)]);
 }
+
+#[test]
+fn a_crash_releases_locks_and_a_dead_holder_cannot_release_the_new_one() {
+    let fs = fresh(91, FaultConfig::none());
+    let lock_path = path("LOCK");
+    let dead = fs.lock(&lock_path).unwrap();
+    let error = fs.lock(&lock_path).unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::WouldBlock, "{error}");
+    let ops = fs.op_count();
+    fs.crash();
+    let alive = fs.lock(&lock_path).expect("the crash released the lock");
+    // The dead process's guard goes away late: the new holder keeps the lock.
+    drop(dead);
+    let error = fs.lock(&lock_path).unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::WouldBlock, "{error}");
+    drop(alive);
+    let _again = fs.lock(&lock_path).unwrap();
+    // Locks are process state: they take no operation index (crash itself takes one).
+    assert_eq!(fs.op_count(), ops + 1);
+    assert!(!fs.exists(&lock_path).unwrap(), "a lock creates no file");
+}

@@ -37,7 +37,7 @@ impl BlockBuilder {
             self.entries == 0 || key > self.last_key.as_slice(),
             "block keys must be strictly increasing"
         );
-        let shared = if self.entries % RESTART_INTERVAL == 0 {
+        let shared = if self.entries.is_multiple_of(RESTART_INTERVAL) {
             self.restarts.push(self.buffer.len() as u32);
             0
         } else {

@@ -99,7 +99,10 @@ impl Filter {
         let n = data.len();
         let lines = u32::from_le_bytes([data[n - 4], data[n - 3], data[n - 2], data[n - 1]]);
         let probes = data[n - 5];
-        if lines == 0 || lines as usize * LINE_BYTES != n - 5 || !(1..=7).contains(&probes) {
+        if lines == 0
+            || u64::from(lines) * LINE_BYTES as u64 != (n - 5) as u64
+            || !(1..=7).contains(&probes)
+        {
             return Err(format!(
                 "filter of {n} bytes claims {lines} lines and {probes} probes"
             ));

@@ -41,7 +41,7 @@ mod fault;
 pub use event::{Event, OpKind, StableHasher};
 pub use fault::{FaultConfig, FaultCounters, FaultKind, SimRng};
 
-use crate::{Result, Vfs, VfsError, VfsFile};
+use crate::{Result, Vfs, VfsError, VfsFile, VfsLock};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
@@ -113,6 +113,9 @@ struct World {
     hasher: StableHasher,
     counters: FaultCounters,
     crashes: u64,
+    /// Held locks: path -> the holder's id. Process state, emptied by a crash.
+    locks: BTreeMap<String, u64>,
+    next_lock: u64,
 }
 
 fn lock(world: &Mutex<World>) -> MutexGuard<'_, World> {
@@ -206,6 +209,8 @@ impl World {
             hasher: StableHasher::default(),
             counters: FaultCounters::default(),
             crashes: 0,
+            locks: BTreeMap::new(),
+            next_lock: 1,
         }
     }
 
@@ -478,6 +483,8 @@ impl World {
     fn crash(&mut self) {
         self.epoch += 1;
         self.halted = false;
+        // The processes died with their locks.
+        self.locks.clear();
         self.crashes += 1;
         self.counters.record(FaultKind::Crash);
         let index = self.next_op;
@@ -1132,6 +1139,65 @@ impl Vfs for SimFs {
                 ErrorKind::Other,
                 "EIO (injected): directory fsync failed",
             )),
+        }
+    }
+
+    /// A lock is process state, not disk state: it creates no file, is not an operation
+    /// (it takes no index, so adding it shifted no seed's fault decisions), and a crash
+    /// releases it. A halted machine refuses it like any other call.
+    fn lock(&self, path: &Path) -> Result<Box<dyn VfsLock>> {
+        let mut world = lock(&self.world);
+        let norm = normalize("lock", path)?;
+        if world.halted {
+            return Err(VfsError::new(
+                "lock",
+                path,
+                ErrorKind::Other,
+                "machine halted (simulated crash point)",
+            ));
+        }
+        let (parent, _) = split(&norm);
+        world.dir("lock", path, parent)?;
+        if world.locks.contains_key(&norm) {
+            return Err(VfsError::new(
+                "lock",
+                path,
+                ErrorKind::WouldBlock,
+                "held by another open handle",
+            ));
+        }
+        let id = world.next_lock;
+        world.next_lock += 1;
+        world.locks.insert(norm.clone(), id);
+        Ok(Box::new(SimLock {
+            world: Arc::clone(&self.world),
+            path: norm,
+            id,
+        }))
+    }
+}
+
+/// A held [`SimFs`] lock. Dropping it releases the lock, unless a crash already did (and
+/// someone else may hold it now).
+struct SimLock {
+    world: Arc<Mutex<World>>,
+    path: String,
+    id: u64,
+}
+
+impl std::fmt::Debug for SimLock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SimLock({})", self.path)
+    }
+}
+
+impl VfsLock for SimLock {}
+
+impl Drop for SimLock {
+    fn drop(&mut self) {
+        let mut world = lock(&self.world);
+        if world.locks.get(&self.path) == Some(&self.id) {
+            world.locks.remove(&self.path);
         }
     }
 }
