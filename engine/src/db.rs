@@ -12,7 +12,8 @@
 //! 2. append the version edit (table added, older WALs obsolete) to the manifest, fsync;
 //! 3. only then delete the obsolete WALs.
 //!
-//! Lock order: `writer` → `background` → `state` → `view`; `flush_lock` → `state`.
+//! Lock order: `writer` → `background` → `state`; `flush_lock` → `state`. The read view is an
+//! `ArcSwap`, stored under `state` and loaded without a lock.
 
 use crate::batch::{decode_payload, BatchOp, WriteBatch};
 use crate::block_cache::BlockCache;
@@ -28,12 +29,13 @@ use crate::sstable::{KeyHash, ReadCounters};
 use crate::stats::{Counters, Stats};
 use crate::version::Version;
 use crate::wal::{self, LogEnd, WalReader, WalWriter};
+use arc_swap::ArcSwap;
 use std::collections::VecDeque;
 use std::io::ErrorKind;
 use std::ops::{Bound, RangeBounds};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Duration;
 use strata_vfs::{Vfs, VfsLock};
@@ -56,7 +58,8 @@ struct DbInner {
     options: Options,
     block_cache: Option<Arc<BlockCache>>,
     /// What readers read: swapped whole whenever a memtable or the table set changes.
-    view: RwLock<Arc<ReadView>>,
+    /// Lock-free: a point read loads it without touching a shared reference count.
+    view: ArcSwap<ReadView>,
     state: Mutex<State>,
     writer: Mutex<WriterState>,
     commit: Mutex<CommitQueue>,
@@ -491,7 +494,7 @@ impl Db {
             vfs,
             dir,
             block_cache,
-            view: RwLock::new(Arc::new(view)),
+            view: ArcSwap::from_pointee(view),
             state: Mutex::new(State {
                 manifest,
                 manifest_state: state,
@@ -621,9 +624,8 @@ impl Db {
     pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Vec<u8>>> {
         self.inner.check_open()?;
         let key = key.as_ref();
-        let view = self.inner.read_view();
-        let counters = &self.inner.counters;
-        Counters::add(&counters.gets, 1);
+        // A guard, not a clone: concurrent readers share no cache line to write.
+        let view = self.inner.view.load();
         // Every filter first, every answer second: the memtable's filter word and each
         // candidate table's filter line are independent cache misses the CPU overlaps
         // (a missing key then costs about one miss however many levels it passes).
@@ -640,23 +642,12 @@ impl Db {
                 .iter()
                 .find_map(|memtable| memtable.get_hashed(key, hash))
         });
+        let mut read = ReadCounters::default();
         let found = match in_memory {
             Some(slot) => slot,
-            None => {
-                let mut read = ReadCounters::default();
-                let found = view.version.finish(probe, key, hash, &mut read)?.flatten();
-                Counters::add(&counters.tables_probed, read.tables_probed);
-                Counters::add(&counters.bloom_negatives, read.bloom_negatives);
-                Counters::add(&counters.data_blocks, read.data_blocks);
-                if found.is_none() {
-                    Counters::add(&counters.missing_data_blocks, read.data_blocks);
-                }
-                found
-            }
+            None => view.version.finish(probe, key, hash, &mut read)?.flatten(),
         };
-        if found.is_none() {
-            Counters::add(&counters.missing_gets, 1);
-        }
+        self.inner.counters.add_read(&read, found.is_some());
         Ok(found)
     }
 
@@ -848,12 +839,7 @@ impl Drop for Db {
 
 impl DbInner {
     fn read_view(&self) -> Arc<ReadView> {
-        Arc::clone(
-            &self
-                .view
-                .read()
-                .unwrap_or_else(|poisoned| poisoned.into_inner()),
-        )
+        self.view.load_full()
     }
 
     fn publish_view(&self, state: &State) {
@@ -867,10 +853,7 @@ impl DbInner {
                 .collect(),
             version: Arc::clone(&state.version),
         };
-        *self
-            .view
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(view);
+        self.view.store(Arc::new(view));
     }
 
     fn check_open(&self) -> Result<()> {

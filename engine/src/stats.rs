@@ -1,16 +1,54 @@
 //! Engine statistics: cheap relaxed counters, and the snapshot `Db::stats` returns.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use crate::sstable::ReadCounters;
+use std::cell::Cell;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+/// Stripes of the point-read counters. Every read bumps them; one shared set would make
+/// concurrent readers fight over its cache line (measured: 2 threads of missing-key reads
+/// 1.3x one thread, before the stripes).
+const READ_STRIPES: usize = 16;
+
+/// The point-read counters of one stripe, alone on its cache lines.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct ReadStripe {
+    gets: AtomicU64,
+    tables_probed: AtomicU64,
+    bloom_negatives: AtomicU64,
+    data_blocks: AtomicU64,
+    missing_gets: AtomicU64,
+    missing_data_blocks: AtomicU64,
+}
+
+static NEXT_STRIPE: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    /// This thread's stripe, dealt round-robin on first use.
+    static STRIPE: Cell<Option<usize>> = const { Cell::new(None) };
+}
+
+fn my_stripe() -> usize {
+    STRIPE.with(|stripe| match stripe.get() {
+        Some(index) => index,
+        None => {
+            let index = NEXT_STRIPE.fetch_add(1, Ordering::Relaxed) % READ_STRIPES;
+            stripe.set(Some(index));
+            index
+        }
+    })
+}
+
+fn bump(counter: &AtomicU64, value: u64) {
+    if value > 0 {
+        counter.fetch_add(value, Ordering::Relaxed);
+    }
+}
 
 /// Live counters (relaxed atomics: statistics, not synchronisation).
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
-    pub gets: AtomicU64,
-    pub tables_probed: AtomicU64,
-    pub bloom_negatives: AtomicU64,
-    pub data_blocks: AtomicU64,
-    pub missing_gets: AtomicU64,
-    pub missing_data_blocks: AtomicU64,
+    reads: [ReadStripe; READ_STRIPES],
     pub user_bytes: AtomicU64,
     pub wal_bytes: AtomicU64,
     pub flushes: AtomicU64,
@@ -26,6 +64,26 @@ pub(crate) struct Counters {
 impl Counters {
     pub fn add(counter: &AtomicU64, value: u64) {
         counter.fetch_add(value, Ordering::Relaxed);
+    }
+
+    /// Counts one point read and what it cost.
+    pub fn add_read(&self, cost: &ReadCounters, found: bool) {
+        let stripe = &self.reads[my_stripe()];
+        bump(&stripe.gets, 1);
+        bump(&stripe.tables_probed, cost.tables_probed);
+        bump(&stripe.bloom_negatives, cost.bloom_negatives);
+        bump(&stripe.data_blocks, cost.data_blocks);
+        if !found {
+            bump(&stripe.missing_gets, 1);
+            bump(&stripe.missing_data_blocks, cost.data_blocks);
+        }
+    }
+
+    fn sum_reads(&self, field: impl Fn(&ReadStripe) -> &AtomicU64) -> u64 {
+        self.reads
+            .iter()
+            .map(|stripe| field(stripe).load(Ordering::Relaxed))
+            .sum()
     }
 }
 
@@ -74,12 +132,12 @@ impl Stats {
     pub(crate) fn from_counters(counters: &Counters) -> Stats {
         let get = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
         Stats {
-            gets: get(&counters.gets),
-            tables_probed: get(&counters.tables_probed),
-            bloom_negatives: get(&counters.bloom_negatives),
-            data_blocks_read: get(&counters.data_blocks),
-            missing_gets: get(&counters.missing_gets),
-            missing_data_blocks_read: get(&counters.missing_data_blocks),
+            gets: counters.sum_reads(|s| &s.gets),
+            tables_probed: counters.sum_reads(|s| &s.tables_probed),
+            bloom_negatives: counters.sum_reads(|s| &s.bloom_negatives),
+            data_blocks_read: counters.sum_reads(|s| &s.data_blocks),
+            missing_gets: counters.sum_reads(|s| &s.missing_gets),
+            missing_data_blocks_read: counters.sum_reads(|s| &s.missing_data_blocks),
             user_bytes_written: get(&counters.user_bytes),
             wal_bytes_written: get(&counters.wal_bytes),
             flushes: get(&counters.flushes),

@@ -96,3 +96,44 @@ fn an_overwrite_never_exposes_older_data_to_a_concurrent_reader() {
         assert!(reader.join().unwrap() > 0);
     }
 }
+
+#[test]
+fn point_reads_from_many_threads_are_all_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let vfs: Arc<dyn Vfs> = Arc::new(RealFs::new());
+    let db = Arc::new(Db::open(vfs, dir.path().join("db"), Options::default()).unwrap());
+    db.put(b"present", b"v", WriteOptions::NO_SYNC).unwrap();
+    db.flush().unwrap();
+    let before = db.stats();
+    const THREADS: u64 = 20; // more than the counters' stripes: some threads share one
+    const READS: u64 = 500;
+    let handles: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let db = Arc::clone(&db);
+            std::thread::spawn(move || {
+                for i in 0..READS {
+                    let key: &[u8] = if (t + i) % 2 == 0 {
+                        b"present"
+                    } else {
+                        b"absent"
+                    };
+                    let _ = db.get(key).unwrap();
+                }
+            })
+        })
+        .collect();
+    for handle in handles {
+        handle.join().unwrap();
+    }
+    let after = db.stats();
+    assert_eq!(after.gets - before.gets, THREADS * READS);
+    assert_eq!(
+        after.missing_gets - before.missing_gets,
+        THREADS * READS / 2
+    );
+    assert_eq!(
+        after.tables_probed - before.tables_probed,
+        THREADS * READS / 2,
+        "the one table, probed by every read of the key in its range (\"absent\" sorts before it)"
+    );
+}
