@@ -105,35 +105,47 @@ fn point_reads_from_many_threads_are_all_counted() {
     db.put(b"present", b"v", WriteOptions::NO_SYNC).unwrap();
     db.flush().unwrap();
     let before = db.stats();
-    const THREADS: u64 = 20; // more than the counters' stripes: some threads share one
-    const READS: u64 = 500;
-    let handles: Vec<_> = (0..THREADS)
-        .map(|t| {
-            let db = Arc::clone(&db);
-            std::thread::spawn(move || {
-                for i in 0..READS {
-                    let key: &[u8] = if (t + i) % 2 == 0 {
-                        b"present"
-                    } else {
-                        b"absent"
-                    };
-                    let _ = db.get(key).unwrap();
-                }
+    // More threads alive at once than the counters have stripes (some share the overflow
+    // stripe), and a second wave that reuses the stripes the first wave gave back.
+    const THREADS: u64 = 40;
+    const READS: u64 = 2_000;
+    for _wave in 0..2 {
+        let barrier = Arc::new(std::sync::Barrier::new(THREADS as usize));
+        let handles: Vec<_> = (0..THREADS)
+            .map(|t| {
+                let db = Arc::clone(&db);
+                let barrier = Arc::clone(&barrier);
+                std::thread::spawn(move || {
+                    // A read before the barrier: every thread holds its stripe (or shares
+                    // the overflow one) while all the others do.
+                    let _ = db.get(b"absent").unwrap();
+                    barrier.wait();
+                    for i in 0..READS {
+                        let key: &[u8] = if (t + i) % 2 == 0 {
+                            b"present"
+                        } else {
+                            b"absent"
+                        };
+                        let _ = db.get(key).unwrap();
+                    }
+                })
             })
-        })
-        .collect();
-    for handle in handles {
-        handle.join().unwrap();
+            .collect();
+        for handle in handles {
+            handle.join().unwrap();
+        }
     }
     let after = db.stats();
-    assert_eq!(after.gets - before.gets, THREADS * READS);
+    let reads = 2 * THREADS * READS;
+    let first_reads = 2 * THREADS;
+    assert_eq!(after.gets - before.gets, reads + first_reads);
     assert_eq!(
         after.missing_gets - before.missing_gets,
-        THREADS * READS / 2
+        reads / 2 + first_reads
     );
     assert_eq!(
         after.tables_probed - before.tables_probed,
-        THREADS * READS / 2,
+        reads / 2,
         "the one table, probed by every read of the key in its range (\"absent\" sorts before it)"
     );
 }
