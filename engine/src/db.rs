@@ -38,7 +38,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Duration;
-use strata_vfs::{Vfs, VfsLock};
+use strata_vfs::{Vfs, VfsError, VfsLock};
 
 /// An open database.
 pub struct Db {
@@ -292,6 +292,12 @@ impl Db {
         // the directory and failed before (or while) syncing its parent, and a retry cannot
         // tell (found by the simulator twice; corpus/0001 and 0002).
         vfs.sync_dir(&parent_dir(&dir))?;
+        // Refuse a directory that holds no database of ours before the lock leaves a `LOCK`
+        // file in it.
+        let names = vfs.list(&dir)?;
+        if !names.iter().any(|name| name == filenames::CURRENT) {
+            Self::check_creatable(&dir, &names, &options)?;
+        }
         // One process at a time: two engines appending to one WAL or manifest would
         // destroy each other's writes. Held until `close` or drop.
         let dir_lock =
@@ -300,6 +306,7 @@ impl Db {
                     ErrorKind::WouldBlock => Error::Locked { dir: dir.clone() },
                     _ => Error::Io(error),
                 })?;
+        // Listed again: until the lock was ours, another process could change it.
         let names = vfs.list(&dir)?;
         if names.iter().any(|name| name == filenames::CURRENT) {
             if options.error_if_exists {
@@ -314,6 +321,7 @@ impl Db {
         let inner = Arc::new(Self::recover(vfs, dir, options, dir_lock)?);
         let mut background = Vec::new();
         if inner.options.background_work {
+            let dir_for_errors = inner.dir.clone();
             for (name, role) in [
                 ("strata-flush", BackgroundRole::Flush),
                 ("strata-compact", BackgroundRole::Compaction),
@@ -330,8 +338,10 @@ impl Db {
                             background: Mutex::new(background),
                         };
                         drop(db);
-                        return Err(Error::InvalidArgument(format!(
-                            "cannot start a background thread: {e}"
+                        return Err(Error::Io(VfsError::from_io(
+                            "spawn background thread for",
+                            &dir_for_errors,
+                            e,
                         )));
                     }
                 }
@@ -343,8 +353,8 @@ impl Db {
         })
     }
 
-    /// Writes the first manifest and `CURRENT` of a new database.
-    fn create_new(vfs: &dyn Vfs, dir: &Path, names: &[String], options: &Options) -> Result<()> {
+    /// Whether a new database may be created in `dir`, which holds `names` and no `CURRENT`.
+    fn check_creatable(dir: &Path, names: &[String], options: &Options) -> Result<()> {
         for name in names {
             match filenames::parse(name) {
                 Some(FileKind::Wal(_)) | Some(FileKind::Table(_)) => {
@@ -369,6 +379,12 @@ impl Db {
                 dir.display()
             )));
         }
+        Ok(())
+    }
+
+    /// Writes the first manifest and `CURRENT` of a new database.
+    fn create_new(vfs: &dyn Vfs, dir: &Path, names: &[String], options: &Options) -> Result<()> {
+        Self::check_creatable(dir, names, options)?;
         // Leftovers of a creation that crashed before CURRENT was durable: no write was
         // ever acknowledged in such a database. (Not `LOCK`: this process holds it.)
         for name in names {

@@ -134,7 +134,9 @@ impl Counters {
     /// Counts one point read and what it cost.
     pub fn add_read(&self, cost: &ReadCounters, found: bool) {
         // `try_with`: a read from another thread-local's destructor, after ours is gone,
-        // counts on the shared stripe.
+        // counts on the shared stripe. (Where thread-locals are OS keys, such a read may
+        // instead lease a fresh stripe that is never returned: never a second writer, only
+        // one stripe fewer for later threads.)
         let owned = LEASE.try_with(|lease| lease.0).ok().flatten();
         match owned {
             Some(index) => self.reads.0[index].add(cost, found, add_owned),
@@ -240,5 +242,43 @@ impl Stats {
             return 0.0;
         }
         self.missing_data_blocks_read as f64 / self.missing_gets as f64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Barrier};
+
+    #[test]
+    fn threads_alive_together_never_share_an_owned_stripe() {
+        const THREADS: usize = READ_STRIPES + 8;
+        let barrier = Arc::new(Barrier::new(THREADS));
+        let handles: Vec<_> = (0..THREADS)
+            .map(|_| {
+                let barrier = Arc::clone(&barrier);
+                std::thread::spawn(move || {
+                    let lease = LEASE.with(|lease| lease.0);
+                    // Hold the lease until every thread has one.
+                    barrier.wait();
+                    lease
+                })
+            })
+            .collect();
+        let leases: Vec<Option<usize>> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+        let mut owned: Vec<usize> = leases.iter().flatten().copied().collect();
+        let count = owned.len();
+        owned.sort_unstable();
+        owned.dedup();
+        assert_eq!(
+            owned.len(),
+            count,
+            "two live threads own one stripe: {leases:?}"
+        );
+        assert!(owned.iter().all(|&index| index < READ_STRIPES));
+        assert!(
+            leases.iter().filter(|lease| lease.is_none()).count() >= THREADS - READ_STRIPES,
+            "more owned stripes than exist: {leases:?}"
+        );
     }
 }

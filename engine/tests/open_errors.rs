@@ -201,3 +201,54 @@ fn the_real_disk_lock_file_keeps_a_second_open_out_and_is_not_a_foreign_file() {
     db.put(b"a", b"b", WriteOptions::SYNC).unwrap();
     db.close().unwrap();
 }
+
+#[test]
+fn a_refused_directory_on_the_real_disk_is_left_as_it_was() {
+    let tmp = tempfile::tempdir().unwrap();
+    let real = || Arc::new(RealFs::new()) as Arc<dyn Vfs>;
+    let foreign = tmp.path().join("foreign");
+    std::fs::create_dir(&foreign).unwrap();
+    std::fs::write(foreign.join("notes.txt"), b"mine").unwrap();
+    let error = Db::open(real(), &foreign, Options::default()).unwrap_err();
+    assert!(matches!(error, Error::InvalidArgument(_)), "{error}");
+    let empty = tmp.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let no_create = Options {
+        create_if_missing: false,
+        ..Options::default()
+    };
+    let error = Db::open(real(), &empty, no_create).unwrap_err();
+    assert!(error.to_string().contains("no database"), "{error}");
+    let names = |dir: &Path| -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(names(&foreign), vec!["notes.txt".to_string()]);
+    assert!(names(&empty).is_empty(), "{:?}", names(&empty));
+}
+
+#[test]
+fn an_open_that_fails_after_taking_the_lock_releases_it() {
+    let fs = sim(62);
+    try_open(&fs, small_options()).unwrap().close().unwrap();
+    let exclusive = Options {
+        error_if_exists: true,
+        ..small_options()
+    };
+    let error = try_open(&fs, exclusive).unwrap_err();
+    assert!(error.to_string().contains("already exists"), "{error}");
+    // Corrupt CURRENT: recovery fails after the lock was taken.
+    let current = fs.create(Path::new("db/CURRENT")).unwrap();
+    current.append(b"MANIFEST-999999\n").unwrap();
+    current.sync().unwrap();
+    drop(current);
+    let error = try_open(&fs, small_options()).unwrap_err();
+    assert!(error.is_corruption(), "{error}");
+    // Neither failure kept the lock: the error now is the corruption, not `Locked`.
+    let error = try_open(&fs, small_options()).unwrap_err();
+    assert!(error.is_corruption(), "{error}");
+}

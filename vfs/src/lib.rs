@@ -12,8 +12,10 @@
 //! - A file has one writer at a time (the engine serialises its writes); readers may share a
 //!   handle from many threads, which is why every method takes `&self`.
 //! - Paths are ordinary relative or absolute paths without `..`.
-//! - [`Vfs::lock`] is advisory and per process: `RealFs` uses `flock` on a lock file,
-//!   `SimFs` a table that a crash empties.
+//! - [`Vfs::lock`] is advisory and per held guard: a second `lock` of the same path fails
+//!   whether it comes from another process or this one. `RealFs` uses `flock` on the file
+//!   (creating it) plus a table of the paths this process holds; `SimFs` keeps a table that a
+//!   crash empties and creates no file.
 //! - Errors carry the operation, the path and an [`std::io::ErrorKind`], so a caller can
 //!   both print a useful message and branch on the kind (e.g. `NotFound`).
 

@@ -7,11 +7,13 @@
 //! offset the handle tracks, which is correct because a file has one writer at a time.
 
 use crate::{Result, Vfs, VfsError, VfsFile, VfsLock};
+use std::collections::BTreeSet;
 use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io::ErrorKind;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
 
 /// The real filesystem.
 #[derive(Debug, Default, Clone, Copy)]
@@ -231,9 +233,24 @@ impl Vfs for RealFs {
             .truncate(false)
             .open(path)
             .map_err(|e| VfsError::from_io("lock", path, e))?;
-        // `flock`: per open file, so a second open in this process conflicts too.
+        // `flock` is per open file, so a second open in this process conflicts too — on
+        // local filesystems. Where it is emulated with per-process locks (NFS), it would
+        // not, so this process also keeps its own table of held lock files.
+        let key = fs::canonicalize(path).map_err(|e| VfsError::from_io("lock", path, e))?;
+        let mut held = held_locks();
+        if held.contains(&key) {
+            return Err(VfsError::new(
+                "lock",
+                path,
+                ErrorKind::WouldBlock,
+                "held by another open handle in this process",
+            ));
+        }
         match file.try_lock() {
-            Ok(()) => Ok(Box::new(RealLock { _file: file })),
+            Ok(()) => {
+                held.insert(key.clone());
+                Ok(Box::new(RealLock { _file: file, key }))
+            }
             Err(TryLockError::WouldBlock) => Err(VfsError::new(
                 "lock",
                 path,
@@ -245,10 +262,27 @@ impl Vfs for RealFs {
     }
 }
 
+/// Lock files this process holds (canonical paths).
+static HELD_LOCKS: Mutex<BTreeSet<PathBuf>> = Mutex::new(BTreeSet::new());
+
+fn held_locks() -> MutexGuard<'static, BTreeSet<PathBuf>> {
+    // A set of paths cannot be left half-updated by a panic.
+    HELD_LOCKS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// A held `flock`; closing the file releases it.
 #[derive(Debug)]
 struct RealLock {
     _file: File,
+    key: PathBuf,
 }
 
 impl VfsLock for RealLock {}
+
+impl Drop for RealLock {
+    fn drop(&mut self) {
+        held_locks().remove(&self.key);
+    }
+}

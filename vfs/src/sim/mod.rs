@@ -33,7 +33,8 @@
 //!   changes nothing. Reads fail with EIO at `read_error_rate`.
 //! - `crash_at_op` halts the machine at that operation index: that operation and every later
 //!   one fail until `crash()` restarts the machine. `crash()` also works at any moment.
-//! - After `crash()`, every handle opened before it fails: the process that held it is dead.
+//! - After `crash()`, every handle opened before it fails: the process that held it is dead,
+//!   and every `lock` it held is free. (`lock` creates no file here, unlike `RealFs`.)
 
 mod event;
 mod fault;
