@@ -6,6 +6,8 @@
 //! - [`liar`]: lying filesystems for the self-check.
 //! - [`sweep`], [`shrink`], [`corpus`]: many seeds, minimal cases, saved cases.
 //! - [`bench`], [`dbcmd`], [`inspect`]: the real-disk benchmark, shell and file dumper.
+//! - [`stress`]: synced writers on the real disk that print their acknowledgements, for
+//!   kill tests.
 //!
 //! Determinism: nothing in a run reads the clock, the OS RNG or thread timing; every random
 //! choice comes from a stream derived from the seed ([`case::stream_seed`]).
@@ -18,5 +20,6 @@ pub mod inspect;
 pub mod liar;
 pub mod runner;
 pub mod shrink;
+pub mod stress;
 pub mod sweep;
 pub mod workload;

@@ -10,7 +10,7 @@ use strata_sim::case::{Case, Fault, Liar};
 use strata_sim::corpus::{CorpusEntry, Expected};
 use strata_sim::runner::run_case;
 use strata_sim::sweep::{sweep, SweepConfig};
-use strata_sim::{bench, dbcmd, inspect, shrink};
+use strata_sim::{bench, dbcmd, inspect, shrink, stress};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -38,6 +38,9 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Poke a real database by hand: get, put, delete, scan, stats, compact.
     Db(dbcmd::DbArgs),
+    /// Synced writes from several threads on the real disk, printing each acknowledged one
+    /// (for kill tests).
+    Stress(stress::StressArgs),
     /// Dump a WAL, SSTable, manifest or CURRENT file, verifying every checksum.
     Inspect {
         /// The file.
@@ -359,6 +362,7 @@ fn main() -> ExitCode {
         Command::Shrink { file } => run_shrink(file),
         Command::Bench(args) => bench::run(args),
         Command::Db(args) => dbcmd::run(args),
+        Command::Stress(args) => stress::run(args),
         Command::Inspect { path, limit } => inspect::run(&path, limit),
     };
     match result {
