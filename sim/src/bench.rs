@@ -17,9 +17,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Instant;
-use strata_engine::{Db, Options, WriteOptions};
+use strata_engine::{filenames, Db, Options, WriteOptions};
 use strata_vfs::sim::SimRng;
-use strata_vfs::RealFs;
+use strata_vfs::{RealFs, Vfs};
 
 const WORKLOADS: [&str; 7] = [
     "fillseq",
@@ -191,6 +191,48 @@ struct Bench {
     at_fill: strata_engine::Stats,
 }
 
+/// Fails unless `dir` is missing, empty, or holds only Strata files that no process has open:
+/// the bench deletes what it holds, and must never delete anything else.
+fn check_clearable(dir: &Path) -> Result<(), String> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(format!("{}: {e}", dir.display())),
+    };
+    for entry in entries {
+        let entry = entry.map_err(|e| format!("{}: {e}", dir.display()))?;
+        let name = entry.file_name();
+        let known = name.to_str().and_then(filenames::parse).is_some();
+        if !known || !entry.file_type().is_ok_and(|kind| kind.is_file()) {
+            return Err(format!(
+                "refusing to clear {}: it holds {name:?}, which is not a Strata database file                  (the bench replaces the database in --dir; point it at an empty or new directory)",
+                dir.display()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Deletes the database in `dir` (see [`check_clearable`]) unless another process has it open.
+fn clear_database_dir(dir: &Path) -> Result<(), String> {
+    check_clearable(dir)?;
+    if !dir.exists() {
+        return Ok(());
+    }
+    let fs = RealFs::new();
+    // Held while deleting, so that no process opens it meanwhile.
+    let _lock = fs
+        .lock(&dir.join(filenames::LOCK))
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::WouldBlock => format!(
+                "refusing to clear {}: the database is in use by another process",
+                dir.display()
+            ),
+            _ => e.to_string(),
+        })?;
+    std::fs::remove_dir_all(dir).map_err(|e| format!("cannot clear {}: {e}", dir.display()))
+}
+
 impl Bench {
     fn options() -> Options {
         Options::default()
@@ -200,10 +242,7 @@ impl Bench {
         if let Some(db) = self.db.take() {
             drop(db);
         }
-        if self.args.dir.exists() {
-            std::fs::remove_dir_all(&self.args.dir)
-                .map_err(|e| format!("cannot clear {}: {e}", self.args.dir.display()))?;
-        }
+        clear_database_dir(&self.args.dir)?;
         self.open()?;
         self.filled = false;
         self.at_fill = self.db().stats();
@@ -411,6 +450,8 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, String> {
     if args.threads == 0 || args.threads > 1024 {
         return Err("--threads must be between 1 and 1024".into());
     }
+    // Refuse before writing anything into it: the bench replaces what `--dir` holds.
+    check_clearable(&args.dir)?;
     std::fs::create_dir_all(&args.dir)
         .map_err(|e| format!("cannot create {}: {e}", args.dir.display()))?;
     let disk_rate = if args.sync {

@@ -138,3 +138,47 @@ fn a_database_another_process_has_open_is_refused() {
     held.close().unwrap();
     assert_eq!(strata(&["db", "--dir", db, "put", "k", "v"]).0, 0);
 }
+
+#[test]
+fn bench_never_clears_a_directory_that_is_not_an_idle_strata_database() {
+    let tmp = tempfile::tempdir().unwrap();
+    let foreign = tmp.path().join("foreign");
+    std::fs::create_dir(&foreign).unwrap();
+    std::fs::write(foreign.join("thesis.tex"), b"years of work").unwrap();
+    let bench = |dir: &std::path::Path| {
+        strata(&[
+            "bench",
+            "--dir",
+            dir.to_str().unwrap(),
+            "--num",
+            "100",
+            "--workloads",
+            "fillrandom",
+        ])
+    };
+    let (code, _, stderr) = bench(&foreign);
+    assert_ne!(code, 0);
+    assert!(stderr.contains("refusing to clear"), "{stderr}");
+    assert_eq!(
+        std::fs::read(foreign.join("thesis.tex")).unwrap(),
+        b"years of work"
+    );
+
+    let live = tmp.path().join("live");
+    let vfs = std::sync::Arc::new(strata_vfs::RealFs::new()) as std::sync::Arc<dyn strata_vfs::Vfs>;
+    let held = strata_engine::Db::open(vfs, &live, strata_engine::Options::default()).unwrap();
+    held.put(b"k", b"v", strata_engine::WriteOptions::SYNC)
+        .unwrap();
+    let (code, _, stderr) = bench(&live);
+    assert_ne!(code, 0);
+    assert!(stderr.contains("in use"), "{stderr}");
+    assert_eq!(held.get(b"k").unwrap(), Some(b"v".to_vec()));
+    held.close().unwrap();
+    assert!(
+        live.join("CURRENT").exists(),
+        "the open database was deleted"
+    );
+    // Idle, it is the bench's to replace.
+    let (code, _, stderr) = bench(&live);
+    assert_eq!(code, 0, "{stderr}");
+}
