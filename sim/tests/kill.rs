@@ -51,6 +51,14 @@ fn contents(dir: &Path) -> Contents {
     all
 }
 
+/// `T N`: thread `T` acknowledged its operation `N`.
+fn parse_ack(line: &str) -> (usize, u64) {
+    let (thread, n) = line
+        .split_once(' ')
+        .expect("an acknowledgement line is `T N`");
+    (thread.parse().unwrap(), n.parse().unwrap())
+}
+
 /// Runs `strata stress` until `acks` acknowledgements were read, kills it, and returns the
 /// last acknowledged operation of each thread.
 fn run_and_kill(dir: &Path, prefix: &str, acks: usize) -> Vec<Option<u64>> {
@@ -73,10 +81,7 @@ fn run_and_kill(dir: &Path, prefix: &str, acks: usize) -> Vec<Option<u64>> {
                 String::from_utf8_lossy(&output.stderr)
             );
         };
-        let line = line.unwrap();
-        let mut parts = line.split(' ');
-        let thread: usize = parts.next().unwrap().parse().unwrap();
-        let n: u64 = parts.next().unwrap().parse().unwrap();
+        let (thread, n) = parse_ack(&line.unwrap());
         assert_eq!(
             last[thread].map_or(0, |l| l + 1),
             n,
@@ -88,10 +93,7 @@ fn run_and_kill(dir: &Path, prefix: &str, acks: usize) -> Vec<Option<u64>> {
     child.kill().unwrap();
     // Lines written before the kill may still be in the pipe: read them too.
     for line in lines {
-        let line = line.unwrap();
-        let mut parts = line.split(' ');
-        let thread: usize = parts.next().unwrap().parse().unwrap();
-        let n: u64 = parts.next().unwrap().parse().unwrap();
+        let (thread, n) = parse_ack(&line.unwrap());
         last[thread] = Some(n);
     }
     child.wait().unwrap();
