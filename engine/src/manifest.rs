@@ -276,7 +276,12 @@ pub fn set_current(vfs: &dyn Vfs, dir: &Path, manifest_name: &str) -> Result<()>
 
 /// Reads `CURRENT`: the name of the live manifest.
 pub fn read_current(vfs: &dyn Vfs, dir: &Path) -> Result<String> {
-    let path = dir.join(crate::filenames::CURRENT);
+    read_current_file(vfs, &dir.join(crate::filenames::CURRENT))
+}
+
+/// Reads a file in `CURRENT`'s format (`CURRENT` itself, or a `CURRENT.tmp` being written).
+pub fn read_current_file(vfs: &dyn Vfs, path: &Path) -> Result<String> {
+    let path = path.to_path_buf();
     let file = vfs.open_read(&path)?;
     let len = file.len()?;
     if len > 256 {

@@ -15,7 +15,7 @@ use std::ops::Bound;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
-/// Bits of filter per byte of memtable budget (1/8: one bit per byte).
+/// Bytes of memtable budget per bit of filter (one bit per 8 bytes).
 const FILTER_BYTES_PER_BIT: usize = 8;
 /// Bit probes per key, all inside one 64-bit word.
 const FILTER_PROBES: u32 = 5;

@@ -25,7 +25,7 @@ pub struct Options {
     /// (default 64 KiB). Writes with `sync = true`, `Db::sync`, `flush` and `close` hand
     /// everything over at once.
     pub wal_buffer_size: usize,
-    /// Run flushes on a background thread (default true). With false, nothing runs in the
+    /// Run flushes and compactions on two background threads (default true). With false, nothing runs in the
     /// background: the owner calls [`crate::Db::maintenance`] (the simulator does, at
     /// seed-chosen points), and a writer that finds the immutable memtables full flushes one
     /// itself.

@@ -45,10 +45,9 @@ pub fn run(path: &Path, limit: usize) -> Result<ExitCode, String> {
             false
         }
         Some(FileKind::Current) | Some(FileKind::CurrentTemp) => {
-            let dir = path.parent().unwrap_or(Path::new("."));
-            match manifest::read_current(&fs, dir) {
+            match manifest::read_current_file(&fs, path) {
                 Ok(name) => {
-                    println!("CURRENT -> {name}");
+                    println!("{} -> {name}", path.display());
                     false
                 }
                 Err(error) => {

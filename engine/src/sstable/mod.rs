@@ -1,5 +1,5 @@
-//! SSTables: immutable sorted files, one per flushed memtable (and, later, per compaction
-//! output).
+//! SSTables: immutable sorted files, written by flushes (one per memtable) and by compactions
+//! (outputs cut at the target file size).
 //!
 //! Grammar (see `docs/sstable-format.md`):
 //! ```text
