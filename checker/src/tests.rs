@@ -101,6 +101,11 @@ impl Lcg {
     }
 }
 
+/// Asserts that the violation's explanation says `part` (and prints it whole if not).
+fn assert_explains(violation: &Violation, part: &str) {
+    assert!(violation.explanation.contains(part), "{violation}");
+}
+
 #[test]
 fn clean_history_passes_with_k_equal_to_n() {
     for seed in 0..20 {
@@ -183,21 +188,17 @@ fn a_lost_synced_write_is_caught() {
     run.ok(vec![put("c", "3")]);
     let violation = run.crash_and_recover(&[("a", "1")]).unwrap_err();
     assert_eq!(violation.kind, ViolationKind::RecoveryNotAPrefix);
-    let text = &violation.explanation;
-    assert!(text.contains("k in [2, 3]"), "{text}");
-    assert!(text.contains("last durable ack at op 2"), "{text}");
-    assert!(
-        text.contains("equals prefix k=1 exactly, below k_min=2"),
-        "{text}"
+    assert_explains(&violation, "k in [2, 3]");
+    assert_explains(&violation, "last durable ack at op 2");
+    assert_explains(&violation, "equals prefix k=1 exactly, below k_min=2");
+    assert_explains(&violation, "first differing key: \"b\"");
+    assert_explains(
+        &violation,
+        "expected (k=2): \"2\" — written by op 2 (epoch 0, write #2, Ok, sync)",
     );
-    assert!(text.contains("first differing key: \"b\""), "{text}");
-    assert!(
-        text.contains("expected (k=2): \"2\" — written by op 2 (epoch 0, write #2, Ok, sync)"),
-        "{text}"
-    );
-    assert!(
-        text.contains("recovered: <absent> — no delete ever issued; last written by op 2"),
-        "{text}"
+    assert_explains(
+        &violation,
+        "recovered: <absent> — no delete ever issued; last written by op 2",
     );
 }
 
@@ -212,10 +213,11 @@ fn a_hole_in_the_middle_is_caught() {
         .crash_and_recover(&[("a", "1"), ("c", "3")])
         .unwrap_err();
     assert_eq!(violation.kind, ViolationKind::RecoveryNotAPrefix);
-    assert!(violation.explanation.contains("k in [0, 3]"), "{violation}");
-    assert!(violation
-        .explanation
-        .contains("no write of this epoch was acknowledged durable"));
+    assert_explains(&violation, "k in [0, 3]");
+    assert_explains(
+        &violation,
+        "no write of this epoch was acknowledged durable",
+    );
 }
 
 #[test]
@@ -224,12 +226,7 @@ fn half_a_batch_is_caught() {
     run.ok(vec![put("a", "1"), put("b", "2"), del("z")]);
     let violation = run.crash_and_recover(&[("a", "1")]).unwrap_err();
     assert_eq!(violation.kind, ViolationKind::RecoveryNotAPrefix);
-    assert!(
-        violation
-            .explanation
-            .contains("put \"a\" = \"1\" (+2 more)"),
-        "{violation}"
-    );
+    assert_explains(&violation, "put \"a\" = \"1\" (+2 more)");
 
     let mut run = Run::new();
     run.ok(vec![put("a", "1"), put("b", "2")]);
@@ -246,28 +243,15 @@ fn a_value_never_written_is_caught() {
     run.ok(vec![put("a", "2")]);
     let violation = run.crash_and_recover(&[("a", "garbage")]).unwrap_err();
     assert_eq!(violation.kind, ViolationKind::RecoveryNotAPrefix);
-    assert!(
-        violation
-            .explanation
-            .contains("recovered: \"garbage\" — NEVER WRITTEN"),
-        "{violation}"
-    );
+    assert_explains(&violation, "recovered: \"garbage\" — NEVER WRITTEN");
 
     let mut run = Run::new();
     run.ok(vec![put("a", "1")]);
     let violation = run
         .crash_and_recover(&[("a", "1"), ("ghost", "x")])
         .unwrap_err();
-    assert!(
-        violation
-            .explanation
-            .contains("first differing key: \"ghost\""),
-        "{violation}"
-    );
-    assert!(
-        violation.explanation.contains("expected (k=1): <absent>"),
-        "{violation}"
-    );
+    assert_explains(&violation, "first differing key: \"ghost\"");
+    assert_explains(&violation, "expected (k=1): <absent>");
 }
 
 #[test]
@@ -277,18 +261,8 @@ fn a_resurrected_delete_is_caught() {
     run.synced(vec![del("a")]);
     let violation = run.crash_and_recover(&[("a", "1")]).unwrap_err();
     assert_eq!(violation.kind, ViolationKind::RecoveryNotAPrefix);
-    assert!(
-        violation
-            .explanation
-            .contains("expected (k=2): <absent> — deleted by op 2"),
-        "{violation}"
-    );
-    assert!(
-        violation
-            .explanation
-            .contains("recovered: \"1\" — written by op 1"),
-        "{violation}"
-    );
+    assert_explains(&violation, "expected (k=2): <absent> — deleted by op 2");
+    assert_explains(&violation, "recovered: \"1\" — written by op 1");
 
     // The same delete unsynced may be lost (as a suffix).
     let mut run = Run::new();
@@ -305,28 +279,13 @@ fn reads_are_checked_against_the_model() {
     run.read("b", None).unwrap();
     let violation = run.read("a", Some("0")).unwrap_err();
     assert_eq!(violation.kind, ViolationKind::ReadMismatch);
-    assert!(
-        violation
-            .explanation
-            .contains("expected: \"1\" — written by op 1"),
-        "{violation}"
-    );
-    assert!(
-        violation
-            .explanation
-            .contains("answered: \"0\" — NEVER WRITTEN"),
-        "{violation}"
-    );
+    assert_explains(&violation, "expected: \"1\" — written by op 1");
+    assert_explains(&violation, "answered: \"0\" — NEVER WRITTEN");
     let violation = run.read("a", None).unwrap_err();
     assert_eq!(violation.kind, ViolationKind::ReadMismatch);
     run.ok(vec![del("a")]);
     let violation = run.read("a", Some("1")).unwrap_err();
-    assert!(
-        violation
-            .explanation
-            .contains("expected: <absent> — deleted by op"),
-        "{violation}"
-    );
+    assert_explains(&violation, "expected: <absent> — deleted by op");
     assert!(violation.to_string().starts_with("read mismatch at op"));
 }
 
@@ -347,14 +306,8 @@ fn rejected_writes_never_count() {
     other.write(vec![put("a", "bad")], true, Outcome::Rejected);
     other.ok(vec![put("c", "3")]);
     let violation = other.crash_and_recover(&[("a", "bad")]).unwrap_err();
-    assert!(
-        violation.explanation.contains("written only by op 2"),
-        "{violation}"
-    );
-    assert!(
-        violation.explanation.contains("(1 rejected, not counted)"),
-        "{violation}"
-    );
+    assert_explains(&violation, "written only by op 2");
+    assert_explains(&violation, "(1 rejected, not counted)");
     // k counts only the non-rejected writes.
     assert_eq!(run.crash_and_recover(&[("a", "1"), ("c", "3")]).unwrap(), 2);
     assert_eq!(run.checker.stats().writes_rejected, 2);
@@ -427,10 +380,7 @@ fn reads_accept_in_doubt_values_only_after_the_last_acknowledged_write() {
     run.read("a", Some("2")).unwrap();
     run.read("a", None).unwrap();
     let violation = run.read("a", Some("3")).unwrap_err();
-    assert!(
-        violation.explanation.contains("also accepted"),
-        "{violation}"
-    );
+    assert_explains(&violation, "also accepted");
     // An acknowledged write after the failed ones hides them.
     run.ok(vec![put("a", "4")]);
     run.read("a", Some("4")).unwrap();
@@ -469,31 +419,17 @@ fn scans_are_checked_key_by_key() {
 
     let missing = run.scan(Some("b"), Some("d"), &[("b", "2")]).unwrap_err();
     assert_eq!(missing.kind, ViolationKind::ScanMismatch);
-    assert!(
-        missing.explanation.contains("is missing key \"c\""),
-        "{missing}"
-    );
+    assert_explains(&missing, "is missing key \"c\"");
     let extra = run.scan(
         None,
         None,
         &[("a", "1"), ("aa", "x"), ("b", "2"), ("c", "3"), ("d", "4")],
     );
-    assert!(extra
-        .unwrap_err()
-        .explanation
-        .contains("has extra key \"aa\""));
+    assert_explains(&extra.unwrap_err(), "has extra key \"aa\"");
     let wrong = run.scan(None, Some("b"), &[("a", "9")]).unwrap_err();
-    assert!(
-        wrong
-            .explanation
-            .contains("has a wrong value for key \"a\""),
-        "{wrong}"
-    );
+    assert_explains(&wrong, "has a wrong value for key \"a\"");
     let outside = run.scan(Some("b"), Some("d"), &[("b", "2"), ("c", "3"), ("d", "4")]);
-    assert!(outside
-        .unwrap_err()
-        .explanation
-        .contains("outside the range"));
+    assert_explains(&outside.unwrap_err(), "outside the range");
 
     let op = run.next_op();
     let unordered = vec![
@@ -501,10 +437,7 @@ fn scans_are_checked_key_by_key() {
         (b"a".to_vec(), b"1".to_vec()),
     ];
     let violation = run.checker.scan(op, None, None, &unordered).unwrap_err();
-    assert!(
-        violation.explanation.contains("not after the previous key"),
-        "{violation}"
-    );
+    assert_explains(&violation, "not after the previous key");
 
     // In-doubt writes: a failed delete of "b" and a failed put of "e".
     run.write(vec![del("b"), put("e", "5")], false, Outcome::Failed);
@@ -536,10 +469,7 @@ fn durable_points_make_acknowledged_writes_durable() {
     };
     assert_eq!(build().checker.prefix_bounds(), (2, 3));
     let violation = build().crash_and_recover(&[("a", "1")]).unwrap_err();
-    assert!(
-        violation.explanation.contains("last durable ack at op 3"),
-        "{violation}"
-    );
+    assert_explains(&violation, "last durable ack at op 3");
     assert_eq!(
         build()
             .crash_and_recover(&[("a", "1"), ("b", "2")])
@@ -605,16 +535,8 @@ fn point_reads_after_recovery_must_match_the_recovered_state() {
     let op = run.next_op();
     let violation = run.checker.recovered(op, &recovered, &bad).unwrap_err();
     assert_eq!(violation.kind, ViolationKind::PointReadMismatch);
-    assert!(
-        violation
-            .explanation
-            .contains("scan: \"1\" — written by op 1"),
-        "{violation}"
-    );
-    assert!(
-        violation.explanation.contains("get:  <absent>"),
-        "{violation}"
-    );
+    assert_explains(&violation, "scan: \"1\" — written by op 1");
+    assert_explains(&violation, "get:  <absent>");
 }
 
 #[test]
@@ -632,15 +554,11 @@ fn epochs_chain_and_origins_reach_back_across_epochs() {
     let violation = run
         .crash_and_recover(&[("a", "old"), ("b", "lost")])
         .unwrap_err();
-    let text = &violation.explanation;
-    assert!(
-        text.contains("recovered: \"lost\" — written by op 2 (epoch 0, Ok)"),
-        "{text}"
+    assert_explains(
+        &violation,
+        "recovered: \"lost\" — written by op 2 (epoch 0, Ok)",
     );
-    assert!(
-        text.contains("recovery at op 8 (epoch 1, crash at op 7)"),
-        "{text}"
-    );
+    assert_explains(&violation, "recovery at op 8 (epoch 1, crash at op 7)");
     // The recovered state is adopted anyway.
     assert_eq!(run.checker.epoch(), 2);
     assert_eq!(run.checker.base(), &state(&[("a", "old"), ("b", "lost")]));
@@ -685,24 +603,20 @@ fn explanations_name_faults_and_the_writes_around_the_cut() {
     }
     run.checker.fault(op, "torn write of 000003.log".to_owned());
     let violation = run.crash_and_recover(&[("k2", "v2")]).unwrap_err();
-    let text = &violation.explanation;
+    assert_explains(&violation, "recent faults (last 20, oldest first)");
+    assert_explains(&violation, "torn write of 000003.log");
     assert!(
-        text.contains("recent faults (last 20, oldest first)"),
-        "{text}"
+        !violation.explanation.contains("EIO on sync"),
+        "{violation}"
     );
-    assert!(text.contains("torn write of 000003.log"), "{text}");
-    assert!(!text.contains("EIO on sync"), "{text}");
-    assert!(text.contains("writes around the cut"), "{text}");
-    assert!(
-        text.contains("#1 op 1 [Ok, sync] put \"k1\" = \"v1\""),
-        "{text}"
-    );
+    assert_explains(&violation, "writes around the cut");
+    assert_explains(&violation, "#1 op 1 [Ok, sync] put \"k1\" = \"v1\"");
     // k=2 differs in one key ("k1" missing), k=1 in two: k=2 is the closest.
-    assert!(
-        text.contains("#2 (last in prefix) op 2 [Ok] put \"k2\" = \"v2\""),
-        "{text}"
+    assert_explains(
+        &violation,
+        "#2 (last in prefix) op 2 [Ok] put \"k2\" = \"v2\"",
     );
-    assert!(text.contains("write #1 is durable"), "{text}");
+    assert_explains(&violation, "write #1 is durable");
     assert_eq!(run.checker.recent_faults().count(), 20);
     assert_eq!(run.checker.stats().faults, 27);
 }
@@ -718,20 +632,9 @@ fn long_and_binary_values_are_shown_cut_and_in_hex() {
     run.checker.write_completed(id, Outcome::Ok);
     let op = run.next_op();
     let violation = run.checker.read(op, &[0, 1, 2], Some(&[9])).unwrap_err();
-    assert!(
-        violation.explanation.contains("key: 0x000102"),
-        "{violation}"
-    );
-    assert!(
-        violation.explanation.contains("…\" (300 bytes)"),
-        "{violation}"
-    );
-    assert!(
-        violation
-            .explanation
-            .contains("answered: 0x09 — NEVER WRITTEN"),
-        "{violation}"
-    );
+    assert_explains(&violation, "key: 0x000102");
+    assert_explains(&violation, "…\" (300 bytes)");
+    assert_explains(&violation, "answered: 0x09 — NEVER WRITTEN");
 }
 
 #[test]
