@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{contents, key, open, sim, small_options, value};
+use common::{contents, key, open, restart_and_expect, sim, small_options, value};
 use std::collections::BTreeMap;
 use strata_engine::{Db, Options, WriteOptions};
 
@@ -208,13 +208,11 @@ fn a_crash_at_every_step_of_a_compaction_recovers_the_synced_state() {
         let _ = db.compact();
         drop(db);
         assert!(fs.is_halted(), "crash point {offset} of {steps} reached");
-        fs.crash();
-        fs.set_crash_at(None);
-        let db = open(&fs, &options);
-        assert_eq!(
-            contents(&db),
-            expected,
-            "crash at compaction step {offset} of {steps}"
+        let db = restart_and_expect(
+            &fs,
+            &options,
+            &expected,
+            &format!("crash at compaction step {offset} of {steps}"),
         );
         db.compact().unwrap();
         assert_eq!(

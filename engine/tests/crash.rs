@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{contents, key, open, sim, small_options, value};
+use common::{contents, key, open, restart_and_expect, sim, small_options, value};
 use std::collections::BTreeMap;
 use std::path::Path;
 use strata_engine::{Error, WriteOptions};
@@ -134,13 +134,11 @@ fn a_crash_at_every_step_of_a_flush_recovers_the_synced_state() {
             error.is_some() || offset == steps - 1,
             "a flush interrupted at step {offset} of {steps} reports an error"
         );
-        fs.crash();
-        fs.set_crash_at(None);
-        let db = open(&fs, &small_options());
-        assert_eq!(
-            contents(&db),
-            expected,
-            "crash at flush step {offset} of {steps}"
+        let db = restart_and_expect(
+            &fs,
+            &small_options(),
+            &expected,
+            &format!("crash at flush step {offset} of {steps}"),
         );
         // And the recovered database keeps working.
         db.put(b"after", b"crash", WriteOptions::SYNC).unwrap();
@@ -184,13 +182,11 @@ fn a_crash_at_every_step_of_recovery_recovers_the_synced_state() {
         if let Ok(db) = result {
             drop(db);
         }
-        fs.crash();
-        fs.set_crash_at(None);
-        let db = open(&fs, &small_options());
-        assert_eq!(
-            contents(&db),
-            expected,
-            "crash at recovery step {offset} of {steps}"
+        restart_and_expect(
+            &fs,
+            &small_options(),
+            &expected,
+            &format!("crash at recovery step {offset} of {steps}"),
         );
     }
 }

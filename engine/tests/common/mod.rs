@@ -50,3 +50,18 @@ pub fn value(i: u64, round: u64, len: usize) -> Vec<u8> {
     v.resize(len.max(v.len()), b'a' + (round % 26) as u8);
     v
 }
+
+/// Power loss at the armed crash point: restarts the machine, disarms further crashes,
+/// reopens, and asserts the database holds exactly `expected` (`what` names the crash).
+pub fn restart_and_expect(
+    fs: &SimFs,
+    options: &Options,
+    expected: &BTreeMap<Vec<u8>, Vec<u8>>,
+    what: &str,
+) -> Db {
+    fs.crash();
+    fs.set_crash_at(None);
+    let db = open(fs, options);
+    assert_eq!(&contents(&db), expected, "{what}");
+    db
+}
