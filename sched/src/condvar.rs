@@ -1,0 +1,151 @@
+//! A condition variable: `std::sync::Condvar` in production, a shuttle condition variable
+//! plus simulated timeouts under simulation.
+//!
+//! Shuttle's own timed waits never time out, so a simulated [`Condvar::wait_timeout`] is ours:
+//! it releases the lock and gives the other tasks a seeded number of scheduling rounds (0 to
+//! [`crate::clock::MAX_TIMED_WAIT_ROUNDS`]) to notify it; a notification in that window ends
+//! the wait early, otherwise the clock moves to the deadline and the wait reports a timeout.
+//! Both are behaviours a real timed wait can show (a notification arrives in time, or the
+//! other threads were too slow), and a timed wait can never deadlock the simulation, just as
+//! it cannot on the OS. Untimed waits block in shuttle until notified; if every task is
+//! blocked that way, shuttle reports a deadlock, which is a real bug (a lost wakeup).
+
+use crate::clock::SimClock;
+use crate::mutex::{GuardInner, MutexGuard};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// See the module doc.
+pub struct Condvar {
+    inner: Inner,
+}
+
+enum Inner {
+    Os(std::sync::Condvar),
+    Simulated {
+        condvar: shuttle::sync::Condvar,
+        clock: Arc<SimClock>,
+        /// Bumped by every notification, so that a timed wait polling its window sees one.
+        notifications: AtomicU64,
+    },
+}
+
+const MIXED: &str = "a condition variable and its mutex come from the same runtime";
+
+impl Condvar {
+    pub(crate) fn os() -> Condvar {
+        Condvar {
+            inner: Inner::Os(std::sync::Condvar::new()),
+        }
+    }
+
+    pub(crate) fn simulated(clock: Arc<SimClock>) -> Condvar {
+        Condvar {
+            inner: Inner::Simulated {
+                condvar: shuttle::sync::Condvar::new(),
+                clock,
+                notifications: AtomicU64::new(0),
+            },
+        }
+    }
+
+    /// Releases the lock, waits for a notification (or a spurious wakeup) and locks again.
+    pub fn wait<'a, T>(&self, mut guard: MutexGuard<'a, T>) -> MutexGuard<'a, T> {
+        let held = guard.inner.take().expect("a guard holds its lock");
+        guard.inner = Some(match (held, &self.inner) {
+            (GuardInner::Os(held), Inner::Os(condvar)) => GuardInner::Os(
+                condvar
+                    .wait(held)
+                    .unwrap_or_else(|poisoned| poisoned.into_inner()),
+            ),
+            (GuardInner::Simulated(held), Inner::Simulated { condvar, .. }) => {
+                GuardInner::Simulated(
+                    condvar
+                        .wait(held)
+                        .unwrap_or_else(|poisoned| poisoned.into_inner()),
+                )
+            }
+            _ => panic!("{MIXED}"),
+        });
+        guard
+    }
+
+    /// Like [`Condvar::wait`], but gives up after `timeout`; the flag says whether it did.
+    pub fn wait_timeout<'a, T>(
+        &self,
+        mut guard: MutexGuard<'a, T>,
+        timeout: Duration,
+    ) -> (MutexGuard<'a, T>, bool) {
+        match &self.inner {
+            Inner::Os(condvar) => {
+                let Some(GuardInner::Os(held)) = guard.inner.take() else {
+                    panic!("{MIXED}");
+                };
+                let (held, result) = condvar
+                    .wait_timeout(held, timeout)
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+                guard.inner = Some(GuardInner::Os(held));
+                (guard, result.timed_out())
+            }
+            Inner::Simulated {
+                clock,
+                notifications,
+                ..
+            } => {
+                assert!(
+                    matches!(guard.inner, Some(GuardInner::Simulated(_))),
+                    "{MIXED}"
+                );
+                let seen = notifications.load(Ordering::Acquire);
+                let deadline = clock.now() + timeout;
+                for _ in 0..clock.timed_wait_rounds() {
+                    drop(guard.inner.take());
+                    shuttle::thread::yield_now();
+                    guard.inner = Some(guard.mutex.lock_inner());
+                    if notifications.load(Ordering::Acquire) != seen {
+                        return (guard, false);
+                    }
+                }
+                clock.advance_to(deadline);
+                (guard, true)
+            }
+        }
+    }
+
+    /// Wakes one waiter.
+    pub fn notify_one(&self) {
+        match &self.inner {
+            Inner::Os(condvar) => condvar.notify_one(),
+            Inner::Simulated {
+                condvar,
+                notifications,
+                ..
+            } => {
+                notifications.fetch_add(1, Ordering::AcqRel);
+                condvar.notify_one();
+            }
+        }
+    }
+
+    /// Wakes every waiter.
+    pub fn notify_all(&self) {
+        match &self.inner {
+            Inner::Os(condvar) => condvar.notify_all(),
+            Inner::Simulated {
+                condvar,
+                notifications,
+                ..
+            } => {
+                notifications.fetch_add(1, Ordering::AcqRel);
+                condvar.notify_all();
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for Condvar {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Condvar { .. }")
+    }
+}
