@@ -35,9 +35,9 @@ use std::io::ErrorKind;
 use std::ops::{Bound, RangeBounds};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::thread::JoinHandle;
+use std::sync::Arc;
 use std::time::Duration;
+use strata_sched::{Condvar, JoinHandle, Mutex, MutexGuard};
 use strata_vfs::{Vfs, VfsError, VfsLock};
 
 /// An open database.
@@ -125,6 +125,8 @@ struct CommitQueue {
     /// Every ticket below this is finished.
     done_below: u64,
     failures: std::collections::BTreeMap<u64, Error>,
+    /// The first sequence number of each finished ticket whose batch reached the WAL.
+    sequences: std::collections::BTreeMap<u64, u64>,
     leader_active: bool,
     /// Size of the last committed group: how many writers are likely to be coming.
     last_group: usize,
@@ -204,10 +206,9 @@ const LEADER_GATHER_TIME: Duration = Duration::from_micros(100);
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic in another thread is a broken invariant there; the data is still the best
-    // we have, and poisoning the whole database for it would hide the first failure.
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+    // we have, and poisoning the whole database for it would hide the first failure
+    // (the runtime's mutexes do not poison).
+    mutex.lock()
 }
 
 fn owned_bound<K: AsRef<[u8]>>(bound: Bound<&K>) -> Bound<Vec<u8>> {
@@ -319,6 +320,7 @@ impl Db {
             Self::create_new(vfs.as_ref(), &dir, &names, &options)?;
         }
         let inner = Arc::new(Self::recover(vfs, dir, options, dir_lock)?);
+        let runtime = inner.options.runtime.clone();
         let mut background = Vec::new();
         if inner.options.background_work {
             let dir_for_errors = inner.dir.clone();
@@ -327,15 +329,13 @@ impl Db {
                 ("strata-compact", BackgroundRole::Compaction),
             ] {
                 let worker = Arc::clone(&inner);
-                let spawned = std::thread::Builder::new()
-                    .name(name.into())
-                    .spawn(move || worker.background_loop(role));
+                let spawned = runtime.spawn(name, move || worker.background_loop(role));
                 match spawned {
                     Ok(handle) => background.push(handle),
                     Err(e) => {
                         let db = Db {
                             inner,
-                            background: Mutex::new(background),
+                            background: runtime.mutex(background),
                         };
                         drop(db);
                         return Err(Error::Io(VfsError::from_io(
@@ -349,7 +349,7 @@ impl Db {
         }
         Ok(Db {
             inner,
-            background: Mutex::new(background),
+            background: runtime.mutex(background),
         })
     }
 
@@ -506,12 +506,13 @@ impl Db {
             immutables: Vec::new(),
             version: Arc::clone(&version),
         };
+        let runtime = options.runtime.clone();
         Ok(DbInner {
             vfs,
             dir,
             block_cache,
             view: ArcSwap::from_pointee(view),
-            state: Mutex::new(State {
+            state: runtime.mutex(State {
                 manifest,
                 manifest_state: state,
                 version,
@@ -520,24 +521,24 @@ impl Db {
                 current_wal_number: wal_number,
                 compact_pointers: vec![Vec::new(); NUM_LEVELS],
             }),
-            writer: Mutex::new(WriterState {
+            writer: runtime.mutex(WriterState {
                 wal,
                 wal_number,
                 memtable,
                 last_sequence,
                 payload: Vec::new(),
             }),
-            commit: Mutex::new(CommitQueue::default()),
-            commit_done: Condvar::new(),
-            commit_arrival: Condvar::new(),
-            background: Mutex::new(BackgroundState::default()),
-            background_signal: Condvar::new(),
-            flush_lock: Mutex::new(()),
-            compaction_lock: Mutex::new(()),
-            poison: Mutex::new(None),
+            commit: runtime.mutex(CommitQueue::default()),
+            commit_done: runtime.condvar(),
+            commit_arrival: runtime.condvar(),
+            background: runtime.mutex(BackgroundState::default()),
+            background_signal: runtime.condvar(),
+            flush_lock: runtime.mutex(()),
+            compaction_lock: runtime.mutex(()),
+            poison: runtime.mutex(None),
             closed: AtomicBool::new(false),
             counters: Counters::default(),
-            dir_lock: Mutex::new(Some(dir_lock)),
+            dir_lock: runtime.mutex(Some(dir_lock)),
             options,
         })
     }
@@ -616,6 +617,30 @@ impl Db {
     /// or none. A reader running concurrently with the write may see part of the batch
     /// (there are no snapshots yet).
     pub fn write(&self, batch: WriteBatch, options: WriteOptions) -> Result<()> {
+        self.write_sequenced(batch, options).1
+    }
+
+    /// [`Db::write`], also saying which sequence number the engine gave the batch's first
+    /// operation (the others follow it consecutively), if the batch got that far: every
+    /// batch that reached the WAL has one, whether or not the write then succeeded; one
+    /// refused before has `None`. Sequence numbers are the engine's commit order, the order
+    /// recovery replays: a write acknowledged before another is submitted has a lower number.
+    /// They start again after the last recovered write when the database is reopened.
+    pub fn write_sequenced(
+        &self,
+        batch: WriteBatch,
+        options: WriteOptions,
+    ) -> (Option<u64>, Result<()>) {
+        if let Err(error) = self.validate_write(&batch) {
+            return (None, Err(error));
+        }
+        if batch.is_empty() {
+            return (None, Ok(()));
+        }
+        self.inner.commit(batch, options.sync)
+    }
+
+    fn validate_write(&self, batch: &WriteBatch) -> Result<()> {
         self.inner.check_writable()?;
         let (max_key, max_value) = batch.max_sizes();
         if max_key > self.inner.options.max_key_size {
@@ -630,10 +655,7 @@ impl Db {
                 self.inner.options.max_value_size
             )));
         }
-        if batch.is_empty() {
-            return Ok(());
-        }
-        self.inner.commit(batch, options.sync)
+        Ok(())
     }
 
     /// The value of `key`, if any.
@@ -899,7 +921,7 @@ impl DbInner {
         result
     }
 
-    fn commit(&self, batch: WriteBatch, sync: bool) -> Result<()> {
+    fn commit(&self, batch: WriteBatch, sync: bool) -> (Option<u64>, Result<()>) {
         let mut queue = lock(&self.commit);
         let ticket = queue.next_ticket;
         queue.next_ticket += 1;
@@ -913,9 +935,10 @@ impl DbInner {
         }
         loop {
             if queue.done_below > ticket {
+                let sequence = queue.sequences.remove(&ticket);
                 return match queue.failures.remove(&ticket) {
-                    Some(error) => Err(error),
-                    None => Ok(()),
+                    Some(error) => (sequence, Err(error)),
+                    None => (sequence, Ok(())),
                 };
             }
             if !queue.leader_active {
@@ -928,17 +951,13 @@ impl DbInner {
                 if queue.pending.len() < queue.last_group
                     && queue.pending.iter().any(|pending| pending.sync)
                 {
-                    let deadline = std::time::Instant::now() + LEADER_GATHER_TIME;
+                    let deadline = self.options.runtime.now() + LEADER_GATHER_TIME;
                     while queue.pending.len() < queue.last_group {
-                        let now = std::time::Instant::now();
+                        let now = self.options.runtime.now();
                         if now >= deadline {
                             break;
                         }
-                        queue = self
-                            .commit_arrival
-                            .wait_timeout(queue, deadline - now)
-                            .unwrap_or_else(|poisoned| poisoned.into_inner())
-                            .0;
+                        queue = self.commit_arrival.wait_timeout(queue, deadline - now).0;
                     }
                 }
                 let group = std::mem::take(&mut queue.pending);
@@ -947,9 +966,15 @@ impl DbInner {
                 let first = group.first().map_or(ticket, |pending| pending.ticket);
                 let last = group.last().map_or(ticket, |pending| pending.ticket);
                 let guard = PanicGuard::new(self, Some(first..=last));
-                let result = self.commit_group(&group);
+                let (first_sequence, result) = self.commit_group(&group);
                 guard.disarm();
                 queue = lock(&self.commit);
+                if let Some(mut sequence) = first_sequence {
+                    for pending in &group {
+                        queue.sequences.insert(pending.ticket, sequence);
+                        sequence += pending.batch.len() as u64;
+                    }
+                }
                 queue.leader_active = false;
                 let last = group.last().map_or(ticket, |pending| pending.ticket);
                 assert!(last >= ticket, "a leader's group includes its own batch");
@@ -962,22 +987,19 @@ impl DbInner {
                 self.commit_done.notify_all();
                 continue;
             }
-            queue = self
-                .commit_done
-                .wait(queue)
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            queue = self.commit_done.wait(queue);
         }
     }
 
     /// The leader's work: one WAL append (and at most one fsync) for the whole group.
-    fn commit_group(&self, group: &[Pending]) -> Result<()> {
+    /// Returns the group's first sequence number if it reached the WAL.
+    fn commit_group(&self, group: &[Pending]) -> (Option<u64>, Result<()>) {
         let mut writer = lock(&self.writer);
-        self.check_writable()?;
-        self.throttle()?;
-        if writer.memtable.approximate_size() >= self.options.memtable_size {
-            self.make_room(&mut writer)?;
+        if let Err(error) = self.prepare_group(&mut writer) {
+            return (None, Err(error));
         }
         let writer = &mut *writer;
+        let first_sequence = writer.last_sequence + 1;
         let wal_start = writer.wal.end();
         let user_bytes: usize = group.iter().map(|pending| pending.batch.user_bytes()).sum();
         let mut sequence = writer.last_sequence + 1;
@@ -999,7 +1021,14 @@ impl DbInner {
         } else {
             Ok(())
         };
-        self.poison_on_error(result)?;
+        if let Err(error) = self.poison_on_error(result) {
+            return (Some(first_sequence), Err(error));
+        }
+        Counters::add(&self.counters.commit_groups, 1);
+        Counters::add(
+            &self.counters.multi_writer_groups,
+            u64::from(group.len() > 1),
+        );
         Counters::add(&self.counters.user_bytes, user_bytes as u64);
         Counters::add(&self.counters.wal_bytes, writer.wal.end() - wal_start);
         for pending in group {
@@ -1011,6 +1040,17 @@ impl DbInner {
             }
         }
         writer.last_sequence = sequence - 1;
+        (Some(first_sequence), Ok(()))
+    }
+
+    /// Before a group's WAL append: refuse if poisoned, apply write stalls, and rotate a full
+    /// memtable.
+    fn prepare_group(&self, writer: &mut WriterState) -> Result<()> {
+        self.check_writable()?;
+        self.throttle()?;
+        if writer.memtable.approximate_size() >= self.options.memtable_size {
+            self.make_room(writer)?;
+        }
         Ok(())
     }
 
@@ -1028,7 +1068,7 @@ impl DbInner {
             if level0 < self.options.level0_stop_trigger {
                 if self.options.background_work && !slowed {
                     Counters::add(&self.counters.slowdowns, 1);
-                    std::thread::sleep(Duration::from_millis(1));
+                    self.options.runtime.sleep(Duration::from_millis(1));
                 }
                 return Ok(());
             }
@@ -1039,8 +1079,7 @@ impl DbInner {
                 self.background_signal.notify_all();
                 let _unused = self
                     .background_signal
-                    .wait_timeout(background, Duration::from_millis(50))
-                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+                    .wait_timeout(background, Duration::from_millis(50));
             } else if !self.compact_once()? {
                 return Ok(());
             }
@@ -1156,8 +1195,7 @@ impl DbInner {
                 if lock(&self.state).immutables.len() >= self.options.max_immutable_memtables {
                     let _unused = self
                         .background_signal
-                        .wait_timeout(background, Duration::from_millis(50))
-                        .unwrap_or_else(|poisoned| poisoned.into_inner());
+                        .wait_timeout(background, Duration::from_millis(50));
                 }
             } else {
                 self.flush_oldest()?;
@@ -1319,10 +1357,7 @@ impl DbInner {
                     seen = background.requests;
                     break;
                 }
-                background = self
-                    .background_signal
-                    .wait(background)
-                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+                background = self.background_signal.wait(background);
             }
         }
     }

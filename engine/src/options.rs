@@ -1,6 +1,7 @@
 //! Engine options and their documented limits.
 
 use crate::error::{Error, Result};
+use strata_sched::Runtime;
 
 /// How a database is opened and run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,6 +55,10 @@ pub struct Options {
     pub max_key_size: usize,
     /// Largest accepted value, in bytes (default 16 MiB, maximum 1 GiB).
     pub max_value_size: usize,
+    /// Where the database's threads, locks and clock come from (default: the OS). The
+    /// simulator passes a simulated runtime, so that the same code runs under its seeded
+    /// scheduler; see `strata-sched`.
+    pub runtime: Runtime,
 }
 
 /// Extra bloom bits per key for tables above the deepest level (about a tenth of the false
@@ -89,6 +94,7 @@ impl Default for Options {
             target_file_size: 64 << 20,
             max_key_size: KEY_SIZE_LIMIT,
             max_value_size: 16 << 20,
+            runtime: Runtime::os(),
         }
     }
 }

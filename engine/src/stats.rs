@@ -124,6 +124,8 @@ pub(crate) struct Counters {
     pub compaction_written_bytes: AtomicU64,
     pub slowdowns: AtomicU64,
     pub stops: AtomicU64,
+    pub commit_groups: AtomicU64,
+    pub multi_writer_groups: AtomicU64,
 }
 
 impl Counters {
@@ -188,6 +190,10 @@ pub struct Stats {
     pub write_slowdowns: u64,
     /// Times a writer waited for compaction (level 0 at its stop trigger).
     pub write_stops: u64,
+    /// Commit groups (one WAL append, at most one fsync, each).
+    pub commit_groups: u64,
+    /// Commit groups that carried the batches of more than one writer.
+    pub multi_writer_groups: u64,
     /// Tables per level, level 0 first.
     pub tables_per_level: Vec<usize>,
     /// Bytes per level, level 0 first.
@@ -214,6 +220,8 @@ impl Stats {
             bytes_compacted_written: get(&counters.compaction_written_bytes),
             write_slowdowns: get(&counters.slowdowns),
             write_stops: get(&counters.stops),
+            commit_groups: get(&counters.commit_groups),
+            multi_writer_groups: get(&counters.multi_writer_groups),
             tables_per_level: Vec::new(),
             bytes_per_level: Vec::new(),
         }
