@@ -80,10 +80,12 @@
 //! cut, and the last [`MAX_FAULTS`] faults injected.
 
 mod checker;
+mod history;
 mod show;
 mod types;
 
 pub use checker::{Checker, MAX_FAULTS};
+pub use history::{History, HistoryWrite, Instant};
 pub use show::{printable, printable_opt, MAX_SHOWN};
 pub use types::{CheckerStats, Mutation, Outcome, Violation, ViolationKind, WriteId};
 

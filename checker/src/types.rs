@@ -101,6 +101,10 @@ pub enum ViolationKind {
     RecoveryNotAPrefix,
     /// A point read right after recovery disagrees with the recovered state (the full scan).
     PointReadMismatch,
+    /// With concurrent clients: the engine's claimed commit order (sequence numbers)
+    /// contradicts real time, two batches share numbers, or a write was acknowledged
+    /// without one.
+    OrderNotRealTime,
 }
 
 impl fmt::Display for ViolationKind {
@@ -110,6 +114,7 @@ impl fmt::Display for ViolationKind {
             ViolationKind::ScanMismatch => "scan mismatch",
             ViolationKind::RecoveryNotAPrefix => "recovered state is not a prefix",
             ViolationKind::PointReadMismatch => "point read after recovery mismatch",
+            ViolationKind::OrderNotRealTime => "commit order contradicts real time",
         })
     }
 }

@@ -856,8 +856,11 @@ impl Db {
             });
         }
         let mut writer = lock(&self.inner.writer);
-        if lock(&self.inner.poison).is_some() {
-            return Ok(());
+        // Poisoned (perhaps by background work that failed while this close waited for it):
+        // the acknowledged writes still buffered cannot be made durable, so the close must
+        // not report that they were (found by the concurrent sweep; corpus/0004).
+        if let Some(reason) = lock(&self.inner.poison).clone() {
+            return Err(Error::Poisoned { reason });
         }
         let result = if sync {
             writer.wal.sync()

@@ -130,6 +130,14 @@ impl Runtime {
         }
     }
 
+    /// The number of the running simulated task (`None` in production).
+    pub fn current_task(&self) -> Option<usize> {
+        match &self.kind {
+            Kind::Os { .. } => None,
+            Kind::Simulated(_) => shuttle::current::get_current_task().map(usize::from),
+        }
+    }
+
     /// A point where the scheduler may run another task (nothing in production). The
     /// simulator calls it before every VFS operation.
     pub fn yield_point(&self) {

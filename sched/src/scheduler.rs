@@ -11,6 +11,7 @@
 use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
 use shuttle::scheduler::{Schedule, Scheduler, Task, TaskId};
+use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 
 /// How a simulation is scheduled.
@@ -24,6 +25,9 @@ pub struct SimulationConfig {
     pub max_steps: usize,
     /// Record which task ran at each step (for `strata replay --trace`).
     pub record: bool,
+    /// Decisions (by index) that keep the current task whatever the draw says, when it can
+    /// run: how a shrink removes preemptions without moving any other draw.
+    pub no_switch: BTreeSet<u64>,
 }
 
 /// What the scheduler decided during one simulation.
@@ -55,6 +59,8 @@ pub struct SeededScheduler {
     switch_chance: f64,
     started: bool,
     record: bool,
+    no_switch: BTreeSet<u64>,
+    decisions: u64,
     last: Option<usize>,
     log: Arc<Mutex<ScheduleLog>>,
 }
@@ -73,6 +79,8 @@ impl SeededScheduler {
             switch_chance: config.switch_chance,
             started: false,
             record: config.record,
+            no_switch: config.no_switch.clone(),
+            decisions: 0,
             last: None,
             log,
         }
@@ -100,15 +108,16 @@ impl Scheduler for SeededScheduler {
         current: Option<TaskId>,
         _is_yielding: bool,
     ) -> Option<TaskId> {
-        let stay = current
-            .filter(|current| runnable.iter().any(|task| task.id() == *current))
-            .filter(|_| !self.chance(self.switch_chance));
-        let chosen = match stay {
-            Some(current) => current,
-            None => {
-                let index = (self.rng.next_u64() % runnable.len() as u64) as usize;
-                runnable[index].id()
-            }
+        // Both draws are made at every decision, so that overriding one (`no_switch`) moves
+        // no later draw.
+        let switch = self.chance(self.switch_chance);
+        let index = (self.rng.next_u64() % runnable.len() as u64) as usize;
+        let decision = self.decisions;
+        self.decisions += 1;
+        let can_stay = current.filter(|current| runnable.iter().any(|task| task.id() == *current));
+        let chosen = match can_stay {
+            Some(current) if !switch || self.no_switch.contains(&decision) => current,
+            _ => runnable[index].id(),
         };
         let number = usize::from(chosen);
         let mut log = self.log.lock().unwrap_or_else(|p| p.into_inner());

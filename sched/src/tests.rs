@@ -9,6 +9,7 @@ fn config(seed: u64) -> SimulationConfig {
         switch_chance: 0.5,
         max_steps: 100_000,
         record: true,
+        no_switch: Default::default(),
     }
 }
 

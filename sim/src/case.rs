@@ -92,6 +92,52 @@ impl Liar {
     ];
 }
 
+/// How a case runs the engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// The production engine under the seeded scheduler: several client tasks, group commit,
+    /// the flush and compaction threads (or, for some seeds, the embedded mode without them),
+    /// simulated time.
+    Concurrent,
+    /// One client, one operation at a time, no background threads (`background_work =
+    /// false`, the owner calls `maintenance`), no scheduler: the fastest mode, and the one
+    /// every corpus file saved before the scheduler existed replays in.
+    Sequential,
+}
+
+impl Mode {
+    /// Corpus files written before modes existed ran sequentially.
+    fn before_modes() -> Mode {
+        Mode::Sequential
+    }
+
+    /// The command-line name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Concurrent => "concurrent",
+            Mode::Sequential => "sequential",
+        }
+    }
+}
+
+impl FromStr for Mode {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Mode, String> {
+        match text {
+            "concurrent" => Ok(Mode::Concurrent),
+            "sequential" => Ok(Mode::Sequential),
+            _ => Err(format!(
+                "unknown mode {text:?}; known: concurrent, sequential"
+            )),
+        }
+    }
+}
+
+/// Most client tasks a concurrent case draws.
+pub const MAX_CLIENTS: usize = 8;
+
 /// One simulation case.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -111,10 +157,21 @@ pub struct Case {
     /// A lying VFS wrapper (self-check only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub liar: Option<Liar>,
+    /// How the engine runs.
+    #[serde(default = "Mode::before_modes")]
+    pub mode: Mode,
+    /// Concurrent mode: this many client tasks instead of the 1 to [`MAX_CLIENTS`] the seed
+    /// draws.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clients: Option<usize>,
+    /// Concurrent mode: scheduling decisions a shrink replaced by "keep running the current
+    /// task" (by decision index).
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub no_switch: BTreeSet<u64>,
 }
 
 impl Case {
-    /// The default case for a seed: `ops` steps, every fault on.
+    /// The default case for a seed: `ops` steps, the given faults, concurrent mode.
     pub fn new(seed: u64, ops: usize, faults: BTreeSet<Fault>) -> Case {
         Case {
             seed,
@@ -123,6 +180,9 @@ impl Case {
             skip: BTreeSet::new(),
             no_crash: BTreeSet::new(),
             liar: None,
+            mode: Mode::Concurrent,
+            clients: None,
+            no_switch: BTreeSet::new(),
         }
     }
 

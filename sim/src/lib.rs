@@ -14,11 +14,13 @@
 
 pub mod bench;
 pub mod case;
+pub mod concurrent;
 pub mod corpus;
 pub mod dbcmd;
 pub mod inspect;
 pub mod liar;
 pub mod runner;
+pub mod scheduled_fs;
 pub mod shrink;
 pub mod stress;
 pub mod sweep;

@@ -6,7 +6,7 @@ use clap::{Args, Parser, Subcommand};
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use strata_sim::case::{Case, Fault, Liar};
+use strata_sim::case::{Case, Fault, Liar, Mode};
 use strata_sim::corpus::{CorpusEntry, Expected};
 use strata_sim::runner::run_case;
 use strata_sim::sweep::{sweep, SweepConfig};
@@ -59,6 +59,44 @@ struct CaseArgs {
     /// Comma-separated fault kinds: crash,torn,fsync,enospc,eio,bitflip (or all, none).
     #[arg(long, default_value = "all")]
     faults: String,
+    /// concurrent (the production engine: client tasks, group commit and the background
+    /// threads under the seeded scheduler) or sequential (one client, no threads).
+    #[arg(long, default_value = "concurrent", value_parser = parse_mode)]
+    mode: Mode,
+    /// Concurrent mode: this many client tasks (default: 1 to 8, drawn per seed).
+    #[arg(long, value_parser = parse_clients)]
+    clients: Option<usize>,
+}
+
+fn parse_mode(text: &str) -> Result<Mode, String> {
+    text.parse()
+}
+
+fn parse_clients(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(n) if (1..=64).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "--clients takes a number from 1 to 64, got {text:?}"
+        )),
+    }
+}
+
+impl CaseArgs {
+    /// The case these options describe for `seed`.
+    fn case(&self, seed: u64) -> Result<Case, String> {
+        if self.ops == 0 {
+            return Err("--ops must be at least 1".into());
+        }
+        if self.clients.is_some() && self.mode == Mode::Sequential {
+            return Err(
+                "--clients needs --mode concurrent (sequential mode has one client)".into(),
+            );
+        }
+        let mut case = Case::new(seed, self.ops, parse_faults(&self.faults)?);
+        case.mode = self.mode;
+        case.clients = self.clients;
+        Ok(case)
+    }
 }
 
 #[derive(Args, Debug)]
@@ -159,9 +197,8 @@ fn parse_shard(text: &str) -> Result<(u64, u64), String> {
 fn run_sweep(args: SweepArgs) -> Result<ExitCode, String> {
     let (a, b) = parse_seeds(&args.seeds)?;
     let faults = parse_faults(&args.case.faults)?;
-    if args.case.ops == 0 {
-        return Err("--ops must be at least 1".into());
-    }
+    // Validates the case options once, for every seed.
+    args.case.case(a)?;
     let (shard, shards) = match &args.shard {
         Some(text) => parse_shard(text)?,
         None => (0, 1),
@@ -178,6 +215,8 @@ fn run_sweep(args: SweepArgs) -> Result<ExitCode, String> {
         ops: args.case.ops,
         faults,
         liar: args.liar,
+        mode: args.case.mode,
+        clients: args.case.clients,
         corpus: Some(args.corpus.clone()),
         progress: !args.json,
     };
@@ -212,6 +251,16 @@ fn run_sweep(args: SweepArgs) -> Result<ExitCode, String> {
             "engine work: {} flushes, {} compactions",
             summary.flushes, summary.compactions
         );
+        if summary.clients > 0 {
+            println!(
+                "concurrency: {:.2} clients per seed on average, {} commit groups ({} with more than one writer), {} writes overlapped by a flush or compaction, {} task switches",
+                summary.clients as f64 / summary.seeds.max(1) as f64,
+                summary.commit_groups,
+                summary.multi_writer_groups,
+                summary.writes_overlapping_background,
+                summary.schedule_switches
+            );
+        }
         println!(
             "bit flips detected as corruption: {}",
             summary.detected_corruptions
@@ -256,15 +305,7 @@ fn run_replay(args: ReplayArgs) -> Result<ExitCode, String> {
             }
             (entry.case, Some(entry.expected))
         }
-        (None, Some(seed)) => {
-            if args.case.ops == 0 {
-                return Err("--ops must be at least 1".into());
-            }
-            (
-                Case::new(seed, args.case.ops, parse_faults(&args.case.faults)?),
-                None,
-            )
-        }
+        (None, Some(seed)) => (args.case.case(seed)?, None),
         (None, None) => return Err("replay needs a corpus FILE or --seed S".into()),
     };
     let report = run_case(&case, args.trace);

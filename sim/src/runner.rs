@@ -8,19 +8,21 @@
 //! runner then restarts the process (without a machine crash) and checks again. Every run
 //! ends with a final crash (or, with crashes off, a clean reopen) and a last check.
 
-use crate::case::{stream_seed, Case, Fault};
+use crate::case::{stream_seed, Case, Fault, Mode};
 use crate::liar::LyingFs;
+use crate::scheduled_fs::ScheduledFs;
 use crate::workload::{plan, Mutation, Op, Plan};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use strata_checker::{Checker, Mutation as CheckedMutation, Outcome};
 use strata_engine::{Db, Error, WriteBatch, WriteOptions};
+use strata_sched::Runtime;
 use strata_vfs::sim::{SimRng, StableHasher};
 use strata_vfs::{FaultConfig, FaultCounters, FaultKind, SimFs, Vfs};
 
 /// Scanned key-value pairs.
-type Entries = Vec<(Vec<u8>, Vec<u8>)>;
+pub(crate) type Entries = Vec<(Vec<u8>, Vec<u8>)>;
 
 /// The database directory inside the simulated filesystem.
 const DB_DIR: &str = "db";
@@ -55,6 +57,18 @@ pub struct RunStats {
     pub flushes: u64,
     /// Compactions the engine ran (rewrites and trivial moves).
     pub compactions: u64,
+    /// Concurrent mode: client tasks of the run (0 in sequential mode).
+    pub clients: u64,
+    /// Commit groups the engine ran, and those that carried more than one writer's batch.
+    pub commit_groups: u64,
+    /// Commit groups with more than one member.
+    pub multi_writer_groups: u64,
+    /// Writes during which a flush or compaction finished (background work racing a write).
+    pub writes_overlapping_background: u64,
+    /// Scheduling decisions, and those that switched tasks.
+    pub schedule_steps: u64,
+    /// Scheduling decisions that switched to another task.
+    pub schedule_switches: u64,
 }
 
 /// The result of one run.
@@ -72,15 +86,15 @@ pub struct RunReport {
     pub trace: Vec<String>,
 }
 
-enum Stop {
+pub(crate) enum Stop {
     Violation(Finding),
     /// The engine reported corruption after an injected bit flip: detected, run over.
     DetectedCorruption,
 }
 
-type Flow = Result<(), Stop>;
+pub(crate) type Flow = Result<(), Stop>;
 
-fn violation(kind: &str, step: u64, explanation: impl Into<String>) -> Stop {
+pub(crate) fn violation(kind: &str, step: u64, explanation: impl Into<String>) -> Stop {
     Stop::Violation(Finding {
         kind: kind.to_string(),
         step,
@@ -88,7 +102,7 @@ fn violation(kind: &str, step: u64, explanation: impl Into<String>) -> Stop {
     })
 }
 
-fn printable(key: &[u8]) -> String {
+pub(crate) fn printable(key: &[u8]) -> String {
     String::from_utf8_lossy(key).into_owned()
 }
 
@@ -109,37 +123,51 @@ pub fn fault_config(case: &Case) -> FaultConfig {
     }
 }
 
-struct Runner<'a> {
-    case: &'a Case,
-    plan: Plan,
-    fs: SimFs,
+pub(crate) struct Runner<'a> {
+    pub(crate) case: &'a Case,
+    pub(crate) plan: Plan,
+    pub(crate) fs: SimFs,
     vfs: Arc<dyn Vfs>,
-    db: Option<Db>,
-    checker: Checker,
+    /// Concurrent mode: the simulated runtime the engine and the clients run on.
+    pub(crate) runtime: Option<Runtime>,
+    pub(crate) db: Option<Arc<Db>>,
+    pub(crate) checker: Checker,
     fault_rng: SimRng,
     config: FaultConfig,
-    stats: RunStats,
+    pub(crate) stats: RunStats,
     bitflips: u64,
-    bitflip_injected: bool,
-    hasher: StableHasher,
-    tracing: bool,
-    trace: Vec<String>,
+    pub(crate) bitflip_injected: bool,
+    pub(crate) hasher: StableHasher,
+    pub(crate) tracing: bool,
+    pub(crate) trace: Vec<String>,
 }
 
 impl<'a> Runner<'a> {
-    fn new(case: &'a Case, tracing: bool) -> Runner<'a> {
+    pub(crate) fn new(case: &'a Case, tracing: bool) -> Runner<'a> {
         let config = fault_config(case);
         let fs = SimFs::new(stream_seed(case.seed, "filesystem"), config.clone());
         fs.record_events(tracing);
-        let vfs: Arc<dyn Vfs> = match case.liar {
+        let mut vfs: Arc<dyn Vfs> = match case.liar {
             Some(liar) => Arc::new(LyingFs::new(Arc::new(fs.clone()), liar)),
             None => Arc::new(fs.clone()),
         };
+        let mut plan = plan(case);
+        let runtime = match case.mode {
+            Mode::Sequential => None,
+            Mode::Concurrent => {
+                let runtime = Runtime::simulated(stream_seed(case.seed, "clock"));
+                vfs = Arc::new(ScheduledFs::new(vfs, runtime.clone()));
+                plan.options.runtime = runtime.clone();
+                plan.options.background_work = crate::concurrent::background_work(case.seed);
+                Some(runtime)
+            }
+        };
         Runner {
             case,
-            plan: plan(case),
+            plan,
             fs,
             vfs,
+            runtime,
             db: None,
             checker: Checker::new(),
             fault_rng: SimRng::new(stream_seed(case.seed, "runner-faults")),
@@ -153,16 +181,27 @@ impl<'a> Runner<'a> {
         }
     }
 
-    fn note(&mut self, line: impl FnOnce() -> String) {
+    /// Moves the filesystem's recorded events into the trace.
+    pub(crate) fn drain_events(&mut self) {
         if self.tracing {
             for event in self.fs.take_events() {
                 self.trace.push(format!("      vfs {event}"));
             }
-            self.trace.push(line());
         }
     }
 
-    fn db(&self) -> &Db {
+    pub(crate) fn note(&mut self, line: impl FnOnce() -> String) {
+        if self.tracing {
+            self.drain_events();
+            let task = self.runtime.as_ref().and_then(Runtime::current_task);
+            match task {
+                Some(task) => self.trace.push(format!("[task {task}] {}", line())),
+                None => self.trace.push(line()),
+            }
+        }
+    }
+
+    pub(crate) fn db(&self) -> &Db {
         self.db
             .as_ref()
             .expect("the runner keeps a database open between steps")
@@ -170,23 +209,17 @@ impl<'a> Runner<'a> {
 
     /// Classifies an engine error; `Ok` means "a fault, keep going".
     fn engine_error(&mut self, step: u64, error: &Error) -> Flow {
-        match error {
-            Error::Io(_) | Error::Poisoned { .. } => Ok(()),
-            Error::Corruption { .. } if self.bitflip_injected => Err(Stop::DetectedCorruption),
-            Error::Corruption { .. } => Err(violation(
-                "corruption_without_damage",
-                step,
-                format!("the engine reported corruption though no bit was flipped: {error}"),
-            )),
-            Error::InvalidArgument(_) | Error::Locked { .. } | Error::Closed => Err(violation(
-                "unexpected_error",
-                step,
-                format!("a valid operation failed: {error}"),
-            )),
+        classify_error(step, error, self.bitflip_injected)
+    }
+
+    pub(crate) fn run(&mut self) -> Flow {
+        match self.case.mode {
+            Mode::Sequential => self.run_sequential(),
+            Mode::Concurrent => self.run_concurrent(),
         }
     }
 
-    fn run(&mut self) -> Flow {
+    fn run_sequential(&mut self) -> Flow {
         self.open_and_verify(0, false)?;
         let steps = std::mem::take(&mut self.plan.steps);
         for (index, planned) in steps.iter().enumerate() {
@@ -329,9 +362,10 @@ impl<'a> Runner<'a> {
     }
 
     /// A clean close and open; if the close fails, a process restart.
-    fn reopen(&mut self, step: u64) -> Flow {
+    pub(crate) fn reopen(&mut self, step: u64) -> Flow {
         let db = self.db.take().expect("open database");
         self.count_engine_work(&db);
+        let db = Arc::into_inner(db).expect("no client holds the database between phases");
         let result = db.close();
         self.hasher.write_u64(result.is_ok() as u64);
         match result {
@@ -345,7 +379,7 @@ impl<'a> Runner<'a> {
     }
 
     /// The process dies (no machine crash) and starts again.
-    fn restart(&mut self, step: u64) -> Flow {
+    pub(crate) fn restart(&mut self, step: u64) -> Flow {
         self.stats.restarts += 1;
         self.note(|| format!("step {step}: process restart (engine poisoned)"));
         self.retire_db();
@@ -353,7 +387,7 @@ impl<'a> Runner<'a> {
     }
 
     /// Power loss: the process dies, the filesystem keeps only what the crash model allows.
-    fn machine_crash(&mut self, step: u64) -> Flow {
+    pub(crate) fn machine_crash(&mut self, step: u64) -> Flow {
         self.retire_db();
         self.crash_filesystem(step);
         // Sometimes the machine crashes again during recovery.
@@ -413,7 +447,7 @@ impl<'a> Runner<'a> {
 
     /// Opens the database (retrying through crashes during recovery and transient faults)
     /// and, if `verify`, checks the recovered state.
-    fn open_and_verify(&mut self, step: u64, verify: bool) -> Flow {
+    pub(crate) fn open_and_verify(&mut self, step: u64, verify: bool) -> Flow {
         let mut transient_failures = 0;
         let db = loop {
             let result = Db::open(Arc::clone(&self.vfs), DB_DIR, self.plan.options.clone());
@@ -463,7 +497,7 @@ impl<'a> Runner<'a> {
                 }
             }
         };
-        self.db = Some(db);
+        self.db = Some(Arc::new(db));
         if !verify {
             self.fs.set_config(self.config.clone());
             return Ok(());
@@ -525,6 +559,8 @@ impl<'a> Runner<'a> {
         let stats = db.stats();
         self.stats.flushes += stats.flushes;
         self.stats.compactions += stats.compactions + stats.trivial_moves;
+        self.stats.commit_groups += stats.commit_groups;
+        self.stats.multi_writer_groups += stats.multi_writer_groups;
     }
 
     /// The process dies: the engine is dropped without a clean close.
@@ -534,7 +570,7 @@ impl<'a> Runner<'a> {
         }
     }
 
-    fn finish(mut self, flow: Flow) -> RunReport {
+    pub(crate) fn finish(mut self, flow: Flow) -> RunReport {
         self.retire_db();
         let finding = match flow {
             Ok(()) => None,
@@ -572,8 +608,44 @@ impl<'a> Runner<'a> {
     }
 }
 
+/// Classifies an engine error from a valid operation; `Ok` means "a fault, keep going".
+pub(crate) fn classify_error(step: u64, error: &Error, bitflip_injected: bool) -> Flow {
+    match error {
+        Error::Io(_) | Error::Poisoned { .. } => Ok(()),
+        Error::Corruption { .. } if bitflip_injected => Err(Stop::DetectedCorruption),
+        Error::Corruption { .. } => Err(violation(
+            "corruption_without_damage",
+            step,
+            format!("the engine reported corruption though no bit was flipped: {error}"),
+        )),
+        Error::InvalidArgument(_) | Error::Locked { .. } | Error::Closed => Err(violation(
+            "unexpected_error",
+            step,
+            format!("a valid operation failed: {error}"),
+        )),
+    }
+}
+
+/// The report of a run that panicked (or, concurrent, deadlocked or ran out of steps).
+pub(crate) fn failed_run(seed: u64, kind: &str, message: &str) -> RunReport {
+    RunReport {
+        seed,
+        finding: Some(Finding {
+            kind: kind.into(),
+            step: 0,
+            explanation: format!("the engine or simulator failed: {message}"),
+        }),
+        stats: RunStats::default(),
+        trace_hash: 0,
+        trace: Vec::new(),
+    }
+}
+
 /// Runs one case; `trace` keeps a readable trace of every step and VFS event.
 pub fn run_case(case: &Case, trace: bool) -> RunReport {
+    if case.mode == Mode::Concurrent {
+        return crate::concurrent::run_concurrent_case(case, trace);
+    }
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let mut runner = Runner::new(case, trace);
         let flow = runner.run();
@@ -587,17 +659,7 @@ pub fn run_case(case: &Case, trace: bool) -> RunReport {
                 .cloned()
                 .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
                 .unwrap_or_else(|| "unknown panic".to_string());
-            RunReport {
-                seed: case.seed,
-                finding: Some(Finding {
-                    kind: "panic".into(),
-                    step: 0,
-                    explanation: format!("the engine or simulator panicked: {message}"),
-                }),
-                stats: RunStats::default(),
-                trace_hash: 0,
-                trace: Vec::new(),
-            }
+            failed_run(case.seed, "panic", &message)
         }
     }
 }

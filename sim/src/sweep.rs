@@ -24,6 +24,10 @@ pub struct SweepConfig {
     pub faults: BTreeSet<Fault>,
     /// A lying filesystem (self-check).
     pub liar: Option<crate::case::Liar>,
+    /// How the engine runs.
+    pub mode: crate::case::Mode,
+    /// Concurrent mode: a fixed number of clients (default: drawn per seed).
+    pub clients: Option<usize>,
     /// Where failing cases are written (`None`: not written).
     pub corpus: Option<PathBuf>,
     /// Show a progress bar.
@@ -47,6 +51,16 @@ pub struct Summary {
     pub flushes: u64,
     /// Compactions (rewrites and trivial moves).
     pub compactions: u64,
+    /// Concurrent mode: client tasks over all seeds (divide by `seeds` for the average).
+    pub clients: u64,
+    /// Commit groups the engine ran.
+    pub commit_groups: u64,
+    /// Commit groups that carried more than one writer's batch.
+    pub multi_writer_groups: u64,
+    /// Writes during which a flush or compaction finished.
+    pub writes_overlapping_background: u64,
+    /// Scheduling decisions that switched tasks.
+    pub schedule_switches: u64,
     /// Injected bit flips the engine reported as corruption.
     pub detected_corruptions: u64,
     /// Faults injected, by kind.
@@ -76,6 +90,11 @@ impl Summary {
         self.restarts += report.stats.restarts;
         self.flushes += report.stats.flushes;
         self.compactions += report.stats.compactions;
+        self.clients += report.stats.clients;
+        self.commit_groups += report.stats.commit_groups;
+        self.multi_writer_groups += report.stats.multi_writer_groups;
+        self.writes_overlapping_background += report.stats.writes_overlapping_background;
+        self.schedule_switches += report.stats.schedule_switches;
         self.detected_corruptions += report.stats.detected_corruptions;
         for (kind, count) in &report.stats.faults {
             *self.faults.entry(kind.clone()).or_default() += count;
@@ -120,6 +139,8 @@ pub fn sweep(config: &SweepConfig) -> (Summary, Vec<RunReport>) {
                 };
                 let mut case = Case::new(seed, config.ops, config.faults.clone());
                 case.liar = config.liar;
+                case.mode = config.mode;
+                case.clients = config.clients;
                 let report = run_case(&case, false);
                 let mut totals = summary.lock().unwrap_or_else(|p| p.into_inner());
                 totals.add(&report);

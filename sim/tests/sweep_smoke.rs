@@ -4,21 +4,40 @@
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeSet;
-use strata_sim::case::Fault;
+use strata_sim::case::{Fault, Mode};
 use strata_sim::sweep::{sweep, SweepConfig};
 
-#[test]
-fn two_thousand_seeds_with_every_fault_find_no_violation() {
-    let config = SweepConfig {
-        seeds: (100_000..102_000).collect(),
+fn config(seeds: std::ops::Range<u64>, mode: Mode) -> SweepConfig {
+    SweepConfig {
+        seeds: seeds.collect(),
         jobs: std::thread::available_parallelism().map_or(1, |n| n.get()),
         ops: 1000,
         faults: Fault::ALL.into_iter().collect::<BTreeSet<_>>(),
         liar: None,
+        mode,
+        clients: None,
         corpus: None,
         progress: false,
-    };
-    let (summary, failures) = sweep(&config);
+    }
+}
+
+#[test]
+fn two_thousand_concurrent_seeds_with_every_fault_find_no_violation() {
+    let (summary, _) = check_sweep(&config(200_000..202_000, Mode::Concurrent));
+    // The production engine really ran concurrently.
+    assert!(summary.clients > 2 * summary.seeds, "{summary:?}");
+    assert!(summary.multi_writer_groups > 1000, "{summary:?}");
+    assert!(summary.writes_overlapping_background > 1000, "{summary:?}");
+}
+
+#[test]
+fn two_thousand_sequential_seeds_with_every_fault_find_no_violation() {
+    let (summary, _) = check_sweep(&config(100_000..102_000, Mode::Sequential));
+    assert_eq!(summary.clients, 0, "{summary:?}");
+}
+
+fn check_sweep(config: &SweepConfig) -> (strata_sim::sweep::Summary, ()) {
+    let (summary, failures) = sweep(config);
     let first = failures.first().and_then(|report| report.finding.clone());
     assert_eq!(
         summary.violations, 0,
@@ -46,4 +65,5 @@ fn two_thousand_seeds_with_every_fault_find_no_violation() {
             "no {kind} injected: {summary:?}"
         );
     }
+    (summary, ())
 }

@@ -1,0 +1,463 @@
+//! Concurrent histories: one epoch of operations from several clients, each with an
+//! invocation and a completion instant, checked against the engine's claimed commit order.
+//!
+//! With several clients, "issue order" no longer orders the writes. The engine reports the
+//! sequence number it gave each batch (its commit order, the order recovery replays), and
+//! the checker takes that claim and verifies it instead of searching for a linearization:
+//!
+//! 1. **Real-time order.** A write acknowledged before another was invoked must have the
+//!    lower sequence number, and no two batches may share a number. One sort and one pass.
+//! 2. **Reads.** A point read of `k` (or one key of a scan) invoked at `i` and answered at
+//!    `c` may return the value `k` holds after any operation position `p` with
+//!    `low <= p <= high`, where `low` is the last position of every write acknowledged
+//!    before `i` (those must be visible) and `high` the last position of every write invoked
+//!    before `c` (nothing later can be). Positions are per operation, not per batch: the
+//!    engine applies a batch to its memtable one operation at a time and documents that a
+//!    concurrent reader may see part of a batch (crash atomicity of batches is checked at
+//!    recovery). So a read never returns a value that was never written, nor one overwritten
+//!    by a write that completed before the read began.
+//! 3. **Recovery.** The epoch's writes are handed to the sequential [`Checker`] in sequence
+//!    order, with each durable point (a sync, flush or close acknowledged before the machine
+//!    halted) placed after the last write acknowledged before it was invoked. The prefix rule
+//!    of the sequential checker then applies unchanged, in linear time, and keeps its
+//!    explanations.
+//!
+//! Outcomes: a write with no sequence number never reached the WAL (`Rejected`); one with a
+//! number that failed, or whose answer came after the machine halted (in a real power cut
+//! nobody would have heard it), is in doubt (`Failed`); only an answer before the halt is an
+//! acknowledgement.
+
+use std::collections::BTreeMap;
+
+use crate::checker::Checker;
+use crate::show::printable_opt;
+use crate::types::{Mutation, Outcome, Violation, ViolationKind};
+
+/// A logical instant: the history numbers every invocation and completion in the order the
+/// simulator saw them.
+pub type Instant = u64;
+
+/// Handle of a write recorded in a [`History`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HistoryWrite(usize);
+
+#[derive(Debug)]
+struct Write {
+    op_index: u64,
+    client: usize,
+    batch: Vec<Mutation>,
+    sync: bool,
+    invoked: Instant,
+    /// `None` while in flight, and for an answer that came after the halt.
+    acknowledged: Option<Instant>,
+    outcome: Option<Outcome>,
+    sequence: Option<u64>,
+}
+
+impl Write {
+    fn last_position(&self) -> Option<u64> {
+        self.sequence
+            .map(|first| first + self.batch.len().saturating_sub(1) as u64)
+    }
+}
+
+#[derive(Debug)]
+struct Read {
+    op_index: u64,
+    client: usize,
+    invoked: Instant,
+    completed: Instant,
+    /// The keys checked and what the engine answered for each.
+    answers: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+    what: String,
+}
+
+/// One operation on a key, in commit order: (position, the value after it, the op index).
+type Change<'a> = (u64, Option<&'a [u8]>, u64);
+
+/// One epoch of a concurrent run. See the module doc.
+#[derive(Debug, Default)]
+pub struct History {
+    clock: Instant,
+    halted: bool,
+    writes: Vec<Write>,
+    reads: Vec<Read>,
+    /// Invocation instants of durable points acknowledged before the halt.
+    durable: Vec<(u64, Instant)>,
+}
+
+impl History {
+    /// An empty epoch.
+    pub fn new() -> History {
+        History::default()
+    }
+
+    fn tick(&mut self) -> Instant {
+        self.clock += 1;
+        self.clock
+    }
+
+    /// The machine halted (a crash point): answers from now on are not acknowledgements.
+    pub fn halt(&mut self) {
+        self.halted = true;
+    }
+
+    /// Whether [`History::halt`] was called.
+    pub fn is_halted(&self) -> bool {
+        self.halted
+    }
+
+    /// Writes recorded so far.
+    pub fn write_count(&self) -> usize {
+        self.writes.len()
+    }
+
+    /// A client invokes a write.
+    pub fn invoke_write(
+        &mut self,
+        op_index: u64,
+        client: usize,
+        batch: Vec<Mutation>,
+        sync: bool,
+    ) -> HistoryWrite {
+        let invoked = self.tick();
+        self.writes.push(Write {
+            op_index,
+            client,
+            batch,
+            sync,
+            invoked,
+            acknowledged: None,
+            outcome: None,
+            sequence: None,
+        });
+        HistoryWrite(self.writes.len() - 1)
+    }
+
+    /// The write returned: `ok` or not, with the sequence number the engine reported.
+    pub fn complete_write(&mut self, write: HistoryWrite, ok: bool, sequence: Option<u64>) {
+        let now = self.tick();
+        let halted = self.halted;
+        let entry = &mut self.writes[write.0];
+        entry.sequence = sequence;
+        entry.outcome = Some(match (ok, sequence) {
+            (false, None) => Outcome::Rejected,
+            // Acknowledged but unordered (`settle` reports it) or ordered: both are claims.
+            (true, _) if !halted => Outcome::Ok,
+            _ => Outcome::Failed,
+        });
+        if entry.outcome == Some(Outcome::Ok) {
+            entry.acknowledged = Some(now);
+        }
+    }
+
+    /// A client invokes a read, scan or durable point; pass the instant to its completion.
+    pub fn invoke(&mut self) -> Instant {
+        self.tick()
+    }
+
+    /// A point read answered.
+    pub fn complete_read(
+        &mut self,
+        op_index: u64,
+        client: usize,
+        invoked: Instant,
+        key: &[u8],
+        answer: Option<Vec<u8>>,
+    ) {
+        let completed = self.tick();
+        if self.halted {
+            return;
+        }
+        self.reads.push(Read {
+            op_index,
+            client,
+            invoked,
+            completed,
+            answers: vec![(key.to_vec(), answer)],
+            what: "point read".into(),
+        });
+    }
+
+    /// A scan of `[lower, upper)` answered `entries`. Every key the epoch knows of inside the
+    /// range and missing from the answer is checked as answered "absent".
+    #[allow(clippy::too_many_arguments)]
+    pub fn complete_scan(
+        &mut self,
+        op_index: u64,
+        client: usize,
+        invoked: Instant,
+        lower: Option<&[u8]>,
+        upper: Option<&[u8]>,
+        entries: &[(Vec<u8>, Vec<u8>)],
+        base: &BTreeMap<Vec<u8>, Vec<u8>>,
+    ) -> Result<(), Violation> {
+        let completed = self.tick();
+        if self.halted {
+            return Ok(());
+        }
+        let in_range = |key: &[u8]| {
+            lower.is_none_or(|lower| key >= lower) && upper.is_none_or(|upper| key < upper)
+        };
+        for (index, (key, _)) in entries.iter().enumerate() {
+            let ordered = index == 0 || entries[index - 1].0 < *key;
+            if !in_range(key) || !ordered {
+                return Err(Violation {
+                    op_index,
+                    kind: ViolationKind::ScanMismatch,
+                    explanation: format!(
+                        "client {client}'s scan [{}, {}) returned key {} {}",
+                        printable_opt(lower),
+                        printable_opt(upper),
+                        printable_opt(Some(key)),
+                        if ordered {
+                            "outside its range"
+                        } else {
+                            "out of order"
+                        }
+                    ),
+                });
+            }
+        }
+        let mut answers: BTreeMap<Vec<u8>, Option<Vec<u8>>> = BTreeMap::new();
+        let known = base.keys().map(Vec::as_slice).chain(
+            self.writes
+                .iter()
+                .flat_map(|w| w.batch.iter().map(Mutation::key)),
+        );
+        for key in known {
+            if in_range(key) {
+                answers.insert(key.to_vec(), None);
+            }
+        }
+        for (key, value) in entries {
+            answers.insert(key.clone(), Some(value.clone()));
+        }
+        self.reads.push(Read {
+            op_index,
+            client,
+            invoked,
+            completed,
+            answers: answers.into_iter().collect(),
+            what: format!("scan [{}, {})", printable_opt(lower), printable_opt(upper)),
+        });
+        Ok(())
+    }
+
+    /// A sync, flush or clean close invoked at `invoked` succeeded: every write acknowledged
+    /// before `invoked` is durable.
+    pub fn complete_durable(&mut self, op_index: u64, invoked: Instant) {
+        self.tick();
+        if !self.halted {
+            self.durable.push((op_index, invoked));
+        }
+    }
+
+    /// Checks the epoch (real-time order, reads) and hands its writes to `checker` in commit
+    /// order, ready for [`Checker::crashed`] / [`Checker::recovered`].
+    ///
+    /// `base` is the state the history started from (what [`History::complete_scan`] was
+    /// given): the checker's model when the history began.
+    pub fn settle(
+        self,
+        checker: &mut Checker,
+        base: &BTreeMap<Vec<u8>, Vec<u8>>,
+    ) -> Result<(), Violation> {
+        let mut ordered: Vec<&Write> = self
+            .writes
+            .iter()
+            .filter(|w| w.outcome != Some(Outcome::Rejected))
+            .collect();
+        if let Some(unordered) = ordered.iter().find(|w| w.sequence.is_none()) {
+            return Err(Violation {
+                op_index: unordered.op_index,
+                kind: ViolationKind::OrderNotRealTime,
+                explanation: format!(
+                    "client {}'s write (op {}) was acknowledged without a sequence number",
+                    unordered.client, unordered.op_index
+                ),
+            });
+        }
+        ordered.sort_by_key(|w| w.sequence);
+        self.check_real_time(&ordered)?;
+        self.check_reads(base, &ordered)?;
+        self.feed(checker, &ordered);
+        Ok(())
+    }
+
+    fn check_real_time(&self, ordered: &[&Write]) -> Result<(), Violation> {
+        for pair in ordered.windows(2) {
+            let (first, second) = (pair[0], pair[1]);
+            if first.last_position() >= second.sequence {
+                return Err(Violation {
+                    op_index: second.op_index,
+                    kind: ViolationKind::OrderNotRealTime,
+                    explanation: format!(
+                        "the sequence numbers of op {} (client {}, {:?}..={:?}) and op {} \
+                         (client {}, from {:?}) overlap",
+                        first.op_index,
+                        first.client,
+                        first.sequence,
+                        first.last_position(),
+                        second.op_index,
+                        second.client,
+                        second.sequence
+                    ),
+                });
+            }
+        }
+        // From the highest number down: the earliest acknowledgement among the writes
+        // ordered after this one must not precede this one's invocation.
+        let mut earliest_later: Option<&Write> = None;
+        for write in ordered.iter().rev() {
+            if let Some(later) = earliest_later {
+                let acknowledged = later.acknowledged.expect("kept only when acknowledged");
+                if acknowledged < write.invoked {
+                    return Err(Violation {
+                        op_index: write.op_index,
+                        kind: ViolationKind::OrderNotRealTime,
+                        explanation: format!(
+                            "op {} (client {}) was acknowledged with sequence {:?} before op {} \
+                             (client {}) was invoked, yet op {} got the lower sequence {:?}: \
+                             the engine's commit order contradicts real time",
+                            later.op_index,
+                            later.client,
+                            later.sequence,
+                            write.op_index,
+                            write.client,
+                            write.op_index,
+                            write.sequence
+                        ),
+                    });
+                }
+            }
+            if let Some(acknowledged) = write.acknowledged {
+                if earliest_later.is_none_or(|later| Some(acknowledged) < later.acknowledged) {
+                    earliest_later = Some(write);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn check_reads(
+        &self,
+        base: &BTreeMap<Vec<u8>, Vec<u8>>,
+        ordered: &[&Write],
+    ) -> Result<(), Violation> {
+        if self.reads.is_empty() {
+            return Ok(());
+        }
+        // Per key, every operation on it in commit order: (position, value after it, op).
+        let mut timeline: BTreeMap<&[u8], Vec<Change<'_>>> = BTreeMap::new();
+        for write in ordered {
+            let first = write
+                .sequence
+                .expect("ordered writes have sequence numbers");
+            for (offset, mutation) in write.batch.iter().enumerate() {
+                timeline.entry(mutation.key()).or_default().push((
+                    first + offset as u64,
+                    mutation.value(),
+                    write.op_index,
+                ));
+            }
+        }
+        for read in &self.reads {
+            let low = self
+                .writes
+                .iter()
+                .filter(|w| w.acknowledged.is_some_and(|at| at < read.invoked))
+                .filter_map(Write::last_position)
+                .max();
+            let high = self
+                .writes
+                .iter()
+                .filter(|w| w.invoked < read.completed)
+                .filter_map(Write::last_position)
+                .max();
+            for (key, answer) in &read.answers {
+                let empty = Vec::new();
+                let changes = timeline.get(key.as_slice()).unwrap_or(&empty);
+                let base_value = base.get(key).map(Vec::as_slice);
+                // The value visible after position `low`, then every later change up to `high`.
+                let settled = low.map_or(0, |low| changes.partition_point(|c| c.0 <= low));
+                let mut allowed = vec![match settled {
+                    0 => (base_value, None),
+                    n => (changes[n - 1].1, Some(changes[n - 1].2)),
+                }];
+                for change in &changes[settled..] {
+                    if high.is_some_and(|high| change.0 <= high) {
+                        allowed.push((change.1, Some(change.2)));
+                    }
+                }
+                if allowed.iter().any(|(value, _)| *value == answer.as_deref()) {
+                    continue;
+                }
+                let listed: Vec<String> = allowed
+                    .iter()
+                    .map(|(value, op)| match op {
+                        Some(op) => format!("{} (op {op})", printable_opt(*value)),
+                        None => format!("{} (the epoch's base)", printable_opt(*value)),
+                    })
+                    .collect();
+                let written_by = changes
+                    .iter()
+                    .find(|c| c.1 == answer.as_deref())
+                    .map_or("no write of this epoch".to_string(), |c| {
+                        format!("op {}", c.2)
+                    });
+                return Err(Violation {
+                    op_index: read.op_index,
+                    kind: if read.what == "point read" {
+                        ViolationKind::ReadMismatch
+                    } else {
+                        ViolationKind::ScanMismatch
+                    },
+                    explanation: format!(
+                        "client {}'s {} (op {}) answered {} for key {}, which {} wrote; a \
+                         linearization allows only: {}\n  (visible through position {:?}, \
+                         writes invoked before it answered end at position {:?})",
+                        read.client,
+                        read.what,
+                        read.op_index,
+                        printable_opt(answer.as_deref()),
+                        printable_opt(Some(key)),
+                        written_by,
+                        listed.join(", "),
+                        low,
+                        high
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn feed(&self, checker: &mut Checker, ordered: &[&Write]) {
+        // Each durable point goes right after the last write (in commit order) acknowledged
+        // before it was invoked.
+        let mut marks: Vec<(usize, u64)> = self
+            .durable
+            .iter()
+            .map(|&(op_index, invoked)| {
+                let after = ordered
+                    .iter()
+                    .rposition(|w| w.acknowledged.is_some_and(|at| at < invoked))
+                    .map_or(0, |index| index + 1);
+                (after, op_index)
+            })
+            .collect();
+        marks.sort_unstable();
+        let mut marks = marks.into_iter().peekable();
+        for (index, write) in ordered.iter().enumerate() {
+            while let Some((_, op_index)) = marks.next_if(|(after, _)| *after == index) {
+                checker.durable_point(op_index);
+            }
+            let id = checker.write_issued(write.op_index, write.batch.clone(), write.sync);
+            checker.write_completed(id, write.outcome.unwrap_or(Outcome::Failed));
+        }
+        for (_, op_index) in marks {
+            checker.durable_point(op_index);
+        }
+    }
+}
