@@ -90,4 +90,6 @@ pub use show::{printable, printable_opt, MAX_SHOWN};
 pub use types::{CheckerStats, Mutation, Outcome, Violation, ViolationKind, WriteId};
 
 #[cfg(test)]
+mod history_tests;
+#[cfg(test)]
 mod tests;

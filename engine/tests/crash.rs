@@ -234,6 +234,31 @@ fn a_failed_fsync_poisons_and_reopen_recovers_only_synced_data() {
     db.put(b"new", b"5", WriteOptions::SYNC).unwrap();
 }
 
+/// Pins corpus/0004: a database poisoned while `close` waited (there, by a failed background
+/// flush) must not report that its acknowledged writes were made durable.
+#[test]
+fn close_of_a_poisoned_database_reports_the_poison() {
+    let fs = sim(4);
+    let options = strata_engine::Options {
+        memtable_size: 1 << 20,
+        wal_buffer_size: 1 << 20,
+        ..small_options()
+    };
+    let db = open(&fs, &options);
+    db.put(b"buffered", b"1", WriteOptions::NO_SYNC).unwrap();
+    fs.set_config(FaultConfig {
+        sync_failure_rate: 1.0,
+        ..FaultConfig::none()
+    });
+    assert!(db.put(b"failed", b"2", WriteOptions::SYNC).is_err());
+    fs.set_config(FaultConfig::none());
+    let closed = db.close();
+    assert!(
+        matches!(closed, Err(Error::Poisoned { .. })),
+        "close made nothing durable yet said {closed:?}"
+    );
+}
+
 #[test]
 fn a_flipped_bit_in_a_table_block_is_a_corruption_error() {
     let fs = sim(5);

@@ -444,6 +444,7 @@ pub fn run_concurrent_case(case: &Case, trace: bool) -> RunReport {
             report.stats.schedule_switches = log.switches;
             report.trace_hash = report.trace_hash.rotate_left(17) ^ log.hash;
             if trace {
+                report.switch_decisions = log.switches_recorded.iter().map(|s| s.0).collect();
                 report.trace.push(format!(
                     "schedule: {} decisions, {} switches, hash {:016x}",
                     log.steps, log.switches, log.hash

@@ -84,6 +84,9 @@ pub struct RunReport {
     pub trace_hash: u64,
     /// The readable trace (empty unless asked for).
     pub trace: Vec<String>,
+    /// Concurrent mode, with the trace: the scheduling decisions that switched tasks (what a
+    /// shrink tries to take away).
+    pub switch_decisions: Vec<u64>,
 }
 
 pub(crate) enum Stop {
@@ -604,6 +607,7 @@ impl<'a> Runner<'a> {
             stats: self.stats,
             trace_hash: self.hasher.finish(),
             trace: self.trace,
+            switch_decisions: Vec::new(),
         }
     }
 }
@@ -638,6 +642,7 @@ pub(crate) fn failed_run(seed: u64, kind: &str, message: &str) -> RunReport {
         stats: RunStats::default(),
         trace_hash: 0,
         trace: Vec::new(),
+        switch_decisions: Vec::new(),
     }
 }
 

@@ -1,7 +1,8 @@
 //! `strata shrink`: makes a failing case smaller — fewer steps, fewer crash points, fewer
-//! fault kinds — while it still fails the same way (same violation kind).
+//! fault kinds, and for a concurrent case fewer clients and fewer preemptions — while it
+//! still fails the same way (same violation kind).
 
-use crate::case::{Case, Fault};
+use crate::case::{Case, Fault, Mode};
 use crate::runner::run_case;
 use crate::workload::plan;
 
@@ -109,5 +110,47 @@ pub fn shrink(case: &Case, kind: &str) -> (Case, usize) {
         }
         chunk /= 2;
     }
+    if best.mode == Mode::Concurrent {
+        shrink_concurrency(&mut best, &mut runs, &try_case);
+    }
     (best, runs)
+}
+
+/// 5. The fewest clients that still fail; 6. preemptions that are not needed: chunks of the
+///    scheduler's switching decisions turned into "keep running" (ddmin-style again).
+fn shrink_concurrency(
+    best: &mut Case,
+    runs: &mut usize,
+    try_case: &dyn Fn(&Case, &mut usize) -> bool,
+) {
+    for clients in 1..crate::case::MAX_CLIENTS {
+        if best.clients.is_some_and(|current| current <= clients) {
+            break;
+        }
+        let mut candidate = best.clone();
+        candidate.clients = Some(clients);
+        if try_case(&candidate, runs) {
+            *best = candidate;
+            break;
+        }
+    }
+    let switches: Vec<u64> = run_case(best, true)
+        .switch_decisions
+        .into_iter()
+        .filter(|decision| !best.no_switch.contains(decision))
+        .collect();
+    let mut chunk = (switches.len() / 2).max(1);
+    while !switches.is_empty() {
+        for part in switches.chunks(chunk) {
+            let mut candidate = best.clone();
+            candidate.no_switch.extend(part.iter().copied());
+            if try_case(&candidate, runs) {
+                *best = candidate;
+            }
+        }
+        if chunk == 1 {
+            break;
+        }
+        chunk /= 2;
+    }
 }
