@@ -39,7 +39,8 @@ pub struct ScheduleLog {
     pub switches: u64,
     /// A hash of every decision (FNV-1a over the chosen task numbers).
     pub hash: u64,
-    /// With `record`: each switch, as (step, task number) — the task that runs from that step.
+    /// With `record`: each switch, as (decision, task number): the task that runs from that
+    /// decision on.
     pub switches_recorded: Vec<(u64, usize)>,
 }
 
@@ -122,10 +123,12 @@ impl Scheduler for SeededScheduler {
         let number = usize::from(chosen);
         let mut log = self.log.lock().unwrap_or_else(|p| p.into_inner());
         if self.last != Some(number) {
-            log.switches += u64::from(self.last.is_some());
-            if self.record {
-                let step = log.steps;
-                log.switches_recorded.push((step, number));
+            if self.last.is_some() {
+                log.switches += 1;
+                if self.record {
+                    let step = log.steps;
+                    log.switches_recorded.push((step, number));
+                }
             }
             self.last = Some(number);
         }
