@@ -362,19 +362,21 @@ impl History {
                 ));
             }
         }
+        // Running maxima over the writes by acknowledgement and by invocation instant, so
+        // that each read finds its bounds by binary search.
+        let by_acknowledgement = running_max(
+            self.writes
+                .iter()
+                .filter_map(|w| Some((w.acknowledged?, w.last_position()?))),
+        );
+        let by_invocation = running_max(
+            self.writes
+                .iter()
+                .filter_map(|w| Some((w.invoked, w.last_position()?))),
+        );
         for read in &self.reads {
-            let low = self
-                .writes
-                .iter()
-                .filter(|w| w.acknowledged.is_some_and(|at| at < read.invoked))
-                .filter_map(Write::last_position)
-                .max();
-            let high = self
-                .writes
-                .iter()
-                .filter(|w| w.invoked < read.completed)
-                .filter_map(Write::last_position)
-                .max();
+            let low = bound_before(&by_acknowledgement, read.invoked);
+            let high = bound_before(&by_invocation, read.completed);
             for (key, answer) in &read.answers {
                 let empty = Vec::new();
                 let changes = timeline.get(key.as_slice()).unwrap_or(&empty);
@@ -459,5 +461,26 @@ impl History {
         for (_, op_index) in marks {
             checker.durable_point(op_index);
         }
+    }
+}
+
+/// `(instant, position)` pairs sorted by instant, each position replaced by the largest so
+/// far.
+fn running_max(pairs: impl Iterator<Item = (Instant, u64)>) -> Vec<(Instant, u64)> {
+    let mut pairs: Vec<(Instant, u64)> = pairs.collect();
+    pairs.sort_unstable();
+    let mut largest = 0;
+    for pair in &mut pairs {
+        largest = largest.max(pair.1);
+        pair.1 = largest;
+    }
+    pairs
+}
+
+/// The largest position among the pairs strictly before `instant`.
+fn bound_before(maxima: &[(Instant, u64)], instant: Instant) -> Option<u64> {
+    match maxima.partition_point(|pair| pair.0 < instant) {
+        0 => None,
+        n => Some(maxima[n - 1].1),
     }
 }

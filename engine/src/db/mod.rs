@@ -1,0 +1,473 @@
+//! `Db`: the engine's front door, and the read path. The rest of the engine behind it is
+//! split along its seams:
+//!
+//! - `open.rs`: opening, creating and recovering a database (WAL replay, first manifest);
+//! - `commit.rs`: the commit pipeline (group commit, WAL appends, memtable rotation, write
+//!   stalls);
+//! - `background.rs`: flushes and compactions as jobs (outputs written and synced, manifest
+//!   edit, install, inputs deleted) and the threads that run them;
+//! - `poison.rs`: fail-stop after a write-path error, and the panic guard.
+//!
+//! Every thread, lock, wait and sleep comes from `Options::runtime` (`strata-sched`), so the
+//! simulator runs this very code under its seeded scheduler.
+//!
+//! # Components and their locks
+//!
+//! | component | locks | guards |
+//! |---|---|---|
+//! | commit pipeline | `commit.queue` (+ conditions `done`, `arrival`), `commit.writer` | the writers' queue; the WAL, the active memtable, the last sequence |
+//! | background jobs | `jobs.state` (+ condition `wake`), `jobs.flush`, `jobs.compaction` | wake-ups and shutdown; one flush and one compaction at a time |
+//! | versions | `state` | the manifest, the live version, the immutable memtables |
+//! | poison | `poison` (behind an atomic flag) | why writes are refused |
+//! | facade | `dir_lock`, `threads` | the `LOCK` file; the background threads' handles |
+//!
+//! **Lock order** (a lock is only taken while holding locks to its left):
+//! `commit.writer` → `jobs.state` → `state` → `poison`; `jobs.flush` → `state`;
+//! `jobs.compaction` → `state`. `commit.queue` is never held while taking another lock except
+//! `poison` (the panic guard), and the leader releases it before it takes `commit.writer`.
+//! The read view is an `ArcSwap`, stored under `state` and loaded without a lock.
+//!
+//! Write path: a writer queues its batch; the first queued writer with no leader active
+//! becomes the *leader*, takes every queued batch, appends one WAL record per batch, fsyncs
+//! once if any of them asked for `sync`, inserts them into the memtable in order and wakes
+//! the others. Any write-path I/O error poisons the database (fail-stop, like fjall): the
+//! error's effect on disk is unknown, and retrying an fsync is the fsyncgate bug.
+//!
+//! Flush order (each step durable before the next):
+//! 1. write the SSTable, fsync it, `sync_dir`;
+//! 2. append the version edit (table added, older WALs obsolete) to the manifest, fsync;
+//! 3. only then delete the obsolete WALs.
+
+mod background;
+mod commit;
+mod open;
+mod poison;
+
+use self::background::BackgroundJobs;
+use self::commit::CommitPipeline;
+use self::poison::Poison;
+use crate::batch::WriteBatch;
+use crate::block_cache::BlockCache;
+use crate::compaction;
+use crate::error::{Error, Result};
+use crate::iterator::{DbIterator, MemtableSource, Source, TableSource};
+use crate::manifest::{ManifestState, ManifestWriter, TableMeta};
+use crate::memtable::Memtable;
+use crate::options::{Options, WriteOptions};
+use crate::sstable::{KeyHash, ReadCounters};
+use crate::stats::{Counters, Stats};
+use crate::version::Version;
+use arc_swap::ArcSwap;
+use std::collections::VecDeque;
+use std::ops::{Bound, RangeBounds};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use strata_sched::{JoinHandle, Mutex, MutexGuard};
+use strata_vfs::{Vfs, VfsLock};
+
+/// An open database.
+pub struct Db {
+    inner: Arc<DbInner>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Db({})", self.inner.dir.display())
+    }
+}
+
+struct DbInner {
+    vfs: Arc<dyn Vfs>,
+    dir: PathBuf,
+    options: Options,
+    block_cache: Option<Arc<BlockCache>>,
+    /// What readers read: swapped whole whenever a memtable or the table set changes.
+    /// Lock-free: a point read loads it without touching a shared reference count.
+    view: ArcSwap<ReadView>,
+    /// The version component: the manifest, the live tables, the memtable queue.
+    state: Mutex<State>,
+    /// The commit pipeline: the queue of writers and the WAL + memtable they append to.
+    commit: CommitPipeline,
+    /// Background jobs: their wake-up signal and one lock per kind of job.
+    jobs: BackgroundJobs,
+    /// Why the database refuses writes, if it does.
+    poison: Poison,
+    closed: AtomicBool,
+    counters: Counters,
+    /// The held `LOCK`; released by `close` (or when the last reference goes).
+    dir_lock: Mutex<Option<Box<dyn VfsLock>>>,
+}
+
+struct ReadView {
+    memtable: Arc<Memtable>,
+    /// Newest first.
+    immutables: Vec<Arc<Memtable>>,
+    version: Arc<Version>,
+}
+
+struct Immutable {
+    memtable: Arc<Memtable>,
+    wal_number: u64,
+    last_sequence: u64,
+}
+
+struct State {
+    manifest: ManifestWriter,
+    manifest_state: ManifestState,
+    version: Arc<Version>,
+    /// Oldest first.
+    immutables: VecDeque<Immutable>,
+    memtable: Arc<Memtable>,
+    current_wal_number: u64,
+    /// Per level, the largest key of the last table compacted out of it.
+    compact_pointers: Vec<Vec<u8>>,
+}
+
+impl State {
+    fn allocate_file_number(&mut self) -> u64 {
+        let number = self.manifest_state.next_file_number;
+        self.manifest_state.next_file_number += 1;
+        number
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic in another thread is a broken invariant there; the data is still the best
+    // we have, and poisoning the whole database for it would hide the first failure
+    // (the runtime's mutexes do not poison).
+    mutex.lock()
+}
+
+fn owned_bound<K: AsRef<[u8]>>(bound: Bound<&K>) -> Bound<Vec<u8>> {
+    match bound {
+        Bound::Included(key) => Bound::Included(key.as_ref().to_vec()),
+        Bound::Excluded(key) => Bound::Excluded(key.as_ref().to_vec()),
+        Bound::Unbounded => Bound::Unbounded,
+    }
+}
+
+impl Db {
+    /// Sets `key` to `value`.
+    pub fn put(
+        &self,
+        key: impl AsRef<[u8]>,
+        value: impl AsRef<[u8]>,
+        options: WriteOptions,
+    ) -> Result<()> {
+        let mut batch = WriteBatch::new();
+        batch.put(key, value);
+        self.write(batch, options)
+    }
+
+    /// Removes `key`.
+    pub fn delete(&self, key: impl AsRef<[u8]>, options: WriteOptions) -> Result<()> {
+        let mut batch = WriteBatch::new();
+        batch.delete(key);
+        self.write(batch, options)
+    }
+
+    /// Applies a batch atomically with respect to crashes: after recovery all of it is there
+    /// or none. A reader running concurrently with the write may see part of the batch
+    /// (there are no snapshots yet).
+    pub fn write(&self, batch: WriteBatch, options: WriteOptions) -> Result<()> {
+        self.write_sequenced(batch, options).1
+    }
+
+    /// [`Db::write`], also saying which sequence number the engine gave the batch's first
+    /// operation (the others follow it consecutively), if the batch got that far: every
+    /// batch that reached the WAL has one, whether or not the write then succeeded; one
+    /// refused before has `None`. Sequence numbers are the engine's commit order, the order
+    /// recovery replays: a write acknowledged before another is submitted has a lower number.
+    /// They start again after the last recovered write when the database is reopened.
+    pub fn write_sequenced(
+        &self,
+        batch: WriteBatch,
+        options: WriteOptions,
+    ) -> (Option<u64>, Result<()>) {
+        if let Err(error) = self.validate_write(&batch) {
+            return (None, Err(error));
+        }
+        if batch.is_empty() {
+            return (None, Ok(()));
+        }
+        self.inner.commit(batch, options.sync)
+    }
+
+    fn validate_write(&self, batch: &WriteBatch) -> Result<()> {
+        self.inner.check_writable()?;
+        let (max_key, max_value) = batch.max_sizes();
+        if max_key > self.inner.options.max_key_size {
+            return Err(Error::InvalidArgument(format!(
+                "key of {max_key} bytes exceeds max_key_size {}",
+                self.inner.options.max_key_size
+            )));
+        }
+        if max_value > self.inner.options.max_value_size {
+            return Err(Error::InvalidArgument(format!(
+                "value of {max_value} bytes exceeds max_value_size {}",
+                self.inner.options.max_value_size
+            )));
+        }
+        Ok(())
+    }
+
+    /// The value of `key`, if any.
+    pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Vec<u8>>> {
+        self.inner.check_open()?;
+        let key = key.as_ref();
+        // A guard, not a clone: concurrent readers share no cache line to write.
+        let view = self.inner.view.load();
+        // Every filter first, every answer second: the memtable's filter word and each
+        // candidate table's filter line are independent cache misses the CPU overlaps
+        // (a missing key then costs about one miss however many levels it passes).
+        let hash = KeyHash::of(key);
+        let in_memtable = view.memtable.may_contain(hash);
+        let probe = view.version.probe(key, hash);
+        let in_memory = if in_memtable {
+            view.memtable.get_unfiltered(key)
+        } else {
+            None
+        };
+        let in_memory = in_memory.or_else(|| {
+            view.immutables
+                .iter()
+                .find_map(|memtable| memtable.get_hashed(key, hash))
+        });
+        let mut read = ReadCounters::default();
+        let found = match in_memory {
+            Some(slot) => slot,
+            None => view.version.finish(probe, key, hash, &mut read)?.flatten(),
+        };
+        self.inner.counters.add_read(&read, found.is_some());
+        Ok(found)
+    }
+
+    /// A snapshot of the engine's statistics.
+    pub fn stats(&self) -> Stats {
+        let mut stats = Stats::from_counters(&self.inner.counters);
+        let view = self.inner.read_view();
+        stats.tables_per_level = view.version.levels().iter().map(Vec::len).collect();
+        stats.bytes_per_level = (0..view.version.levels().len())
+            .map(|l| view.version.level_bytes(l))
+            .collect();
+        stats
+    }
+
+    /// The live tables, level by level (level 0 newest first, deeper levels in key order).
+    pub fn levels(&self) -> Vec<Vec<TableMeta>> {
+        let view = self.inner.read_view();
+        view.version
+            .levels()
+            .iter()
+            .map(|tables| tables.iter().map(|table| table.meta.clone()).collect())
+            .collect()
+    }
+
+    /// Flushes the memtable and pushes every table down to the deepest level in use (at
+    /// least level 1): afterwards each key has one version and reads probe one table.
+    pub fn compact_all(&self) -> Result<()> {
+        self.flush()?;
+        loop {
+            self.inner.check_writable()?;
+            let levels = self.levels();
+            let deepest = levels
+                .iter()
+                .rposition(|tables| !tables.is_empty())
+                .unwrap_or(0)
+                .max(1);
+            let Some(level) =
+                (0..deepest).find(|&level| levels.get(level).is_some_and(|t| !t.is_empty()))
+            else {
+                return Ok(());
+            };
+            if !self.inner.compact_level(level)? {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Compacts until no level needs it (or runs nothing if none does).
+    pub fn compact(&self) -> Result<()> {
+        self.inner.check_writable()?;
+        while self.inner.compact_once()? {}
+        Ok(())
+    }
+
+    /// A forward scan over `range`, in key order.
+    pub fn range<K: AsRef<[u8]>, R: RangeBounds<K>>(&self, range: R) -> Result<DbIterator> {
+        self.inner.check_open()?;
+        let lower = owned_bound(range.start_bound());
+        let upper = owned_bound(range.end_bound());
+        let view = self.inner.read_view();
+        let mut sources: Vec<Box<dyn Source>> = Vec::new();
+        sources.push(Box::new(MemtableSource::new(
+            Arc::clone(&view.memtable),
+            lower.clone(),
+            upper.clone(),
+        )));
+        for memtable in &view.immutables {
+            sources.push(Box::new(MemtableSource::new(
+                Arc::clone(memtable),
+                lower.clone(),
+                upper.clone(),
+            )));
+        }
+        for table in view.version.tables_in_read_order() {
+            sources.push(Box::new(TableSource::new(Arc::clone(table), lower.clone())));
+        }
+        Ok(DbIterator::new(sources, upper))
+    }
+
+    /// A scan over every key.
+    pub fn iter(&self) -> Result<DbIterator> {
+        self.range::<&[u8], _>(..)
+    }
+
+    /// Makes every acknowledged write durable (flushes the WAL buffer and fsyncs).
+    pub fn sync(&self) -> Result<()> {
+        self.inner.check_writable()?;
+        let mut writer = lock(&self.inner.commit.writer);
+        self.inner.check_writable()?;
+        let result = writer.wal.sync();
+        self.inner.poison_on_error(result)
+    }
+
+    /// Writes the memtable (and every immutable one) to SSTables now.
+    pub fn flush(&self) -> Result<()> {
+        self.inner.check_writable()?;
+        {
+            let mut writer = lock(&self.inner.commit.writer);
+            self.inner.check_writable()?;
+            if !writer.memtable.is_empty() {
+                self.inner.make_room(&mut writer)?;
+            }
+        }
+        while self.inner.flush_oldest()? {}
+        Ok(())
+    }
+
+    /// Runs one step of background work — a memtable flush, or else one compaction — if
+    /// any is due; returns whether it did anything. With `background_work = false` the
+    /// owner decides when this runs.
+    pub fn maintenance(&self) -> Result<bool> {
+        self.inner.check_writable()?;
+        if self.inner.flush_oldest()? {
+            return Ok(true);
+        }
+        self.inner.compact_once()
+    }
+
+    /// Whether background work is waiting.
+    pub fn has_pending_work(&self) -> bool {
+        let state = lock(&self.inner.state);
+        !state.immutables.is_empty()
+            || compaction::most_urgent(&state.version, &self.inner.options).is_some()
+    }
+
+    /// The database directory.
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// Why the database refuses writes, if it does.
+    pub fn poisoned(&self) -> Option<String> {
+        self.inner.poison.reason()
+    }
+
+    /// Stops background work and makes every acknowledged write durable.
+    pub fn close(self) -> Result<()> {
+        self.shutdown(true)
+    }
+
+    fn shutdown(&self, sync: bool) -> Result<()> {
+        if self.inner.closed.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        let result = self.stop_and_sync(sync);
+        // Last: nothing writes after this, so another process may open the database.
+        drop(lock(&self.inner.dir_lock).take());
+        result
+    }
+
+    fn stop_and_sync(&self, sync: bool) -> Result<()> {
+        {
+            let mut background = lock(&self.inner.jobs.state);
+            background.shutdown = true;
+            self.inner.jobs.wake.notify_all();
+        }
+        let handles = std::mem::take(&mut *lock(&self.threads));
+        // A panic there is a broken invariant; its guard poisoned the database. Report it
+        // rather than panic here (this may run inside `Drop`, during an unwind).
+        let panicked = handles
+            .into_iter()
+            .map(|handle| handle.join().is_err())
+            .filter(|&failed| failed)
+            .count();
+        if panicked > 0 {
+            return Err(Error::Poisoned {
+                reason: "a background thread panicked".into(),
+            });
+        }
+        let mut writer = lock(&self.inner.commit.writer);
+        // Poisoned (perhaps by background work that failed while this close waited for it):
+        // the acknowledged writes still buffered cannot be made durable, so the close must
+        // not report that they were (found by the concurrent sweep; corpus/0004).
+        if let Some(reason) = self.inner.poison.reason() {
+            return Err(Error::Poisoned { reason });
+        }
+        let result = if sync {
+            writer.wal.sync()
+        } else {
+            writer.wal.flush()
+        };
+        self.inner.poison_on_error(result)
+    }
+}
+
+impl Drop for Db {
+    fn drop(&mut self) {
+        // Best effort: hand buffered writes to the OS. Durability needs `close` or `sync`.
+        let _ = self.shutdown(false);
+    }
+}
+
+impl DbInner {
+    fn read_view(&self) -> Arc<ReadView> {
+        self.view.load_full()
+    }
+
+    fn publish_view(&self, state: &State) {
+        let view = ReadView {
+            memtable: Arc::clone(&state.memtable),
+            immutables: state
+                .immutables
+                .iter()
+                .rev()
+                .map(|i| Arc::clone(&i.memtable))
+                .collect(),
+            version: Arc::clone(&state.version),
+        };
+        self.view.store(Arc::new(view));
+    }
+
+    fn check_open(&self) -> Result<()> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        Ok(())
+    }
+
+    fn check_writable(&self) -> Result<()> {
+        self.check_open()?;
+        self.poison.check()
+    }
+
+    fn poison_on_error<T>(&self, result: Result<T>) -> Result<T> {
+        if let Err(error) = &result {
+            self.poison.set(error.to_string());
+        }
+        result
+    }
+}
