@@ -1,6 +1,10 @@
-//! Simulated time. The clock moves only when a task sleeps or a timed wait times out, and
-//! then to that task's deadline: a run's timing is a function of its seed, never of how fast
-//! the machine running the simulation is.
+//! Simulated time, and the count of scheduling points. The clock moves only when a task
+//! sleeps or a timed wait times out, and then to that task's deadline: a run's timing is a
+//! function of its seed, never of how fast the machine running the simulation is. Every
+//! scheduling point that passes through this crate (a lock, a wait, a notification, a sleep,
+//! a `yield_point`) is counted, and one action can be armed to run at a given point: that is
+//! how the simulator cuts the power between two synchronisation steps rather than only at a
+//! VFS call.
 
 use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
@@ -19,7 +23,13 @@ pub struct SimClock {
     nanos: AtomicU64,
     /// A plain lock: held for one draw, never across a scheduling point.
     rng: Mutex<ChaCha8Rng>,
+    points: AtomicU64,
+    /// The armed action and the point it runs at (a plain lock, as above).
+    armed: Mutex<Option<(u64, PointAction)>>,
 }
+
+/// What runs at an armed scheduling point.
+pub type PointAction = Box<dyn FnOnce() + Send>;
 
 impl SimClock {
     /// A clock at zero whose choices come from `seed`.
@@ -27,7 +37,48 @@ impl SimClock {
         SimClock {
             nanos: AtomicU64::new(0),
             rng: Mutex::new(ChaCha8Rng::seed_from_u64(seed)),
+            points: AtomicU64::new(0),
+            armed: Mutex::new(None),
         }
+    }
+
+    /// Counts one scheduling point, running the armed action if this is its point.
+    pub fn point(&self) {
+        let point = self.points.fetch_add(1, Ordering::AcqRel) + 1;
+        let action = {
+            let mut armed = self.armed.lock().unwrap_or_else(|p| p.into_inner());
+            match armed.as_ref() {
+                Some((at, _)) if *at <= point => armed.take().map(|(_, action)| action),
+                _ => None,
+            }
+        };
+        if let Some(action) = action {
+            action();
+        }
+    }
+
+    /// Scheduling points counted so far.
+    pub fn points(&self) -> u64 {
+        self.points.load(Ordering::Acquire)
+    }
+
+    /// Arms `action` to run `after` scheduling points from now (replacing any armed one).
+    pub fn arm(&self, after: u64, action: PointAction) {
+        let at = self.points() + after.max(1);
+        *self.armed.lock().unwrap_or_else(|p| p.into_inner()) = Some((at, action));
+    }
+
+    /// Whether an action is armed.
+    pub fn is_armed(&self) -> bool {
+        self.armed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some()
+    }
+
+    /// Disarms the armed action, if any.
+    pub fn disarm(&self) {
+        *self.armed.lock().unwrap_or_else(|p| p.into_inner()) = None;
     }
 
     /// The simulated time.

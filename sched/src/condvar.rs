@@ -59,7 +59,8 @@ impl Condvar {
                     .wait(held)
                     .unwrap_or_else(|poisoned| poisoned.into_inner()),
             ),
-            (GuardInner::Simulated(held), Inner::Simulated { condvar, .. }) => {
+            (GuardInner::Simulated(held), Inner::Simulated { condvar, clock, .. }) => {
+                clock.point();
                 GuardInner::Simulated(
                     condvar
                         .wait(held)
@@ -120,8 +121,9 @@ impl Condvar {
             Inner::Simulated {
                 condvar,
                 notifications,
-                ..
+                clock,
             } => {
+                clock.point();
                 notifications.fetch_add(1, Ordering::AcqRel);
                 condvar.notify_one();
             }
@@ -135,8 +137,9 @@ impl Condvar {
             Inner::Simulated {
                 condvar,
                 notifications,
-                ..
+                clock,
             } => {
+                clock.point();
                 notifications.fetch_add(1, Ordering::AcqRel);
                 condvar.notify_all();
             }

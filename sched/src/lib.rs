@@ -36,7 +36,7 @@ mod mutex;
 pub mod scheduler;
 mod thread;
 
-pub use clock::SimClock;
+pub use clock::{PointAction, SimClock};
 pub use condvar::Condvar;
 pub use mutex::{Mutex, MutexGuard};
 pub use scheduler::{simulate, ScheduleLog, SimulationConfig, SimulationFailure};
@@ -86,7 +86,7 @@ impl Runtime {
     pub fn mutex<T>(&self, value: T) -> Mutex<T> {
         match &self.kind {
             Kind::Os { .. } => Mutex::os(value),
-            Kind::Simulated(_) => Mutex::simulated(value),
+            Kind::Simulated(clock) => Mutex::simulated(value, Arc::clone(clock)),
         }
     }
 
@@ -116,6 +116,7 @@ impl Runtime {
             Kind::Os { .. } => std::thread::sleep(duration),
             Kind::Simulated(clock) => {
                 let wake = clock.now() + duration;
+                clock.point();
                 shuttle::thread::yield_now();
                 clock.advance_to(wake);
             }
@@ -130,6 +131,14 @@ impl Runtime {
         }
     }
 
+    /// The simulation's clock and scheduling-point counter (`None` in production).
+    pub fn clock(&self) -> Option<&Arc<SimClock>> {
+        match &self.kind {
+            Kind::Os { .. } => None,
+            Kind::Simulated(clock) => Some(clock),
+        }
+    }
+
     /// The number of the running simulated task (`None` in production).
     pub fn current_task(&self) -> Option<usize> {
         match &self.kind {
@@ -141,7 +150,8 @@ impl Runtime {
     /// A point where the scheduler may run another task (nothing in production). The
     /// simulator calls it before every VFS operation.
     pub fn yield_point(&self) {
-        if let Kind::Simulated(_) = &self.kind {
+        if let Kind::Simulated(clock) = &self.kind {
+            clock.point();
             shuttle::thread::yield_now();
         }
     }

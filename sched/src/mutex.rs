@@ -3,7 +3,9 @@
 //! is a broken invariant the engine reports by other means (it poisons the database), and
 //! the data is still the best there is.
 
+use crate::clock::SimClock;
 use std::ops::{Deref, DerefMut};
+use std::sync::Arc;
 
 /// See the module doc.
 pub struct Mutex<T> {
@@ -12,7 +14,7 @@ pub struct Mutex<T> {
 
 enum Inner<T> {
     Os(std::sync::Mutex<T>),
-    Simulated(shuttle::sync::Mutex<T>),
+    Simulated(shuttle::sync::Mutex<T>, Arc<SimClock>),
 }
 
 /// A held [`Mutex`].
@@ -33,9 +35,9 @@ impl<T> Mutex<T> {
         }
     }
 
-    pub(crate) fn simulated(value: T) -> Mutex<T> {
+    pub(crate) fn simulated(value: T, clock: Arc<SimClock>) -> Mutex<T> {
         Mutex {
-            inner: Inner::Simulated(shuttle::sync::Mutex::new(value)),
+            inner: Inner::Simulated(shuttle::sync::Mutex::new(value), clock),
         }
     }
 
@@ -54,11 +56,14 @@ impl<T> Mutex<T> {
                     .lock()
                     .unwrap_or_else(|poisoned| poisoned.into_inner()),
             ),
-            Inner::Simulated(mutex) => GuardInner::Simulated(
-                mutex
-                    .lock()
-                    .unwrap_or_else(|poisoned| poisoned.into_inner()),
-            ),
+            Inner::Simulated(mutex, clock) => {
+                clock.point();
+                GuardInner::Simulated(
+                    mutex
+                        .lock()
+                        .unwrap_or_else(|poisoned| poisoned.into_inner()),
+                )
+            }
         }
     }
 }

@@ -174,3 +174,31 @@ fn the_os_runtime_runs_real_threads() {
     assert!(timed_out);
     assert!(runtime.now() >= Duration::from_millis(1));
 }
+
+#[test]
+fn an_armed_action_runs_at_its_scheduling_point_and_only_once() {
+    let ((), _) = simulate(&config(5), || {
+        let runtime = Runtime::simulated(5);
+        let clock = Arc::clone(runtime.clock().expect("simulated"));
+        let fired = Arc::new(AtomicU64::new(0));
+        let seen = Arc::clone(&fired);
+        let at_arming = clock.points();
+        clock.arm(
+            3,
+            Box::new(move || {
+                seen.fetch_add(1, Ordering::SeqCst);
+            }),
+        );
+        let mutex = runtime.mutex(());
+        drop(mutex.lock()); // point 1
+        runtime.yield_point(); // point 2
+        assert_eq!(fired.load(Ordering::SeqCst), 0);
+        runtime.yield_point(); // point 3: fires
+        assert_eq!(fired.load(Ordering::SeqCst), 1);
+        assert_eq!(clock.points(), at_arming + 3);
+        assert!(!clock.is_armed());
+        runtime.yield_point();
+        assert_eq!(fired.load(Ordering::SeqCst), 1, "once");
+    })
+    .expect("finishes");
+}

@@ -25,7 +25,7 @@ use std::ops::Bound;
 use std::sync::{Arc, Mutex};
 use strata_checker::{History, Mutation as CheckedMutation, ViolationKind};
 use strata_engine::{Db, Error, WriteBatch, WriteOptions};
-use strata_sched::{simulate, SimulationConfig};
+use strata_sched::{simulate, SimClock, SimulationConfig};
 use strata_vfs::sim::SimRng;
 use strata_vfs::SimFs;
 
@@ -54,13 +54,25 @@ fn shape(case: &Case) -> Shape {
     }
 }
 
+/// Where a planned crash lands.
+#[derive(Clone, Copy)]
+enum CrashPoint {
+    /// This many VFS operations after the step starts, whichever task issues them.
+    VfsOperations(u64),
+    /// This many scheduling points (locks, waits, notifications, VFS calls) after the step
+    /// starts: a power cut between two synchronisation steps of any task.
+    SchedulingPoints(u64),
+}
+
+/// Scheduling points are several times denser than VFS operations.
+const POINTS_PER_VFS_OPERATION: u64 = 4;
+
 /// A step as a client runs it.
 #[derive(Clone)]
 struct ClientStep {
     step: u64,
     op: Op,
-    /// Arm a crash this many VFS operations after the step starts.
-    crash_after: Option<u64>,
+    crash: Option<CrashPoint>,
 }
 
 /// Steps that run at the same time, one list per client.
@@ -75,6 +87,7 @@ struct Phase {
 
 fn phases(plan: &Plan, case: &Case, clients: usize) -> Vec<Phase> {
     let mut rng = SimRng::new(stream_seed(case.seed, "clients"));
+    let mut crash_kinds = SimRng::new(stream_seed(case.seed, "crash-kinds"));
     let new_phase = || Phase {
         per_client: vec![Vec::new(); clients],
         ..Phase::default()
@@ -84,6 +97,7 @@ fn phases(plan: &Plan, case: &Case, clients: usize) -> Vec<Phase> {
     for (index, planned) in plan.steps.iter().enumerate() {
         // Drawn for every step, skipped or not, so that a shrink moves no other step.
         let client = rng.below(clients as u64) as usize;
+        let at_scheduling_point = crash_kinds.chance(0.5);
         if case.skip.contains(&index) {
             continue;
         }
@@ -97,9 +111,13 @@ fn phases(plan: &Plan, case: &Case, clients: usize) -> Vec<Phase> {
         current.per_client[client].push(ClientStep {
             step,
             op: planned.op.clone(),
-            crash_after: planned
+            crash: planned
                 .crash_after
-                .filter(|_| !case.no_crash.contains(&index)),
+                .filter(|_| !case.no_crash.contains(&index))
+                .map(|after| match at_scheduling_point {
+                    true => CrashPoint::SchedulingPoints(after * POINTS_PER_VFS_OPERATION),
+                    false => CrashPoint::VfsOperations(after),
+                }),
         });
     }
     phases.push(current);
@@ -127,6 +145,7 @@ struct Client {
     number: usize,
     db: Arc<Db>,
     fs: SimFs,
+    clock: Arc<SimClock>,
     shared: Arc<Mutex<Shared>>,
     bitflip_injected: bool,
     tracing: bool,
@@ -139,22 +158,24 @@ fn background_runs(db: &Db) -> u64 {
 
 impl Client {
     fn run(&self, steps: Vec<ClientStep>) {
-        for ClientStep {
-            step,
-            op,
-            crash_after,
-        } in steps
-        {
+        for ClientStep { step, op, crash } in steps {
             if self.fs.is_halted() || lock(&self.shared).stop.is_some() {
                 return;
             }
             if self.db.poisoned().is_some() {
                 return;
             }
-            if let Some(after) = crash_after {
-                if self.fs.config().crash_at_op.is_none() {
+            let armed = self.fs.config().crash_at_op.is_some() || self.clock.is_armed();
+            match crash {
+                _ if armed => {}
+                Some(CrashPoint::VfsOperations(after)) => {
                     self.fs.set_crash_at(Some(self.fs.op_count() + after));
                 }
+                Some(CrashPoint::SchedulingPoints(after)) => {
+                    let fs = self.fs.clone();
+                    self.clock.arm(after, Box::new(move || fs.halt()));
+                }
+                None => {}
             }
             if let Err(stop) = self.execute(step, &op) {
                 lock(&self.shared).stop.get_or_insert(stop);
@@ -332,10 +353,18 @@ impl Runner<'_> {
         let shape = shape(self.case);
         self.stats.clients = shape.clients as u64;
         let phases = phases(&self.plan, self.case, shape.clients);
+        let runtime = self
+            .runtime
+            .clone()
+            .expect("concurrent mode runs on a simulated runtime");
         for phase in &phases {
             self.stats.ops += phase.per_client.iter().map(Vec::len).sum::<usize>() as u64;
             self.run_phase(phase)?;
             let step = phase.last_step;
+            // A crash armed but not reached in the phase is dropped with it.
+            if let Some(clock) = runtime.clock() {
+                clock.disarm();
+            }
             if self.fs.is_halted() {
                 self.machine_crash(step)?;
                 continue;
@@ -384,6 +413,7 @@ impl Runner<'_> {
                 number,
                 db: Arc::clone(&db),
                 fs: self.fs.clone(),
+                clock: Arc::clone(runtime.clock().expect("a simulated runtime has a clock")),
                 shared: Arc::clone(&shared),
                 bitflip_injected: self.bitflip_injected,
                 tracing: self.tracing,

@@ -32,7 +32,9 @@
 //! - Writes fail with ENOSPC past `capacity_bytes` or at `enospc_rate`; the failed write
 //!   changes nothing. Reads fail with EIO at `read_error_rate`.
 //! - `crash_at_op` halts the machine at that operation index: that operation and every later
-//!   one fail until `crash()` restarts the machine. `crash()` also works at any moment.
+//!   one fail until `crash()` restarts the machine. `halt()` halts it between operations (a
+//!   power cut at a scheduling point of a concurrent simulation). `crash()` also works at any
+//!   moment.
 //! - After `crash()`, every handle opened before it fails: the process that held it is dead,
 //!   and every `lock` it held is free. (`lock` creates no file here, unlike `RealFs`.)
 
@@ -810,6 +812,18 @@ impl SimFs {
     /// Schedules the machine to halt at operation `index` (or never).
     pub fn set_crash_at(&self, index: Option<u64>) {
         lock(&self.world).config.crash_at_op = index;
+    }
+
+    /// Halts the machine now, between two operations: every later operation fails as after
+    /// a crash point, until `crash()`. (A no-op if it has halted already.)
+    pub fn halt(&self) {
+        let mut world = lock(&self.world);
+        if !world.halted {
+            world.halted = true;
+            // Into the event hash: a halt here and one an operation later are different runs.
+            let index = world.next_op;
+            world.hasher.write_u64(index ^ 0x4841_4c54_4841_4c54);
+        }
     }
 
     /// Whether the machine has halted at its scheduled crash point and awaits `crash()`.
