@@ -1166,10 +1166,6 @@ fn for_each_difference<'a>(
 
 /// FNV-1a, 64 bits: a deterministic hash of a value for the value index (explanations only).
 fn value_hash(bytes: &[u8]) -> u64 {
-    let mut hash = 0xcbf2_9ce4_8422_2325u64;
-    for &byte in bytes {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    hash
+    // XXH3: the same on every platform, and fast on the large values sweeps write.
+    xxhash_rust::xxh3::xxh3_64(bytes)
 }

@@ -281,7 +281,9 @@ impl History {
         ordered.sort_by_key(|w| w.sequence);
         self.check_real_time(&ordered)?;
         self.check_reads(base, &ordered)?;
-        self.feed(checker, &ordered);
+        let marks = self.durable_marks(&ordered);
+        drop(ordered);
+        self.feed(checker, marks);
         Ok(())
     }
 
@@ -435,28 +437,51 @@ impl History {
         Ok(())
     }
 
-    fn feed(&self, checker: &mut Checker, ordered: &[&Write]) {
-        // Each durable point goes right after the last write (in commit order) acknowledged
-        // before it was invoked.
+    /// Where each durable point goes: right after the last write (in commit order)
+    /// acknowledged before it was invoked. `(writes before it, op index)`, sorted.
+    fn durable_marks(&self, ordered: &[&Write]) -> Vec<(usize, u64)> {
+        // The position (in commit order) of each acknowledgement, by instant.
+        let mut acknowledged: Vec<(Instant, usize)> = ordered
+            .iter()
+            .enumerate()
+            .filter_map(|(index, w)| Some((w.acknowledged?, index + 1)))
+            .collect();
+        acknowledged.sort_unstable();
+        let mut latest = 0;
+        for entry in &mut acknowledged {
+            latest = latest.max(entry.1);
+            entry.1 = latest;
+        }
         let mut marks: Vec<(usize, u64)> = self
             .durable
             .iter()
             .map(|&(op_index, invoked)| {
-                let after = ordered
-                    .iter()
-                    .rposition(|w| w.acknowledged.is_some_and(|at| at < invoked))
-                    .map_or(0, |index| index + 1);
+                let before = acknowledged.partition_point(|entry| entry.0 < invoked);
+                let after = before.checked_sub(1).map_or(0, |i| acknowledged[i].1);
                 (after, op_index)
             })
             .collect();
         marks.sort_unstable();
+        marks
+    }
+
+    /// Hands the writes to the sequential checker in commit order, with the durable points
+    /// between them.
+    fn feed(self, checker: &mut Checker, marks: Vec<(usize, u64)>) {
+        let mut writes: Vec<Write> = self
+            .writes
+            .into_iter()
+            .filter(|w| w.outcome != Some(Outcome::Rejected))
+            .collect();
+        writes.sort_by_key(|w| w.sequence);
         let mut marks = marks.into_iter().peekable();
-        for (index, write) in ordered.iter().enumerate() {
+        for (index, write) in writes.into_iter().enumerate() {
             while let Some((_, op_index)) = marks.next_if(|(after, _)| *after == index) {
                 checker.durable_point(op_index);
             }
-            let id = checker.write_issued(write.op_index, write.batch.clone(), write.sync);
-            checker.write_completed(id, write.outcome.unwrap_or(Outcome::Failed));
+            let outcome = write.outcome.unwrap_or(Outcome::Failed);
+            let id = checker.write_issued(write.op_index, write.batch, write.sync);
+            checker.write_completed(id, outcome);
         }
         for (_, op_index) in marks {
             checker.durable_point(op_index);

@@ -86,12 +86,6 @@ impl SeededScheduler {
             log,
         }
     }
-
-    fn chance(&mut self, probability: f64) -> bool {
-        // 53 random bits as a fraction in [0, 1): the same on every platform.
-        let fraction = (self.rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
-        fraction < probability
-    }
 }
 
 impl Scheduler for SeededScheduler {
@@ -109,10 +103,12 @@ impl Scheduler for SeededScheduler {
         current: Option<TaskId>,
         _is_yielding: bool,
     ) -> Option<TaskId> {
-        // Both draws are made at every decision, so that overriding one (`no_switch`) moves
-        // no later draw.
-        let switch = self.chance(self.switch_chance);
-        let index = (self.rng.next_u64() % runnable.len() as u64) as usize;
+        // One draw decides both (its top 53 bits whether to switch, its low 32 bits which
+        // task), and it is made at every decision, so that overriding one (`no_switch`)
+        // moves no later draw.
+        let draw = self.rng.next_u64();
+        let switch = ((draw >> 11) as f64 / (1u64 << 53) as f64) < self.switch_chance;
+        let index = (((draw & 0xffff_ffff) * runnable.len() as u64) >> 32) as usize;
         let decision = self.decisions;
         self.decisions += 1;
         let can_stay = current.filter(|current| runnable.iter().any(|task| task.id() == *current));

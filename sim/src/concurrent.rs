@@ -19,7 +19,7 @@ use crate::case::{stream_seed, Case, MAX_CLIENTS};
 use crate::runner::{
     classify_error, failed_run, printable, violation, Entries, Flow, RunReport, Runner, Stop,
 };
-use crate::workload::{Mutation, Op, Plan};
+use crate::workload::{Mutation, Op, Step};
 use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::sync::{Arc, Mutex};
@@ -85,7 +85,7 @@ struct Phase {
     last_step: u64,
 }
 
-fn phases(plan: &Plan, case: &Case, clients: usize) -> Vec<Phase> {
+fn phases(steps: Vec<Step>, case: &Case, clients: usize) -> Vec<Phase> {
     let mut rng = SimRng::new(stream_seed(case.seed, "clients"));
     let mut crash_kinds = SimRng::new(stream_seed(case.seed, "crash-kinds"));
     let new_phase = || Phase {
@@ -94,7 +94,7 @@ fn phases(plan: &Plan, case: &Case, clients: usize) -> Vec<Phase> {
     };
     let mut phases = Vec::new();
     let mut current = new_phase();
-    for (index, planned) in plan.steps.iter().enumerate() {
+    for (index, planned) in steps.into_iter().enumerate() {
         // Drawn for every step, skipped or not, so that a shrink moves no other step.
         let client = rng.below(clients as u64) as usize;
         let at_scheduling_point = crash_kinds.chance(0.5);
@@ -110,7 +110,7 @@ fn phases(plan: &Plan, case: &Case, clients: usize) -> Vec<Phase> {
         }
         current.per_client[client].push(ClientStep {
             step,
-            op: planned.op.clone(),
+            op: planned.op,
             crash: planned
                 .crash_after
                 .filter(|_| !case.no_crash.contains(&index))
@@ -352,15 +352,18 @@ impl Runner<'_> {
         self.open_and_verify(0, false)?;
         let shape = shape(self.case);
         self.stats.clients = shape.clients as u64;
-        let phases = phases(&self.plan, self.case, shape.clients);
+        let steps = std::mem::take(&mut self.plan.steps);
+        let planned = steps.len() as u64;
+        let phases = phases(steps, self.case, shape.clients);
         let runtime = self
             .runtime
             .clone()
             .expect("concurrent mode runs on a simulated runtime");
-        for phase in &phases {
+        for phase in phases {
             self.stats.ops += phase.per_client.iter().map(Vec::len).sum::<usize>() as u64;
+            let (last_step, reopen) = (phase.last_step, phase.reopen);
             self.run_phase(phase)?;
-            let step = phase.last_step;
+            let step = last_step;
             // A crash armed but not reached in the phase is dropped with it.
             if let Some(clock) = runtime.clock() {
                 clock.disarm();
@@ -372,13 +375,13 @@ impl Runner<'_> {
             self.fs.set_crash_at(None);
             if self.db().poisoned().is_some() {
                 self.restart(step)?;
-            } else if let Some(reopen) = phase.reopen {
+            } else if let Some(reopen) = reopen {
                 self.stats.ops += 1;
                 self.note(|| format!("step {reopen}: reopen"));
                 self.reopen(reopen)?;
             }
         }
-        let last = self.plan.steps.len() as u64;
+        let last = planned;
         self.fs.set_crash_at(None);
         if self.case.has(crate::case::Fault::Crash) {
             self.machine_crash(last)
@@ -387,7 +390,7 @@ impl Runner<'_> {
         }
     }
 
-    fn run_phase(&mut self, phase: &Phase) -> Flow {
+    fn run_phase(&mut self, phase: Phase) -> Flow {
         let runtime = self
             .runtime
             .clone()
@@ -405,7 +408,7 @@ impl Runner<'_> {
         }));
         let db = Arc::clone(self.db.as_ref().expect("an open database between phases"));
         let mut handles = Vec::new();
-        for (number, ops) in phase.per_client.iter().enumerate() {
+        for (number, ops) in phase.per_client.into_iter().enumerate() {
             if ops.is_empty() {
                 continue;
             }
@@ -418,7 +421,6 @@ impl Runner<'_> {
                 bitflip_injected: self.bitflip_injected,
                 tracing: self.tracing,
             };
-            let ops = ops.clone();
             let spawned = runtime.spawn(&format!("client-{number}"), move || client.run(ops));
             handles.push(spawned.expect("a simulated task always spawns"));
         }
