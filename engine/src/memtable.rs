@@ -194,10 +194,14 @@ impl Memtable {
         }
     }
 
-    /// Visits every entry in key order.
+    /// Visits every entry in key order. The slot's lock is not held while `visit` runs:
+    /// a flush's `visit` writes to the table file, and a slot lock held across that would
+    /// block every reader of the key for the write (and hang a simulation, where the write is
+    /// a scheduling point and the lock is not the scheduler's).
     pub fn for_each(&self, mut visit: impl FnMut(&[u8], Option<&[u8]>)) {
         for entry in self.map.iter() {
-            visit(&entry.key().bytes, lock(entry.value()).as_deref());
+            let value = lock(entry.value()).clone();
+            visit(&entry.key().bytes, value.as_deref());
         }
     }
 }
