@@ -141,6 +141,8 @@ impl History {
         let entry = &mut self.writes[write.0];
         entry.sequence = sequence;
         entry.outcome = Some(match (ok, sequence) {
+            // An empty batch has nothing to order and no effect.
+            (_, None) if entry.batch.is_empty() => Outcome::Rejected,
             (false, None) => Outcome::Rejected,
             // Acknowledged but unordered (`settle` reports it) or ordered: both are claims.
             (true, _) if !halted => Outcome::Ok,
@@ -376,9 +378,35 @@ impl History {
                 .iter()
                 .filter_map(|w| Some((w.invoked, w.last_position()?))),
         );
-        for read in &self.reads {
-            let low = bound_before(&by_acknowledgement, read.invoked);
-            let high = bound_before(&by_invocation, read.completed);
+        // Suffix minima of first positions by invocation: nothing invoked after a read
+        // answered can be visible to it.
+        let mut invoked_first: Vec<(Instant, u64)> = self
+            .writes
+            .iter()
+            .filter_map(|w| Some((w.invoked, w.sequence?)))
+            .collect();
+        invoked_first.sort_unstable();
+        for index in (0..invoked_first.len().saturating_sub(1)).rev() {
+            invoked_first[index].1 = invoked_first[index].1.min(invoked_first[index + 1].1);
+        }
+        // Reads in invocation order, so that every read that answered before one began has
+        // been placed: what it saw is a floor for the later one (no going back in time).
+        let mut order: Vec<&Read> = self.reads.iter().collect();
+        order.sort_by_key(|read| read.invoked);
+        let mut placed: Vec<(Instant, Option<u64>, u64)> = Vec::new();
+        for read in order {
+            let floor = placed
+                .iter()
+                .filter(|(completed, _, _)| *completed < read.invoked)
+                .max_by_key(|(_, seen, _)| *seen)
+                .filter(|(_, seen, _)| seen.is_some());
+            let low = bound_before(&by_acknowledgement, read.invoked).max(floor.and_then(|f| f.1));
+            let later = invoked_first.partition_point(|entry| entry.0 <= read.completed);
+            let mut high = bound_before(&by_invocation, read.completed);
+            if let Some(&(_, first_later)) = invoked_first.get(later) {
+                high = high.map(|high| high.min(first_later.saturating_sub(1)));
+            }
+            let mut seen = low;
             for (key, answer) in &read.answers {
                 let empty = Vec::new();
                 let changes = timeline.get(key.as_slice()).unwrap_or(&empty);
@@ -386,20 +414,24 @@ impl History {
                 // The value visible after position `low`, then every later change up to `high`.
                 let settled = low.map_or(0, |low| changes.partition_point(|c| c.0 <= low));
                 let mut allowed = vec![match settled {
-                    0 => (base_value, None),
-                    n => (changes[n - 1].1, Some(changes[n - 1].2)),
+                    0 => (base_value, None, low),
+                    n => (changes[n - 1].1, Some(changes[n - 1].2), low),
                 }];
                 for change in &changes[settled..] {
                     if high.is_some_and(|high| change.0 <= high) {
-                        allowed.push((change.1, Some(change.2)));
+                        allowed.push((change.1, Some(change.2), Some(change.0)));
                     }
                 }
-                if allowed.iter().any(|(value, _)| *value == answer.as_deref()) {
+                if let Some(found) = allowed
+                    .iter()
+                    .find(|(value, _, _)| *value == answer.as_deref())
+                {
+                    seen = seen.max(found.2);
                     continue;
                 }
                 let listed: Vec<String> = allowed
                     .iter()
-                    .map(|(value, op)| match op {
+                    .map(|(value, op, _)| match op {
                         Some(op) => format!("{} (op {op})", printable_opt(*value)),
                         None => format!("{} (the epoch's base)", printable_opt(*value)),
                     })
@@ -410,6 +442,11 @@ impl History {
                     .map_or("no write of this epoch".to_string(), |c| {
                         format!("op {}", c.2)
                     });
+                let floor_note = floor.map_or(String::new(), |(_, seen, op)| {
+                    format!(
+                        "; op {op}, which answered before this read began, saw position {seen:?}"
+                    )
+                });
                 return Err(Violation {
                     op_index: read.op_index,
                     kind: if read.what == "point read" {
@@ -420,7 +457,7 @@ impl History {
                     explanation: format!(
                         "client {}'s {} (op {}) answered {} for key {}, which {} wrote; a \
                          linearization allows only: {}\n  (visible through position {:?}, \
-                         writes invoked before it answered end at position {:?})",
+                         nothing past position {:?}{floor_note})",
                         read.client,
                         read.what,
                         read.op_index,
@@ -433,6 +470,7 @@ impl History {
                     ),
                 });
             }
+            placed.push((read.completed, seen, read.op_index));
         }
         Ok(())
     }

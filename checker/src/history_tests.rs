@@ -197,3 +197,99 @@ fn an_answer_after_the_halt_is_not_an_acknowledgement() {
         .recovered(2, &Map::new(), &[])
         .expect("a synced write answered only after the power cut may be lost");
 }
+
+#[test]
+fn a_read_cannot_go_back_to_a_value_an_earlier_read_saw_overwritten() {
+    // The write of "2" is still in flight; one read sees it, a later read must too.
+    for (second, ok) in [(Some("2"), true), (Some("1"), false)] {
+        let mut history = History::new();
+        let a = history.invoke_write(1, 0, put("k", "1"), false);
+        history.complete_write(a, true, Some(1));
+        let b = history.invoke_write(2, 0, put("k", "2"), false);
+        let first = history.invoke();
+        history.complete_read(3, 1, first, b"k", Some(b"2".to_vec()));
+        let later = history.invoke();
+        history.complete_read(4, 2, later, b"k", second.map(|v| v.as_bytes().to_vec()));
+        history.complete_write(b, true, Some(2));
+        let verdict = settle(history).1;
+        assert_eq!(verdict.is_ok(), ok, "second read {second:?}: {verdict:?}");
+    }
+}
+
+#[test]
+fn a_read_cannot_see_a_write_ordered_after_one_invoked_after_it_answered() {
+    // c was invoked before the read answered, but commits after d, which was invoked after
+    // it: the read cannot see c's position without d's.
+    let mut history = History::new();
+    let c = history.invoke_write(1, 0, put("k", "c"), false);
+    let read = history.invoke();
+    history.complete_read(2, 1, read, b"k", Some(b"c".to_vec()));
+    let d = history.invoke_write(3, 2, put("j", "d"), false);
+    history.complete_write(d, true, Some(1));
+    history.complete_write(c, true, Some(2));
+    assert_eq!(kind(settle(history).1), ViolationKind::ReadMismatch);
+}
+
+#[test]
+fn scans_are_checked_against_a_non_empty_base() {
+    let base = map(&[("a", "0"), ("b", "0")]);
+    for (entries, ok) in [
+        (vec![("a", "1"), ("b", "0")], true),
+        (vec![("a", "1")], false),
+        (vec![("a", "0"), ("b", "0")], false),
+    ] {
+        let mut history = History::new();
+        let a = history.invoke_write(1, 0, put("a", "1"), false);
+        history.complete_write(a, true, Some(1));
+        let scan = history.invoke();
+        let entries: Vec<(Vec<u8>, Vec<u8>)> = entries
+            .iter()
+            .map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec()))
+            .collect();
+        history
+            .complete_scan(2, 1, scan, None, None, &entries, &base)
+            .expect("well-formed");
+        let verdict = history.settle(&mut Checker::new(), &base);
+        assert_eq!(verdict.is_ok(), ok, "{entries:?}: {verdict:?}");
+    }
+}
+
+#[test]
+fn a_failed_write_with_a_sequence_may_or_may_not_be_recovered_and_an_empty_one_is_nothing() {
+    for recovered in [map(&[("a", "1")]), map(&[("a", "1"), ("b", "1")])] {
+        let mut history = History::new();
+        let a = history.invoke_write(1, 0, put("a", "1"), true);
+        history.complete_write(a, true, Some(1));
+        let b = history.invoke_write(2, 1, put("b", "1"), true);
+        history.complete_write(b, false, Some(2));
+        let empty = history.invoke_write(3, 2, Vec::new(), false);
+        history.complete_write(empty, true, None);
+        let (mut checker, verdict) = settle(history);
+        verdict.expect("consistent");
+        checker.crashed(4);
+        checker
+            .recovered(4, &recovered, &[])
+            .expect("b's effect is unknown");
+    }
+}
+
+#[test]
+fn a_batch_may_be_seen_half_applied_by_a_concurrent_read_but_not_after_it_is_acknowledged() {
+    let batch = vec![Mutation::put("a", "1"), Mutation::put("b", "1")];
+    // Concurrent: the read may see a's put without b's.
+    let mut history = History::new();
+    let write = history.invoke_write(1, 0, batch.clone(), false);
+    let read = history.invoke();
+    history.complete_read(2, 1, read, b"b", None);
+    let read = history.invoke();
+    history.complete_read(3, 1, read, b"a", Some(b"1".to_vec()));
+    history.complete_write(write, true, Some(1));
+    assert!(settle(history).1.is_ok());
+    // After the acknowledgement, both.
+    let mut history = History::new();
+    let write = history.invoke_write(1, 0, batch, false);
+    history.complete_write(write, true, Some(1));
+    let read = history.invoke();
+    history.complete_read(2, 1, read, b"b", None);
+    assert_eq!(kind(settle(history).1), ViolationKind::ReadMismatch);
+}

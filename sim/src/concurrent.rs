@@ -397,9 +397,8 @@ impl Runner<'_> {
             .expect("concurrent mode runs on a simulated runtime");
         let shared = Arc::new(Mutex::new(Shared {
             history: History::new(),
-            // Every earlier phase of the epoch ended with each write acknowledged or rejected
-            // (an in-doubt write means a halt or a poisoned engine, which ends the epoch), so
-            // the acknowledged model is exactly the state this phase starts from.
+            // Every phase ends in a recovery (a crash, a restart or a reopen), so the model
+            // is the recovered state this phase starts from.
             base: self.checker.model().clone(),
             stop: None,
             hashes: Vec::new(),

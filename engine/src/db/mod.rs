@@ -22,10 +22,18 @@
 //! | facade | `dir_lock`, `threads` | the `LOCK` file; the background threads' handles |
 //!
 //! **Lock order** (a lock is only taken while holding locks to its left):
-//! `commit.writer` → `jobs.state` → `state` → `poison`; `jobs.flush` → `state`;
-//! `jobs.compaction` → `state`. `commit.queue` is never held while taking another lock except
-//! `poison` (the panic guard), and the leader releases it before it takes `commit.writer`.
-//! The read view is an `ArcSwap`, stored under `state` and loaded without a lock.
+//!
+//! - `commit.writer` → `jobs.state` → `state` → `poison`;
+//! - `commit.writer` → `jobs.flush` → `state` (embedded mode: a writer flushes in
+//!   `make_room`), and `commit.writer` → `jobs.compaction` → `state` (embedded mode: a
+//!   stalled writer compacts in `throttle`);
+//! - `jobs.flush` → `state`, `jobs.compaction` → `state` (the background threads).
+//!
+//! `commit.queue` is a leaf: nothing else is taken while it is held (the leader releases it
+//! before it takes `commit.writer`; the panic guard releases `poison` before taking it).
+//! Writers wait on `jobs.wake` while holding `commit.writer` (stalls, a full immutable
+//! queue), so no background job may ever take `commit.writer`. The read view is an
+//! `ArcSwap`, stored under `state` and loaded without a lock.
 //!
 //! Write path: a writer queues its batch; the first queued writer with no leader active
 //! becomes the *leader*, takes every queued batch, appends one WAL record per batch, fsyncs
