@@ -106,3 +106,31 @@ fn turning_a_fault_off_keeps_the_workload() {
     let ops_b: Vec<_> = b.steps.iter().map(|step| step.op.clone()).collect();
     assert_eq!(ops_a, ops_b);
 }
+
+/// Determinism across processes, not just within one: separate runs of the binary (each
+/// with its own address-space layout, thread-local state and allocator history) report the
+/// trace hash this process computes.
+#[test]
+fn separate_processes_compute_the_same_trace_hash() {
+    for (mode, seed) in [(Mode::Concurrent, 7u64), (Mode::Sequential, 7)] {
+        let expected = run_case(&case(seed, 300, mode), false).trace_hash;
+        for _ in 0..2 {
+            let output = std::process::Command::new(env!("CARGO_BIN_EXE_strata"))
+                .args(["replay", "--seed", &seed.to_string(), "--ops", "300"])
+                .args(["--mode", mode.name()])
+                .output()
+                .unwrap();
+            let text = String::from_utf8_lossy(&output.stdout);
+            let hash = text
+                .split("trace hash ")
+                .nth(1)
+                .and_then(|rest| rest.split_whitespace().next())
+                .unwrap_or_else(|| panic!("no trace hash in {text}"));
+            assert_eq!(
+                u64::from_str_radix(hash, 16).unwrap(),
+                expected,
+                "{mode:?} seed {seed}"
+            );
+        }
+    }
+}
