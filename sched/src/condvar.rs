@@ -116,7 +116,17 @@ impl Condvar {
 
     /// Wakes one waiter.
     pub fn notify_one(&self) {
+        self.notify(false);
+    }
+
+    /// Wakes every waiter.
+    pub fn notify_all(&self) {
+        self.notify(true);
+    }
+
+    fn notify(&self, all: bool) {
         match &self.inner {
+            Inner::Os(condvar) if all => condvar.notify_all(),
             Inner::Os(condvar) => condvar.notify_one(),
             Inner::Simulated {
                 condvar,
@@ -125,23 +135,11 @@ impl Condvar {
             } => {
                 clock.point();
                 notifications.fetch_add(1, Ordering::AcqRel);
-                condvar.notify_one();
-            }
-        }
-    }
-
-    /// Wakes every waiter.
-    pub fn notify_all(&self) {
-        match &self.inner {
-            Inner::Os(condvar) => condvar.notify_all(),
-            Inner::Simulated {
-                condvar,
-                notifications,
-                clock,
-            } => {
-                clock.point();
-                notifications.fetch_add(1, Ordering::AcqRel);
-                condvar.notify_all();
+                if all {
+                    condvar.notify_all();
+                } else {
+                    condvar.notify_one();
+                }
             }
         }
     }

@@ -17,14 +17,15 @@
 
 use crate::case::{stream_seed, Case, MAX_CLIENTS};
 use crate::runner::{
-    classify_error, failed_run, printable, violation, Entries, Flow, RunReport, Runner, Stop,
+    batch_of, classify_error, failed_run, printable, violation, Entries, Flow, RunReport, Runner,
+    Stop,
 };
-use crate::workload::{Mutation, Op, Step};
+use crate::workload::{Op, Step};
 use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::sync::{Arc, Mutex};
-use strata_checker::{History, Mutation as CheckedMutation, ViolationKind};
-use strata_engine::{Db, Error, WriteBatch, WriteOptions};
+use strata_checker::{History, ViolationKind};
+use strata_engine::{Db, Error, WriteOptions};
 use strata_sched::{simulate, SimClock, SimulationConfig};
 use strata_vfs::sim::SimRng;
 use strata_vfs::SimFs;
@@ -209,20 +210,7 @@ impl Client {
         let number = self.number;
         match op {
             Op::Write { mutations, sync } => {
-                let mut batch = WriteBatch::new();
-                let mut checked = Vec::with_capacity(mutations.len());
-                for mutation in mutations {
-                    match mutation {
-                        Mutation::Put(key, value) => {
-                            batch.put(key, value);
-                            checked.push(CheckedMutation::put(key.clone(), value.clone()));
-                        }
-                        Mutation::Delete(key) => {
-                            batch.delete(key);
-                            checked.push(CheckedMutation::delete(key.clone()));
-                        }
-                    }
-                }
+                let (batch, checked) = batch_of(mutations);
                 let background_before = background_runs(&self.db);
                 let token = lock(&self.shared)
                     .history

@@ -255,23 +255,7 @@ impl<'a> Runner<'a> {
     fn execute(&mut self, step: u64, op: &Op) -> Flow {
         match op {
             Op::Write { mutations, sync } => {
-                let mut batch = WriteBatch::new();
-                let mut checked = Vec::with_capacity(mutations.len());
-                for mutation in mutations {
-                    match mutation {
-                        Mutation::Put(key, value) => {
-                            batch.put(key, value);
-                            checked.push(CheckedMutation::Put {
-                                key: key.clone(),
-                                value: value.clone(),
-                            });
-                        }
-                        Mutation::Delete(key) => {
-                            batch.delete(key);
-                            checked.push(CheckedMutation::Delete { key: key.clone() });
-                        }
-                    }
-                }
+                let (batch, checked) = batch_of(mutations);
                 let id = self.checker.write_issued(step, checked, *sync);
                 let result = self.db().write(batch, WriteOptions { sync: *sync });
                 self.hasher.write_u64(step);
@@ -610,6 +594,25 @@ impl<'a> Runner<'a> {
             switch_decisions: Vec::new(),
         }
     }
+}
+
+/// A planned write as the engine's batch and as the checker's mutations.
+pub(crate) fn batch_of(mutations: &[Mutation]) -> (WriteBatch, Vec<CheckedMutation>) {
+    let mut batch = WriteBatch::new();
+    let mut checked = Vec::with_capacity(mutations.len());
+    for mutation in mutations {
+        match mutation {
+            Mutation::Put(key, value) => {
+                batch.put(key, value);
+                checked.push(CheckedMutation::put(key.clone(), value.clone()));
+            }
+            Mutation::Delete(key) => {
+                batch.delete(key);
+                checked.push(CheckedMutation::delete(key.clone()));
+            }
+        }
+    }
+    (batch, checked)
 }
 
 /// Classifies an engine error from a valid operation; `Ok` means "a fault, keep going".
