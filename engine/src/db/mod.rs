@@ -426,7 +426,19 @@ impl Db {
             return Err(Error::Poisoned { reason });
         }
         let result = if sync {
-            writer.wal.sync()
+            writer.wal.sync().and_then(|()| {
+                // The closing record: an empty batch saying the log is durable through here,
+                // so that damage to any record before it is corruption rather than a torn
+                // tail (the records of unsynced writes carry no such mark of their own).
+                let mut payload = Vec::new();
+                WriteBatch::new().encode_payload(
+                    &mut payload,
+                    writer.last_sequence + 1,
+                    writer.wal.synced_through(),
+                );
+                writer.wal.add_record(&payload);
+                writer.wal.sync()
+            })
         } else {
             writer.wal.flush()
         };

@@ -225,16 +225,22 @@ impl Db {
         let version = Version::open(fs, &dir, &state, None, block_cache.as_ref())?;
 
         let memtable = Memtable::new(options.memtable_size);
-        let mut last_sequence = state.last_sequence;
+        // Continuity: the first write after the manifest's last flushed one is the next
+        // sequence number, and each WAL record starts where the one before it ended. A gap
+        // means writes went missing (a lost or damaged WAL, or a durable manifest edit cut
+        // off), and is corruption, checked before anything is deleted.
+        let mut next_sequence = state.last_sequence + 1;
         for (i, &number) in wals.iter().enumerate() {
-            last_sequence = last_sequence.max(Self::replay_wal(
+            Self::replay_wal(
                 fs,
                 &dir,
                 number,
                 &wals[i + 1..],
                 &memtable,
-            )?);
+                &mut next_sequence,
+            )?;
         }
+        let last_sequence = next_sequence - 1;
         if !memtable.is_empty() {
             let number = state.next_file_number;
             state.next_file_number += 1;
@@ -328,21 +334,38 @@ impl Db {
         number: u64,
         later: &[u64],
         memtable: &Memtable,
-    ) -> Result<u64> {
+        next_sequence: &mut u64,
+    ) -> Result<()> {
         let path = wal_path(dir, number);
         let file = fs.open_read(&path)?;
         let mut reader = WalReader::new(file.as_ref())?;
-        let mut last_sequence = 0;
         while let Some((offset, record)) = reader.next_record()? {
             let decoded = decode_payload(&record)
                 .map_err(|reason| Error::corruption(&path, offset, reason))?;
+            if decoded.sequence != *next_sequence {
+                return Err(Error::corruption(
+                    &path,
+                    offset,
+                    format!(
+                        "record starts at sequence {} where {} was expected: {}",
+                        decoded.sequence,
+                        *next_sequence,
+                        if decoded.sequence > *next_sequence {
+                            "the writes between are missing (a lost or damaged WAL, or a \
+                             manifest edit cut off)"
+                        } else {
+                            "it repeats writes already recovered"
+                        }
+                    ),
+                ));
+            }
+            *next_sequence = decoded.sequence + decoded.batch.len() as u64;
             for op in decoded.batch.iter() {
                 match op {
                     BatchOp::Put(key, value) => memtable.insert(key, Some(value)),
                     BatchOp::Delete(key) => memtable.insert(key, None),
                 }
             }
-            last_sequence = (decoded.sequence + decoded.batch.len() as u64).saturating_sub(1);
         }
         let end = reader.end().cloned().unwrap_or(LogEnd::Clean);
         drop(reader);
@@ -364,6 +387,6 @@ impl Db {
                 }
             }
         }
-        Ok(last_sequence)
+        Ok(())
     }
 }
