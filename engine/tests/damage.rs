@@ -37,8 +37,8 @@ fn reopen(fs: &SimFs) -> Result<Db, Error> {
     )
 }
 
-/// Issue 10, cause 1 and 3: the last manifest edit (a flush: its table added, its WAL
-/// obsolete and then deleted) is cut off after it was durable. Before the continuity check,
+/// Issue 10, causes 1 and 3: the last manifest edit (a flush: its table added, its WAL
+/// obsolete and then deleted) is cut off after it was durable. Before the continuity checks,
 /// the shorter manifest opened as an older database and the flushed table was deleted as an
 /// orphan.
 #[test]
@@ -63,14 +63,8 @@ fn a_durable_manifest_edit_cut_off_is_corruption_not_an_older_database() {
     file.sync().unwrap();
     drop(file);
     match reopen(&fs) {
-        Err(Error::Corruption { file, reason, .. }) => {
-            assert!(reason.contains("sequence"), "{reason}");
-            assert!(
-                file.to_string_lossy().ends_with(".log"),
-                "{}",
-                file.display()
-            );
-        }
+        // Found by the missing WAL first (the sequence gap in the next WAL would be next).
+        Err(Error::Corruption { reason, .. }) => assert!(reason.contains("missing"), "{reason}"),
         Ok(db) => panic!("opened with {} of 30 keys", contents(&db).len()),
         Err(other) => panic!("{other}"),
     }
@@ -141,4 +135,82 @@ fn a_clean_close_and_a_torn_tail_still_recover() {
     );
     db.close().unwrap();
     assert!(reopen(&fs).is_ok());
+}
+
+/// The same cut, with no write after the flush: no record is left to show a gap in the
+/// sequence numbers, but the WAL the shorter manifest still needs is gone.
+#[test]
+fn a_cut_flush_edit_with_no_later_write_is_corruption_too() {
+    let fs = sim(13);
+    let db = open(&fs, &options());
+    for i in 0..20 {
+        db.put(key(i), value(i, 0, 20), WriteOptions::NO_SYNC)
+            .unwrap();
+    }
+    db.flush().unwrap();
+    db.close().unwrap();
+    let manifest = names(&fs, "MANIFEST-").pop().unwrap();
+    let file = fs.open_write(Path::new(&manifest)).unwrap();
+    let (records, _) = strata_engine::wal::read_log(file.as_ref()).unwrap();
+    file.set_len(records.last().unwrap().0).unwrap();
+    file.sync().unwrap();
+    drop(file);
+    match reopen(&fs) {
+        Err(Error::Corruption { file, reason, .. }) => {
+            assert!(reason.contains("missing"), "{reason}");
+            assert_eq!(file, Path::new(&manifest));
+        }
+        Ok(db) => panic!("opened with {} of 20 keys", contents(&db).len()),
+        Err(other) => panic!("{other}"),
+    }
+    assert_eq!(names(&fs, ".sst").len(), 1, "the flushed table is kept");
+}
+
+/// A sequence gap inside the WALs (an older WAL shortened after a later one was written) is
+/// corruption naming the WAL where the gap shows.
+#[test]
+fn a_gap_in_sequence_numbers_between_wals_is_corruption() {
+    let fs = sim(14);
+    let options = Options {
+        memtable_size: 1024,
+        max_immutable_memtables: 3,
+        ..options()
+    };
+    let db = Db::open(
+        std::sync::Arc::new(fs.clone()) as std::sync::Arc<dyn Vfs>,
+        "db",
+        options.clone(),
+    )
+    .unwrap();
+    for i in 0..40 {
+        db.put(key(i), value(i, 0, 40), WriteOptions::SYNC).unwrap();
+    }
+    // Keep the WALs: drop without flushing (the immutables are flushed only by maintenance).
+    drop(db);
+    let mut wals: Vec<(String, u64)> = fs
+        .files()
+        .into_iter()
+        .filter(|(name, len)| name.ends_with(".log") && *len > 0)
+        .collect();
+    wals.sort();
+    assert!(wals.len() >= 2, "rotations left several WALs: {wals:?}");
+    // Cut the oldest WAL's last record: the next WAL then starts past a gap.
+    let oldest = fs.open_write(Path::new(&wals[0].0)).unwrap();
+    let (records, _) = strata_engine::wal::read_log(oldest.as_ref()).unwrap();
+    oldest.set_len(records.last().unwrap().0).unwrap();
+    oldest.sync().unwrap();
+    drop(oldest);
+    let reopened = Db::open(
+        std::sync::Arc::new(fs.clone()) as std::sync::Arc<dyn Vfs>,
+        "db",
+        options,
+    );
+    match reopened {
+        Err(Error::Corruption { file, reason, .. }) => {
+            assert!(reason.contains("sequence"), "{reason}");
+            assert_eq!(file, Path::new(&wals[1].0));
+        }
+        Ok(db) => panic!("opened with {} of 40 keys", contents(&db).len()),
+        Err(other) => panic!("{other}"),
+    }
 }

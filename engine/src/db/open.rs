@@ -220,6 +220,21 @@ impl Db {
             }
         }
         wals.sort_unstable();
+        // The WAL the manifest names as its log number holds the writes after its last
+        // flush; it exists by name before any manifest names it, and is deleted only after
+        // an edit names a later one. Missing, it was lost, or a durable edit after this
+        // manifest's end was cut off. (Log number 0: a new database, no WAL yet.)
+        if state.log_number > 0 && wals.first() != Some(&state.log_number) {
+            return Err(Error::corruption(
+                &manifest_path,
+                0,
+                format!(
+                    "the manifest's log number names WAL {}, which is missing: a WAL was lost, \
+                     or a later manifest edit was cut off",
+                    wal_path(&dir, state.log_number).display()
+                ),
+            ));
+        }
         state.next_file_number = state.next_file_number.max(highest + 1);
         let block_cache = BlockCache::new(options.block_cache_size);
         let version = Version::open(fs, &dir, &state, None, block_cache.as_ref())?;
