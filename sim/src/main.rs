@@ -261,9 +261,25 @@ fn run_sweep(args: SweepArgs) -> Result<ExitCode, String> {
                 summary.schedule_switches
             );
         }
+        let flips: Vec<String> = summary
+            .flips_by_file
+            .iter()
+            .map(|(kind, count)| {
+                let detected = summary
+                    .flips_detected_by_file
+                    .get(kind)
+                    .copied()
+                    .unwrap_or(0);
+                format!(
+                    "{kind} {count} ({detected} detected, {} harmless)",
+                    count - detected
+                )
+            })
+            .collect();
         println!(
-            "bit flips detected as corruption: {}",
-            summary.detected_corruptions
+            "bit flips detected as corruption: {}; by file: {}",
+            summary.detected_corruptions,
+            flips.join(", ")
         );
         println!("violations: {}", summary.violations);
         for report in &failures {

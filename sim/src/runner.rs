@@ -53,6 +53,11 @@ pub struct RunStats {
     pub faults: BTreeMap<String, u64>,
     /// Runs ended early because the engine reported an injected bit flip.
     pub detected_corruptions: u64,
+    /// Bit flips injected, by the kind of file hit (`table`, `manifest`, `current`).
+    pub flips_by_file: BTreeMap<String, u64>,
+    /// Of those, the ones the engine reported as corruption (the run's last flip, when
+    /// several were injected); the rest were harmless (recovery passed the checker).
+    pub flips_detected_by_file: BTreeMap<String, u64>,
     /// Memtable flushes the engine ran.
     pub flushes: u64,
     /// Compactions the engine ran (rewrites and trivial moves).
@@ -140,6 +145,8 @@ pub(crate) struct Runner<'a> {
     pub(crate) stats: RunStats,
     bitflips: u64,
     pub(crate) bitflip_injected: bool,
+    /// The kind of file the last bit flip hit.
+    last_flip: Option<&'static str>,
     pub(crate) hasher: StableHasher,
     pub(crate) tracing: bool,
     pub(crate) trace: Vec<String>,
@@ -178,6 +185,7 @@ impl<'a> Runner<'a> {
             stats: RunStats::default(),
             bitflips: 0,
             bitflip_injected: false,
+            last_flip: None,
             hasher: StableHasher::default(),
             tracing,
             trace: Vec::new(),
@@ -392,14 +400,19 @@ impl<'a> Runner<'a> {
         self.fs.crash();
         self.note(|| format!("step {step}: CRASH"));
         if self.case.has(Fault::Bitflip) && self.fault_rng.chance(0.02) {
-            let tables: Vec<(String, u64)> = self
+            // Durable bytes of every checksummed file kind but the WAL: damage to the last
+            // synced WAL record cannot be told from a torn write without more I/O (issue 10,
+            // open), so WALs are left out until the engine can.
+            let targets: Vec<(String, u64, &'static str)> = self
                 .fs
                 .files()
                 .into_iter()
-                .filter(|(name, len)| name.ends_with(".sst") && *len > 0)
+                .filter(|(_, len)| *len > 0)
+                .filter_map(|(name, len)| Some((name.clone(), len, flip_target(&name)?)))
                 .collect();
-            if !tables.is_empty() {
-                let (name, len) = &tables[self.fault_rng.below(tables.len() as u64) as usize];
+            if !targets.is_empty() {
+                let (name, len, kind) =
+                    &targets[self.fault_rng.below(targets.len() as u64) as usize];
                 let offset = self.fault_rng.below(*len);
                 let bit = self.fault_rng.below(8) as u8;
                 if self
@@ -409,6 +422,12 @@ impl<'a> Runner<'a> {
                 {
                     self.bitflips += 1;
                     self.bitflip_injected = true;
+                    self.last_flip = Some(kind);
+                    *self
+                        .stats
+                        .flips_by_file
+                        .entry(kind.to_string())
+                        .or_default() += 1;
                     self.checker.fault(
                         step,
                         format!("bit {bit} of byte {offset} of {name} flipped"),
@@ -563,6 +582,13 @@ impl<'a> Runner<'a> {
             Ok(()) => None,
             Err(Stop::DetectedCorruption) => {
                 self.stats.detected_corruptions += 1;
+                if let Some(kind) = self.last_flip {
+                    *self
+                        .stats
+                        .flips_detected_by_file
+                        .entry(kind.to_string())
+                        .or_default() += 1;
+                }
                 None
             }
             Err(Stop::Violation(finding)) => Some(finding),
@@ -593,6 +619,18 @@ impl<'a> Runner<'a> {
             trace: self.trace,
             switch_decisions: Vec::new(),
         }
+    }
+}
+
+/// The kind of file a bit flip may hit, by name (`None`: not a target).
+fn flip_target(name: &str) -> Option<&'static str> {
+    let base = name.rsplit('/').next().unwrap_or(name);
+    match strata_engine::filenames::parse(base)? {
+        strata_engine::filenames::FileKind::Table(_) => Some("table"),
+        strata_engine::filenames::FileKind::Manifest(_) => Some("manifest"),
+        strata_engine::filenames::FileKind::Current
+        | strata_engine::filenames::FileKind::CurrentTemp => Some("current"),
+        _ => None,
     }
 }
 

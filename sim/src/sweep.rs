@@ -63,6 +63,10 @@ pub struct Summary {
     pub schedule_switches: u64,
     /// Injected bit flips the engine reported as corruption.
     pub detected_corruptions: u64,
+    /// Bit flips injected, by kind of file.
+    pub flips_by_file: BTreeMap<String, u64>,
+    /// Of those, the ones reported as corruption; the rest were harmless.
+    pub flips_detected_by_file: BTreeMap<String, u64>,
     /// Faults injected, by kind.
     pub faults: BTreeMap<String, u64>,
     /// Runs with a violation.
@@ -96,6 +100,12 @@ impl Summary {
         self.writes_overlapping_background += report.stats.writes_overlapping_background;
         self.schedule_switches += report.stats.schedule_switches;
         self.detected_corruptions += report.stats.detected_corruptions;
+        for (kind, count) in &report.stats.flips_by_file {
+            *self.flips_by_file.entry(kind.clone()).or_default() += count;
+        }
+        for (kind, count) in &report.stats.flips_detected_by_file {
+            *self.flips_detected_by_file.entry(kind.clone()).or_default() += count;
+        }
         for (kind, count) in &report.stats.faults {
             *self.faults.entry(kind.clone()).or_default() += count;
         }
