@@ -27,7 +27,8 @@
 //! nobody would have heard it), is in doubt (`Failed`); only an answer before the halt is an
 //! acknowledgement.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Bound;
 
 use crate::checker::Checker;
 use crate::show::printable_opt;
@@ -81,6 +82,8 @@ pub struct History {
     clock: Instant,
     halted: bool,
     writes: Vec<Write>,
+    /// Every key a write of this history touches (the keys a scan must account for).
+    written_keys: BTreeSet<Vec<u8>>,
     reads: Vec<Read>,
     /// Invocation instants of durable points acknowledged before the halt.
     durable: Vec<(u64, Instant)>,
@@ -121,6 +124,11 @@ impl History {
         sync: bool,
     ) -> HistoryWrite {
         let invoked = self.tick();
+        for mutation in &batch {
+            if !self.written_keys.contains(mutation.key()) {
+                self.written_keys.insert(mutation.key().to_vec());
+            }
+        }
         self.writes.push(Write {
             op_index,
             client,
@@ -222,14 +230,19 @@ impl History {
             }
         }
         let mut answers: BTreeMap<Vec<u8>, Option<Vec<u8>>> = BTreeMap::new();
-        let known = base.keys().map(Vec::as_slice).chain(
-            self.writes
-                .iter()
-                .flat_map(|w| w.batch.iter().map(Mutation::key)),
+        let range = (
+            lower.map_or(Bound::Unbounded, |key| Bound::Included(key.to_vec())),
+            upper.map_or(Bound::Unbounded, |key| Bound::Excluded(key.to_vec())),
         );
-        for key in known {
-            if in_range(key) {
-                answers.insert(key.to_vec(), None);
+        // An inverted range is empty (and `BTreeMap::range` would panic on it).
+        let inverted = matches!((lower, upper), (Some(lower), Some(upper)) if lower > upper);
+        if !inverted {
+            for key in base
+                .range::<Vec<u8>, _>(range.clone())
+                .map(|(key, _)| key)
+                .chain(self.written_keys.range::<Vec<u8>, _>(range))
+            {
+                answers.insert(key.clone(), None);
             }
         }
         for (key, value) in entries {

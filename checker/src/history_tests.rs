@@ -293,3 +293,15 @@ fn a_batch_may_be_seen_half_applied_by_a_concurrent_read_but_not_after_it_is_ack
     history.complete_read(2, 1, read, b"b", None);
     assert_eq!(kind(settle(history).1), ViolationKind::ReadMismatch);
 }
+
+#[test]
+fn an_inverted_scan_range_is_empty_not_a_panic() {
+    let mut history = History::new();
+    let scan = history.invoke();
+    history
+        .complete_scan(1, 0, scan, Some(b"z"), Some(b"a"), &[], &map(&[("m", "1")]))
+        .expect("nothing to answer");
+    assert!(history
+        .settle(&mut Checker::new(), &map(&[("m", "1")]))
+        .is_ok());
+}

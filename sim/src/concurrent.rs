@@ -153,8 +153,7 @@ struct Client {
 }
 
 fn background_runs(db: &Db) -> u64 {
-    let stats = db.stats();
-    stats.flushes + stats.compactions + stats.trivial_moves
+    db.jobs_finished()
 }
 
 impl Client {

@@ -263,6 +263,20 @@ impl Db {
         stats
     }
 
+    /// How many flushes and compactions (rewrites and trivial moves) have finished: a cheap
+    /// progress counter for monitors, unlike [`Db::stats`].
+    pub fn jobs_finished(&self) -> u64 {
+        let counters = &self.inner.counters;
+        [
+            &counters.flushes,
+            &counters.compactions,
+            &counters.trivial_moves,
+        ]
+        .iter()
+        .map(|counter| counter.load(std::sync::atomic::Ordering::Relaxed))
+        .sum()
+    }
+
     /// The live tables, level by level (level 0 newest first, deeper levels in key order).
     pub fn levels(&self) -> Vec<Vec<TableMeta>> {
         let view = self.inner.read_view();
