@@ -97,6 +97,15 @@ impl SstReader {
             cache,
             filter: None,
         };
+        if index_offset
+            .saturating_add(index_size)
+            .saturating_add(BLOCK_TRAILER as u64)
+            > footer_offset
+        {
+            return Err(bad(format!(
+                "index block {index_offset}+{index_size} runs past the footer"
+            )));
+        }
         if filter_size > 0 {
             let raw = reader.read_raw_at(filter_offset, filter_size, index_offset)?;
             let filter = Filter::parse(raw).map_err(|reason| {
@@ -159,6 +168,9 @@ impl SstReader {
 
     /// Reads `size` bytes at `offset` and verifies the checksum that follows them.
     fn read_raw_at(&self, offset: u64, size: u64, limit: u64) -> Result<Vec<u8>> {
+        // Never past the file, whatever limit an (untrusted) handle implies: nothing is
+        // allocated by a length the file cannot hold (found by fuzzing the footer).
+        let limit = limit.min(self.file_size);
         if offset
             .saturating_add(size)
             .saturating_add(BLOCK_TRAILER as u64)

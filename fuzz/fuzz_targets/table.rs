@@ -1,0 +1,9 @@
+#![no_main]
+//! `cargo +nightly fuzz run table`: see `fuzz/harness.rs`.
+
+use libfuzzer_sys::fuzz_target;
+
+#[path = "../harness.rs"]
+mod harness;
+
+fuzz_target!(|data: &[u8]| harness::table(data));
