@@ -37,6 +37,26 @@ fn reopen(fs: &SimFs) -> Result<Db, Error> {
     )
 }
 
+/// Puts `range`'s keys without sync.
+fn put_all(db: &Db, range: std::ops::Range<u64>, len: usize) {
+    for i in range {
+        db.put(key(i), value(i, 0, len), WriteOptions::NO_SYNC)
+            .unwrap();
+    }
+}
+
+/// Cuts the newest manifest's last record off, as if it had never been written (or were
+/// damaged past reading); returns the manifest's name.
+fn cut_last_manifest_record(fs: &SimFs) -> String {
+    let manifest = names(fs, "MANIFEST-").pop().unwrap();
+    let file = fs.open_write(Path::new(&manifest)).unwrap();
+    let (records, _) = strata_engine::wal::read_log(file.as_ref()).unwrap();
+    assert!(records.len() >= 2, "a snapshot and the flush's edit");
+    file.set_len(records.last().unwrap().0).unwrap();
+    file.sync().unwrap();
+    manifest
+}
+
 /// Issue 10, causes 1 and 3: the last manifest edit (a flush: its table added, its WAL
 /// obsolete and then deleted) is cut off after it was durable. Before the continuity checks,
 /// the shorter manifest opened as an older database and the flushed table was deleted as an
@@ -45,23 +65,11 @@ fn reopen(fs: &SimFs) -> Result<Db, Error> {
 fn a_durable_manifest_edit_cut_off_is_corruption_not_an_older_database() {
     let fs = sim(10);
     let db = open(&fs, &options());
-    for i in 0..20 {
-        db.put(key(i), value(i, 0, 20), WriteOptions::NO_SYNC)
-            .unwrap();
-    }
+    put_all(&db, 0..20, 20);
     db.flush().unwrap();
-    for i in 20..30 {
-        db.put(key(i), value(i, 0, 20), WriteOptions::NO_SYNC)
-            .unwrap();
-    }
+    put_all(&db, 20..30, 20);
     db.close().unwrap();
-    let manifest = names(&fs, "MANIFEST-").pop().unwrap();
-    let file = fs.open_write(Path::new(&manifest)).unwrap();
-    let (records, _) = strata_engine::wal::read_log(file.as_ref()).unwrap();
-    assert!(records.len() >= 2, "a snapshot and the flush's edit");
-    file.set_len(records.last().unwrap().0).unwrap();
-    file.sync().unwrap();
-    drop(file);
+    cut_last_manifest_record(&fs);
     match reopen(&fs) {
         // Found by the missing WAL first (the sequence gap in the next WAL would be next).
         Err(Error::Corruption { reason, .. }) => assert!(reason.contains("missing"), "{reason}"),
@@ -79,10 +87,7 @@ fn a_durable_manifest_edit_cut_off_is_corruption_not_an_older_database() {
 fn damage_inside_a_cleanly_closed_wal_is_corruption_not_a_shorter_log() {
     let fs = sim(11);
     let db = open(&fs, &options());
-    for i in 0..100 {
-        db.put(key(i), value(i, 0, 40), WriteOptions::NO_SYNC)
-            .unwrap();
-    }
+    put_all(&db, 0..100, 40);
     db.close().unwrap();
     let (wal, len) = fs
         .files()
@@ -143,18 +148,10 @@ fn a_clean_close_and_a_torn_tail_still_recover() {
 fn a_cut_flush_edit_with_no_later_write_is_corruption_too() {
     let fs = sim(13);
     let db = open(&fs, &options());
-    for i in 0..20 {
-        db.put(key(i), value(i, 0, 20), WriteOptions::NO_SYNC)
-            .unwrap();
-    }
+    put_all(&db, 0..20, 20);
     db.flush().unwrap();
     db.close().unwrap();
-    let manifest = names(&fs, "MANIFEST-").pop().unwrap();
-    let file = fs.open_write(Path::new(&manifest)).unwrap();
-    let (records, _) = strata_engine::wal::read_log(file.as_ref()).unwrap();
-    file.set_len(records.last().unwrap().0).unwrap();
-    file.sync().unwrap();
-    drop(file);
+    let manifest = cut_last_manifest_record(&fs);
     match reopen(&fs) {
         Err(Error::Corruption { file, reason, .. }) => {
             assert!(reason.contains("missing"), "{reason}");
