@@ -30,8 +30,12 @@ fn real_files() -> Vec<(String, Vec<u8>)> {
         if i % 9 == 0 {
             db.delete(&key, WriteOptions::NO_SYNC).unwrap();
         } else {
-            db.put(&key, format!("value-{i}"), WriteOptions { sync: i % 13 == 0 })
-                .unwrap();
+            db.put(
+                &key,
+                format!("value-{i}"),
+                WriteOptions { sync: i % 13 == 0 },
+            )
+            .unwrap();
         }
         if i % 50 == 49 {
             db.flush().unwrap();
