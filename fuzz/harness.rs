@@ -12,8 +12,11 @@ use strata_engine::sstable::{Block, Filter, KeyHash, ReadCounters, SstReader, Ta
 use strata_engine::wal::WalReader;
 use strata_vfs::{FaultConfig, SimFs, Vfs};
 
+/// A target: bytes in, nothing out (a panic is the failure).
+pub type Target = fn(&[u8]);
+
 /// Every target, by name.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("wal_records", wal_records),
     ("batch_payload", batch_payload),
     ("block", block),
