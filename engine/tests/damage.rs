@@ -37,6 +37,15 @@ fn reopen(fs: &SimFs) -> Result<Db, Error> {
     )
 }
 
+/// The open must fail with corruption: returns the file it names and why.
+fn expect_corruption(opened: Result<Db, Error>, keys: u64) -> (std::path::PathBuf, String) {
+    match opened {
+        Err(Error::Corruption { file, reason, .. }) => (file, reason),
+        Ok(db) => panic!("opened with {} of {keys} keys", contents(&db).len()),
+        Err(other) => panic!("{other}"),
+    }
+}
+
 /// Puts `range`'s keys without sync.
 fn put_all(db: &Db, range: std::ops::Range<u64>, len: usize) {
     for i in range {
@@ -70,12 +79,9 @@ fn a_durable_manifest_edit_cut_off_is_corruption_not_an_older_database() {
     put_all(&db, 20..30, 20);
     db.close().unwrap();
     cut_last_manifest_record(&fs);
-    match reopen(&fs) {
-        // Found by the missing WAL first (the sequence gap in the next WAL would be next).
-        Err(Error::Corruption { reason, .. }) => assert!(reason.contains("missing"), "{reason}"),
-        Ok(db) => panic!("opened with {} of 30 keys", contents(&db).len()),
-        Err(other) => panic!("{other}"),
-    }
+    // Found by the missing WAL first (the sequence gap in the next WAL would be next).
+    let (_, reason) = expect_corruption(reopen(&fs), 30);
+    assert!(reason.contains("missing"), "{reason}");
     // Nothing was deleted on the word of the damaged manifest: the flushed table is there.
     assert_eq!(names(&fs, ".sst").len(), 1);
 }
@@ -100,11 +106,8 @@ fn damage_inside_a_cleanly_closed_wal_is_corruption_not_a_shorter_log() {
         strata_engine::wal::read_log(file.as_ref()).unwrap()
     };
     fs.flip_bit(Path::new(&wal), records[50].0 + 9, 3).unwrap();
-    match reopen(&fs) {
-        Err(Error::Corruption { file, .. }) => assert_eq!(file, Path::new(&wal)),
-        Ok(db) => panic!("opened with {} of 100 keys", contents(&db).len()),
-        Err(other) => panic!("{other}"),
-    }
+    let (file, _) = expect_corruption(reopen(&fs), 100);
+    assert_eq!(file, Path::new(&wal));
     assert_eq!(
         records.len(),
         101,
@@ -152,14 +155,9 @@ fn a_cut_flush_edit_with_no_later_write_is_corruption_too() {
     db.flush().unwrap();
     db.close().unwrap();
     let manifest = cut_last_manifest_record(&fs);
-    match reopen(&fs) {
-        Err(Error::Corruption { file, reason, .. }) => {
-            assert!(reason.contains("missing"), "{reason}");
-            assert_eq!(file, Path::new(&manifest));
-        }
-        Ok(db) => panic!("opened with {} of 20 keys", contents(&db).len()),
-        Err(other) => panic!("{other}"),
-    }
+    let (file, reason) = expect_corruption(reopen(&fs), 20);
+    assert!(reason.contains("missing"), "{reason}");
+    assert_eq!(file, Path::new(&manifest));
     assert_eq!(names(&fs, ".sst").len(), 1, "the flushed table is kept");
 }
 
@@ -202,12 +200,7 @@ fn a_gap_in_sequence_numbers_between_wals_is_corruption() {
         "db",
         options,
     );
-    match reopened {
-        Err(Error::Corruption { file, reason, .. }) => {
-            assert!(reason.contains("sequence"), "{reason}");
-            assert_eq!(file, Path::new(&wals[1].0));
-        }
-        Ok(db) => panic!("opened with {} of 40 keys", contents(&db).len()),
-        Err(other) => panic!("{other}"),
-    }
+    let (file, reason) = expect_corruption(reopened, 40);
+    assert!(reason.contains("sequence"), "{reason}");
+    assert_eq!(file, Path::new(&wals[1].0));
 }

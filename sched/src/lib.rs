@@ -14,8 +14,8 @@
 //!   simulated: a clock that moves only when a task sleeps or a timed wait times out.
 //!
 //! Why `shuttle` rather than a scheduler of our own: it already implements mutexes, condition
-//! variables, join handles and deadlock detection over cheap coroutine switches (a few hundred
-//! nanoseconds, where handing a baton between OS threads costs microseconds), it is the tool
+//! variables, join handles and deadlock detection over cheap coroutine switches (a stack swap,
+//! where handing a baton between OS threads is a futex wake and wait), it is the tool
 //! Amazon's ShardStore uses for the same job, and its `Scheduler` trait lets us own the one
 //! part that must be ours: the seeded choice. What shuttle does not model is time (its timed
 //! waits never time out and `sleep` is a context switch), so the timed waits and the clock are

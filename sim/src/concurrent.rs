@@ -152,10 +152,6 @@ struct Client {
     tracing: bool,
 }
 
-fn background_runs(db: &Db) -> u64 {
-    db.jobs_finished()
-}
-
 impl Client {
     fn run(&self, steps: Vec<ClientStep>) {
         for ClientStep { step, op, crash } in steps {
@@ -210,13 +206,13 @@ impl Client {
         match op {
             Op::Write { mutations, sync } => {
                 let (batch, checked) = batch_of(mutations);
-                let background_before = background_runs(&self.db);
+                let background_before = self.db.jobs_finished();
                 let token = lock(&self.shared)
                     .history
                     .invoke_write(step, number, checked, *sync);
                 let (sequence, result) =
                     self.db.write_sequenced(batch, WriteOptions { sync: *sync });
-                let overlapped = background_runs(&self.db) != background_before;
+                let overlapped = self.db.jobs_finished() != background_before;
                 let mut shared = self.complete();
                 shared
                     .history
