@@ -419,6 +419,15 @@ impl Checker {
         self.durable_point(op_index);
     }
 
+    /// Releases the epoch's durability floor for the next [`Checker::recovered`]: the engine
+    /// reported damage to its log and recovered past it (a point-in-time recovery), so any
+    /// acknowledged write may be lost. The recovered state must still be a prefix of the
+    /// epoch's writes: never a hole, never a write without the ones before it.
+    pub fn waive_durability(&mut self) {
+        self.durable_upto = 0;
+        self.durable_op = None;
+    }
+
     /// Checks the state after recovery (a full scan, `state`) and point reads made right after
     /// it, then starts a new epoch whose base is `state`. Returns the prefix length `k` chosen.
     ///

@@ -203,6 +203,32 @@ fn a_lost_synced_write_is_caught() {
 }
 
 #[test]
+fn a_waived_durability_floor_accepts_a_shorter_prefix_but_never_a_hole() {
+    // The synced write lost after a waiver (a point-in-time recovery past damage): a prefix.
+    let mut run = Run::new();
+    run.ok(vec![put("a", "1")]);
+    run.synced(vec![put("b", "2")]);
+    run.ok(vec![put("c", "3")]);
+    let op = run.next_op();
+    run.checker.crashed(op);
+    run.checker.waive_durability();
+    let op = run.next_op();
+    assert_eq!(run.checker.recovered(op, &state(&[("a", "1")]), &[]), Ok(1));
+    // A hole stays a violation after a waiver.
+    run.ok(vec![put("d", "4")]);
+    run.synced(vec![put("e", "5")]);
+    let op = run.next_op();
+    run.checker.crashed(op);
+    run.checker.waive_durability();
+    let op = run.next_op();
+    let violation = run
+        .checker
+        .recovered(op, &state(&[("a", "1"), ("e", "5")]), &[])
+        .unwrap_err();
+    assert_eq!(violation.kind, ViolationKind::RecoveryNotAPrefix);
+}
+
+#[test]
 fn a_hole_in_the_middle_is_caught() {
     let mut run = Run::new();
     run.ok(vec![put("a", "1")]);

@@ -4,10 +4,16 @@
 //! Grammar (see `docs/wal-format.md`):
 //! ```text
 //! wal_payload := sequence:u64le synced_through:u64le count:u32le op{count}
+//!              | sequence:u64le synced_through:u64le 0:u32le successor:u64le  -- closing
 //! op          := 0x01 key:bytes value:bytes        -- put
 //!              | 0x00 key:bytes                    -- delete
 //! bytes       := length:varint byte{length}
 //! ```
+//! A *closing record* ends a WAL that will never be appended to again: `successor` names the
+//! WAL that continues the log (written at a rotation) or is 0 (the database was closed). Its
+//! `synced_through` is its own offset (the log is synced just before it is written), so it
+//! vouches for every byte before it, and it lets recovery notice a lost or shortened WAL in
+//! the chain.
 //! `sequence` is the number of the batch's first operation; `synced_through` is the WAL
 //! offset through which the log was durable when this record was written, which lets
 //! recovery tell a torn tail from corruption (a valid record that claims the log was synced
@@ -121,15 +127,40 @@ impl WriteBatch {
     }
 }
 
+/// Appends a closing record (see the module docs): `sequence` is the next unused sequence
+/// number, `successor` the WAL that continues the log, or 0 when the database was closed.
+pub(crate) fn encode_closing(
+    out: &mut Vec<u8>,
+    sequence: u64,
+    synced_through: u64,
+    successor: u64,
+) {
+    put_u64(out, sequence);
+    put_u64(out, synced_through);
+    put_u32(out, 0);
+    put_u64(out, successor);
+}
+
+/// What a closing record says of the log after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogSuccessor {
+    /// The database was closed: nothing follows.
+    Closed,
+    /// The log continues in the WAL with this number.
+    Wal(u64),
+}
+
 /// A decoded WAL payload.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DecodedPayload {
-    /// The batch's first sequence number.
+    /// The batch's first sequence number (a closing record: the next unused one).
     pub sequence: u64,
     /// Durable prefix of the log when the record was written.
     pub synced_through: u64,
-    /// The batch.
+    /// The batch (empty in a closing record).
     pub batch: WriteBatch,
+    /// `Some` for a closing record: what follows this WAL.
+    pub closing: Option<LogSuccessor>,
 }
 
 /// Decodes a WAL payload; `Err` names what is malformed.
@@ -144,6 +175,18 @@ pub fn decode_payload(payload: &[u8]) -> Result<DecodedPayload, String> {
         ));
     };
     let mut batch = WriteBatch::new();
+    if count == 0 && decoder.remaining() == 8 {
+        let successor = decoder.u64().unwrap_or_default();
+        return Ok(DecodedPayload {
+            sequence,
+            synced_through,
+            batch,
+            closing: Some(match successor {
+                0 => LogSuccessor::Closed,
+                number => LogSuccessor::Wal(number),
+            }),
+        });
+    }
     for index in 0..count {
         let malformed = || format!("operation {index} of {count} is malformed");
         match decoder.byte() {
@@ -170,6 +213,7 @@ pub fn decode_payload(payload: &[u8]) -> Result<DecodedPayload, String> {
         sequence,
         synced_through,
         batch,
+        closing: None,
     })
 }
 

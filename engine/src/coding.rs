@@ -65,6 +65,11 @@ impl<'a> Decoder<'a> {
         self.position
     }
 
+    /// Bytes not consumed yet.
+    pub fn remaining(&self) -> usize {
+        self.input.len().saturating_sub(self.position)
+    }
+
     /// Whether everything was consumed.
     pub fn is_empty(&self) -> bool {
         self.position >= self.input.len()

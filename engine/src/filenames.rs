@@ -7,6 +7,7 @@
 //! NNNNNN.log         a write-ahead log
 //! NNNNNN.sst         an SSTable
 //! LOCK               locked (flock) by the process that has the database open; empty
+//! lost/              files recovery could not prove obsolete, set aside instead of deleted
 //! ```
 //! Every number comes from one counter, so a number names one file for the life of the
 //! database.
@@ -28,6 +29,8 @@ pub enum FileKind {
     Table(u64),
     /// `LOCK`.
     Lock,
+    /// `lost/`, the directory of files set aside.
+    Lost,
 }
 
 /// `CURRENT`.
@@ -36,6 +39,8 @@ pub const CURRENT: &str = "CURRENT";
 pub const CURRENT_TEMP: &str = "CURRENT.tmp";
 /// `LOCK`.
 pub const LOCK: &str = "LOCK";
+/// `lost/`: where recovery and repair set aside files they could not prove obsolete.
+pub const LOST: &str = "lost";
 
 /// The name of a manifest.
 pub fn manifest_name(number: u64) -> String {
@@ -66,6 +71,8 @@ pub fn parse(name: &str) -> Option<FileKind> {
         Some(FileKind::CurrentTemp)
     } else if name == LOCK {
         Some(FileKind::Lock)
+    } else if name == LOST {
+        Some(FileKind::Lost)
     } else if let Some(digits) = name.strip_prefix("MANIFEST-") {
         number(digits).map(FileKind::Manifest)
     } else if let Some(digits) = name.strip_suffix(".log") {

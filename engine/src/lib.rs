@@ -26,12 +26,12 @@ mod stats;
 mod version;
 pub mod wal;
 
-pub use batch::{decode_payload, BatchOp, DecodedPayload, WriteBatch};
-pub use db::Db;
+pub use batch::{decode_payload, BatchOp, DecodedPayload, LogSuccessor, WriteBatch};
+pub use db::{Db, RecoveryReport};
 pub use error::{Error, Result};
 pub use iterator::DbIterator;
 pub use options::{
-    Options, WriteOptions, BLOOM_BITS_LIMIT, KEY_SIZE_LIMIT, UPPER_LEVEL_EXTRA_BLOOM_BITS,
-    VALUE_SIZE_LIMIT,
+    Options, WalRecovery, WriteOptions, BLOOM_BITS_LIMIT, KEY_SIZE_LIMIT,
+    UPPER_LEVEL_EXTRA_BLOOM_BITS, VALUE_SIZE_LIMIT,
 };
 pub use stats::Stats;

@@ -202,6 +202,13 @@ impl ManifestState {
 
 /// Reads a manifest file into the state it describes.
 pub fn read_manifest(file: &dyn VfsFile) -> Result<ManifestState> {
+    read_manifest_with_end(file).map(|(state, _)| state)
+}
+
+/// Reads a manifest file into the state it describes, and whether the log ended cleanly
+/// (`false`: its last edit was torn, or damaged past all proof; the state may then be older
+/// than the database, and recovery must not delete what it does not list).
+pub fn read_manifest_with_end(file: &dyn VfsFile) -> Result<(ManifestState, bool)> {
     let path = file.path().to_path_buf();
     let (records, end) = wal::read_log(file)?;
     if let LogEnd::Broken { offset, .. } = &end {
@@ -221,7 +228,7 @@ pub fn read_manifest(file: &dyn VfsFile) -> Result<ManifestState> {
             .apply(&edit)
             .map_err(|reason| Error::corruption(&path, offset, reason))?;
     }
-    Ok(state)
+    Ok((state, end == LogEnd::Clean))
 }
 
 /// Appends edits to the live manifest.

@@ -59,6 +59,31 @@ pub struct Options {
     /// simulator passes a simulated runtime, so that the same code runs under its seeded
     /// scheduler; see `strata-sched`.
     pub runtime: Runtime,
+    /// What recovery does with damage to a WAL's durable records (default:
+    /// [`WalRecovery::Strict`]).
+    pub wal_recovery: WalRecovery,
+}
+
+/// How recovery treats damaged WAL records, after RocksDB's `WALRecoveryMode`.
+///
+/// A crash leaves a torn tail past the last point the log was made durable; both modes keep
+/// every record before it and drop the tail. They differ on damage to bytes that *were*
+/// durable (proven by a later record, a closing record or a later WAL), on a lost WAL and on
+/// a gap in the sequence numbers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum WalRecovery {
+    /// Such damage is [`crate::Error::Corruption`] naming the file and offset: the database
+    /// does not open until an operator decides (`strata db verify`, `repair`). No
+    /// acknowledged synced write is ever silently lost.
+    #[default]
+    Strict,
+    /// Recover to the last consistent point before the first damage, without error: every
+    /// record after it, in that WAL and in later ones, is dropped, so acknowledged writes
+    /// may be lost, but the result is always a prefix of the history (never a hole, never a
+    /// write without the ones before it). `Db::recovery_report` says what was dropped.
+    /// For users who prefer availability.
+    PointInTime,
 }
 
 /// Extra bloom bits per key for tables above the deepest level (about a tenth of the false
@@ -95,6 +120,7 @@ impl Default for Options {
             max_key_size: KEY_SIZE_LIMIT,
             max_value_size: 16 << 20,
             runtime: Runtime::os(),
+            wal_recovery: WalRecovery::Strict,
         }
     }
 }

@@ -21,19 +21,25 @@ pub enum Fault {
     Enospc,
     /// EIO on reads.
     Eio,
-    /// Bit flips in durable table data at a crash.
+    /// Bit flips in durable data of every file kind, after a crash.
     Bitflip,
+    /// A file cut short, after a crash (operator error, a lost tail).
+    Truncate,
+    /// A file lost, after a crash.
+    Lose,
 }
 
 impl Fault {
     /// Every kind, in a fixed order.
-    pub const ALL: [Fault; 6] = [
+    pub const ALL: [Fault; 8] = [
         Fault::Crash,
         Fault::Torn,
         Fault::Fsync,
         Fault::Enospc,
         Fault::Eio,
         Fault::Bitflip,
+        Fault::Truncate,
+        Fault::Lose,
     ];
 
     /// The command-line name.
@@ -45,6 +51,8 @@ impl Fault {
             Fault::Enospc => "enospc",
             Fault::Eio => "eio",
             Fault::Bitflip => "bitflip",
+            Fault::Truncate => "truncate",
+            Fault::Lose => "lose",
         }
     }
 }

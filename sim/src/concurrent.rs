@@ -148,7 +148,7 @@ struct Client {
     fs: SimFs,
     clock: Arc<SimClock>,
     shared: Arc<Mutex<Shared>>,
-    bitflip_injected: bool,
+    damage_injected: bool,
     tracing: bool,
 }
 
@@ -198,7 +198,7 @@ impl Client {
     }
 
     fn error(&self, step: u64, error: &Error) -> Flow {
-        classify_error(step, error, self.bitflip_injected)
+        classify_error(step, error, self.damage_injected)
     }
 
     fn execute(&self, step: u64, op: &Op) -> Flow {
@@ -400,7 +400,7 @@ impl Runner<'_> {
                 fs: self.fs.clone(),
                 clock: Arc::clone(runtime.clock().expect("a simulated runtime has a clock")),
                 shared: Arc::clone(&shared),
-                bitflip_injected: self.bitflip_injected,
+                damage_injected: self.damage_injected,
                 tracing: self.tracing,
             };
             let spawned = runtime.spawn(&format!("client-{number}"), move || client.run(ops));

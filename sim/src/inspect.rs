@@ -44,6 +44,10 @@ pub fn run(path: &Path, limit: usize) -> Result<ExitCode, String> {
             println!("LOCK: empty; locked (flock) while a process has the database open");
             false
         }
+        Some(FileKind::Lost) => {
+            println!("lost/: files recovery or repair set aside instead of deleting them");
+            false
+        }
         Some(FileKind::Current) | Some(FileKind::CurrentTemp) => {
             match manifest::read_current_file(&fs, path) {
                 Ok(name) => {
@@ -77,6 +81,20 @@ fn inspect_wal(fs: &RealFs, path: &Path, limit: usize) -> Result<bool, String> {
     while let Some((offset, payload)) = reader.next_record().map_err(|e| e.to_string())? {
         records += 1;
         match decode_payload(&payload) {
+            Ok(decoded) if decoded.closing.is_some() => {
+                if records <= limit {
+                    let successor = match decoded.closing {
+                        Some(strata_engine::LogSuccessor::Wal(number)) => {
+                            format!("continues in WAL {number:06}.log")
+                        }
+                        _ => "the database was closed".to_string(),
+                    };
+                    println!(
+                        "@{offset}: closing record, next seq {} ({successor}; log synced through {})",
+                        decoded.sequence, decoded.synced_through
+                    );
+                }
+            }
             Ok(decoded) => {
                 if records <= limit {
                     println!(

@@ -16,6 +16,7 @@ pub mod bench;
 pub mod case;
 pub mod concurrent;
 pub mod corpus;
+mod damage;
 pub mod dbcmd;
 pub mod inspect;
 pub mod liar;

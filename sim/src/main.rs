@@ -62,7 +62,7 @@ struct CaseArgs {
     /// Steps per run.
     #[arg(long, default_value_t = 1000)]
     ops: usize,
-    /// Comma-separated fault kinds: crash,torn,fsync,enospc,eio,bitflip (or all, none).
+    /// Comma-separated fault kinds: crash,torn,fsync,enospc,eio,bitflip,truncate,lose (or all, none).
     #[arg(long, default_value = "all")]
     faults: String,
     /// concurrent (the production engine: client tasks, group commit and the background
@@ -267,25 +267,26 @@ fn run_sweep(args: SweepArgs) -> Result<ExitCode, String> {
                 summary.schedule_switches
             );
         }
-        let flips: Vec<String> = summary
-            .flips_by_file
+        let damage: Vec<String> = summary
+            .damage_by_target
             .iter()
-            .map(|(kind, count)| {
-                let detected = summary
-                    .flips_detected_by_file
-                    .get(kind)
-                    .copied()
-                    .unwrap_or(0);
+            .map(|(label, &count)| {
+                let of = |map: &std::collections::BTreeMap<String, u64>| {
+                    map.get(label).copied().unwrap_or(0)
+                };
+                let detected = of(&summary.damage_detected_by_target);
+                let recovered = of(&summary.damage_recovered_past_by_target);
                 format!(
-                    "{kind} {count} ({detected} detected, {} harmless)",
-                    count - detected
+                    "{label} {count} ({detected} detected, {recovered} recovered past, {} harmless)",
+                    count.saturating_sub(detected + recovered)
                 )
             })
             .collect();
         println!(
-            "bit flips detected as corruption: {}; by file: {}",
+            "damage to durable files: {} injected, {} runs ended by detected corruption; by damage and file: {}",
+            summary.damage_by_target.values().sum::<u64>(),
             summary.detected_corruptions,
-            flips.join(", ")
+            if damage.is_empty() { "none".to_string() } else { damage.join(", ") }
         );
         println!("violations: {}", summary.violations);
         for report in &failures {

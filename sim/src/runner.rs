@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use strata_checker::{Checker, Mutation as CheckedMutation, Outcome};
-use strata_engine::{Db, Error, WriteBatch, WriteOptions};
+use strata_engine::{Db, Error, WalRecovery, WriteBatch, WriteOptions};
 use strata_sched::Runtime;
 use strata_vfs::sim::{SimRng, StableHasher};
 use strata_vfs::{FaultConfig, FaultCounters, FaultKind, SimFs, Vfs};
@@ -51,13 +51,16 @@ pub struct RunStats {
     pub recoveries: u64,
     /// Faults injected, by kind.
     pub faults: BTreeMap<String, u64>,
-    /// Runs ended early because the engine reported an injected bit flip.
+    /// Runs ended early because the engine reported injected damage as corruption.
     pub detected_corruptions: u64,
-    /// Bit flips injected, by the kind of file hit (`table`, `manifest`, `current`).
-    pub flips_by_file: BTreeMap<String, u64>,
-    /// Of those, the ones the engine reported as corruption (the run's last flip, when
-    /// several were injected); the rest were harmless (recovery passed the checker).
-    pub flips_detected_by_file: BTreeMap<String, u64>,
+    /// Damage injected, by damage and kind of file (`flip wal`, `truncate table`, `lose
+    /// manifest`, ...).
+    pub damage_by_target: BTreeMap<String, u64>,
+    /// Of those, the ones the engine reported as corruption (the run's last damage, when
+    /// several were injected).
+    pub damage_detected_by_target: BTreeMap<String, u64>,
+    /// Of those, the ones a point-in-time recovery reported and recovered past.
+    pub damage_recovered_past_by_target: BTreeMap<String, u64>,
     /// Memtable flushes the engine ran.
     pub flushes: u64,
     /// Compactions the engine ran (rewrites and trivial moves).
@@ -141,12 +144,17 @@ pub(crate) struct Runner<'a> {
     pub(crate) db: Option<Arc<Db>>,
     pub(crate) checker: Checker,
     fault_rng: SimRng,
+    /// Decisions of damage to files between runs (`damage.rs`).
+    pub(crate) damage_rng: SimRng,
     config: FaultConfig,
     pub(crate) stats: RunStats,
     bitflips: u64,
-    pub(crate) bitflip_injected: bool,
-    /// The kind of file the last bit flip hit.
-    last_flip: Option<&'static str>,
+    pub(crate) damage_injected: bool,
+    /// Damage a point-in-time recovery could recover past (to a WAL or a manifest) was done
+    /// since the last recovery the checker accepted.
+    damage_pending: bool,
+    /// The damage and kind of file of the last damage done.
+    last_damage: Option<String>,
     pub(crate) hasher: StableHasher,
     pub(crate) tracing: bool,
     pub(crate) trace: Vec<String>,
@@ -181,11 +189,13 @@ impl<'a> Runner<'a> {
             db: None,
             checker: Checker::new(),
             fault_rng: SimRng::new(stream_seed(case.seed, "runner-faults")),
+            damage_rng: SimRng::new(stream_seed(case.seed, "damage")),
             config,
             stats: RunStats::default(),
             bitflips: 0,
-            bitflip_injected: false,
-            last_flip: None,
+            damage_injected: false,
+            damage_pending: false,
+            last_damage: None,
             hasher: StableHasher::default(),
             tracing,
             trace: Vec::new(),
@@ -220,7 +230,7 @@ impl<'a> Runner<'a> {
 
     /// Classifies an engine error; `Ok` means "a fault, keep going".
     fn engine_error(&mut self, step: u64, error: &Error) -> Flow {
-        classify_error(step, error, self.bitflip_injected)
+        classify_error(step, error, self.damage_injected)
     }
 
     pub(crate) fn run(&mut self) -> Flow {
@@ -399,44 +409,26 @@ impl<'a> Runner<'a> {
         self.fs.set_crash_at(None);
         self.fs.crash();
         self.note(|| format!("step {step}: CRASH"));
-        if self.case.has(Fault::Bitflip) && self.fault_rng.chance(0.02) {
-            // Durable bytes of every checksummed file kind but the WAL: damage to the last
-            // synced WAL record cannot be told from a torn write without more I/O (issue 10,
-            // open), so WALs are left out until the engine can.
-            let targets: Vec<(String, u64, &'static str)> = self
-                .fs
-                .files()
-                .into_iter()
-                .filter(|(_, len)| *len > 0)
-                .filter_map(|(name, len)| Some((name.clone(), len, flip_target(&name)?)))
-                .collect();
-            if !targets.is_empty() {
-                let (name, len, kind) =
-                    &targets[self.fault_rng.below(targets.len() as u64) as usize];
-                let offset = self.fault_rng.below(*len);
-                let bit = self.fault_rng.below(8) as u8;
-                if self
-                    .fs
-                    .flip_bit(std::path::Path::new(name), offset, bit)
-                    .is_ok()
-                {
-                    self.bitflips += 1;
-                    self.bitflip_injected = true;
-                    self.last_flip = Some(kind);
-                    *self
-                        .stats
-                        .flips_by_file
-                        .entry(kind.to_string())
-                        .or_default() += 1;
-                    self.checker.fault(
-                        step,
-                        format!("bit {bit} of byte {offset} of {name} flipped"),
-                    );
-                    let text = format!("step {step}: FLIP bit {bit} at {name}@{offset}");
-                    self.note(|| text);
-                }
-            }
+        self.damage_files(step);
+    }
+
+    /// Notes damage done to a file (`label`: the damage and the kind of file, `text`: what
+    /// exactly), for the checker's explanations, the trace and the summary.
+    pub(crate) fn record_damage(&mut self, step: u64, label: String, text: String) {
+        self.damage_injected = true;
+        // Only damage to a WAL or a manifest can make recovery drop WAL records.
+        self.damage_pending |= label.ends_with(" wal") || label.ends_with(" manifest");
+        *self
+            .stats
+            .damage_by_target
+            .entry(label.clone())
+            .or_default() += 1;
+        if label.starts_with("flip") {
+            self.bitflips += 1;
         }
+        self.last_damage = Some(label);
+        self.note(|| format!("step {step}: DAMAGE {text}"));
+        self.checker.fault(step, text);
     }
 
     /// Faults that only make an operation fail are suspended while the runner itself
@@ -455,19 +447,36 @@ impl<'a> Runner<'a> {
     /// and, if `verify`, checks the recovered state.
     pub(crate) fn open_and_verify(&mut self, step: u64, verify: bool) -> Flow {
         let mut transient_failures = 0;
+        // Whether an attempt recovered past WAL damage (point in time); sticky across the
+        // attempts, since a later one no longer sees what an earlier one dropped.
+        let mut recovered_past = None;
+        // A point-in-time recovery that crashed after it committed its result leaves no
+        // report for the next attempt, which finds the damage gone (set aside or left
+        // behind): with damage pending, any crashed attempt may have recovered past it.
+        let point_in_time = self.plan.options.wal_recovery == WalRecovery::PointInTime;
+        let mut attempt_crashed = false;
         let db = loop {
             let result = Db::open(Arc::clone(&self.vfs), DB_DIR, self.plan.options.clone());
             self.hasher.write_u64(result.is_ok() as u64);
+            if let Ok(db) = &result {
+                if let Some(damage) = &db.recovery_report().wal_damage {
+                    recovered_past = Some(damage.clone());
+                }
+            }
             match result {
                 // Best-effort steps (removing obsolete files) may hit the crash point
                 // without failing the open: the machine is down all the same.
                 Ok(db) if self.fs.is_halted() => {
                     self.count_engine_work(&db);
                     drop(db);
+                    attempt_crashed = true;
                     self.crash_filesystem(step);
                 }
                 Ok(db) => break db,
-                Err(_) if self.fs.is_halted() => self.crash_filesystem(step),
+                Err(_) if self.fs.is_halted() => {
+                    attempt_crashed = true;
+                    self.crash_filesystem(step);
+                }
                 Err(Error::Io(error)) => {
                     transient_failures += 1;
                     self.note(|| format!("step {step}: open failed: {error}"));
@@ -491,7 +500,7 @@ impl<'a> Runner<'a> {
                     let text = error.to_string();
                     self.note(|| format!("step {step}: open failed: {text}"));
                     return match error {
-                        Error::Corruption { .. } if self.bitflip_injected => {
+                        Error::Corruption { .. } if self.damage_injected => {
                             Err(Stop::DetectedCorruption)
                         }
                         _ => Err(violation(
@@ -503,6 +512,28 @@ impl<'a> Runner<'a> {
                 }
             }
         };
+        if recovered_past.is_none() && point_in_time && attempt_crashed && self.damage_pending {
+            self.note(|| format!("step {step}: a crashed recovery may have recovered past damage"));
+            self.checker.waive_durability();
+        }
+        if let Some(damage) = recovered_past {
+            self.note(|| format!("step {step}: recovered past WAL damage: {damage}"));
+            if !self.damage_injected {
+                return Err(violation(
+                    "corruption_without_damage",
+                    step,
+                    format!("recovery reported WAL damage though none was injected: {damage}"),
+                ));
+            }
+            if let Some(label) = self.last_damage.clone() {
+                *self
+                    .stats
+                    .damage_recovered_past_by_target
+                    .entry(label)
+                    .or_default() += 1;
+            }
+            self.checker.waive_durability();
+        }
         self.db = Some(Arc::new(db));
         if !verify {
             self.fs.set_config(self.config.clone());
@@ -511,6 +542,9 @@ impl<'a> Runner<'a> {
         self.fs.set_config(self.quiet());
         let result = self.verify(step);
         self.fs.set_config(self.config.clone());
+        if result.is_ok() {
+            self.damage_pending = false;
+        }
         result
     }
 
@@ -582,11 +616,11 @@ impl<'a> Runner<'a> {
             Ok(()) => None,
             Err(Stop::DetectedCorruption) => {
                 self.stats.detected_corruptions += 1;
-                if let Some(kind) = self.last_flip {
+                if let Some(label) = self.last_damage.clone() {
                     *self
                         .stats
-                        .flips_detected_by_file
-                        .entry(kind.to_string())
+                        .damage_detected_by_target
+                        .entry(label)
                         .or_default() += 1;
                 }
                 None
@@ -622,18 +656,6 @@ impl<'a> Runner<'a> {
     }
 }
 
-/// The kind of file a bit flip may hit, by name (`None`: not a target).
-fn flip_target(name: &str) -> Option<&'static str> {
-    let base = name.rsplit('/').next().unwrap_or(name);
-    match strata_engine::filenames::parse(base)? {
-        strata_engine::filenames::FileKind::Table(_) => Some("table"),
-        strata_engine::filenames::FileKind::Manifest(_) => Some("manifest"),
-        strata_engine::filenames::FileKind::Current
-        | strata_engine::filenames::FileKind::CurrentTemp => Some("current"),
-        _ => None,
-    }
-}
-
 /// A planned write as the engine's batch and as the checker's mutations.
 pub(crate) fn batch_of(mutations: &[Mutation]) -> (WriteBatch, Vec<CheckedMutation>) {
     let mut batch = WriteBatch::new();
@@ -654,10 +676,10 @@ pub(crate) fn batch_of(mutations: &[Mutation]) -> (WriteBatch, Vec<CheckedMutati
 }
 
 /// Classifies an engine error from a valid operation; `Ok` means "a fault, keep going".
-pub(crate) fn classify_error(step: u64, error: &Error, bitflip_injected: bool) -> Flow {
+pub(crate) fn classify_error(step: u64, error: &Error, damage_injected: bool) -> Flow {
     match error {
         Error::Io(_) | Error::Poisoned { .. } => Ok(()),
-        Error::Corruption { .. } if bitflip_injected => Err(Stop::DetectedCorruption),
+        Error::Corruption { .. } if damage_injected => Err(Stop::DetectedCorruption),
         Error::Corruption { .. } => Err(violation(
             "corruption_without_damage",
             step,

@@ -61,12 +61,15 @@ pub struct Summary {
     pub writes_overlapping_background: u64,
     /// Scheduling decisions that switched tasks.
     pub schedule_switches: u64,
-    /// Injected bit flips the engine reported as corruption.
+    /// Runs whose injected damage the engine reported as corruption.
     pub detected_corruptions: u64,
-    /// Bit flips injected, by kind of file.
-    pub flips_by_file: BTreeMap<String, u64>,
-    /// Of those, the ones reported as corruption; the rest were harmless.
-    pub flips_detected_by_file: BTreeMap<String, u64>,
+    /// Damage injected, by damage and kind of file (`flip wal`, `truncate table`, ...).
+    pub damage_by_target: BTreeMap<String, u64>,
+    /// Of those, the ones reported as corruption.
+    pub damage_detected_by_target: BTreeMap<String, u64>,
+    /// Of those, the ones a point-in-time recovery reported and recovered past; the rest
+    /// (neither) were harmless: the checker accepted what the engine returned.
+    pub damage_recovered_past_by_target: BTreeMap<String, u64>,
     /// Faults injected, by kind.
     pub faults: BTreeMap<String, u64>,
     /// Runs with a violation.
@@ -100,11 +103,20 @@ impl Summary {
         self.writes_overlapping_background += report.stats.writes_overlapping_background;
         self.schedule_switches += report.stats.schedule_switches;
         self.detected_corruptions += report.stats.detected_corruptions;
-        for (kind, count) in &report.stats.flips_by_file {
-            *self.flips_by_file.entry(kind.clone()).or_default() += count;
-        }
-        for (kind, count) in &report.stats.flips_detected_by_file {
-            *self.flips_detected_by_file.entry(kind.clone()).or_default() += count;
+        for (mine, theirs) in [
+            (&mut self.damage_by_target, &report.stats.damage_by_target),
+            (
+                &mut self.damage_detected_by_target,
+                &report.stats.damage_detected_by_target,
+            ),
+            (
+                &mut self.damage_recovered_past_by_target,
+                &report.stats.damage_recovered_past_by_target,
+            ),
+        ] {
+            for (label, count) in theirs {
+                *mine.entry(label.clone()).or_default() += count;
+            }
         }
         for (kind, count) in &report.stats.faults {
             *self.faults.entry(kind.clone()).or_default() += count;

@@ -3,7 +3,7 @@
 //! options and the crash points drawn from streams of their own.
 
 use crate::case::{stream_seed, Case, Fault};
-use strata_engine::Options;
+use strata_engine::{Options, WalRecovery};
 use strata_vfs::sim::SimRng;
 
 /// One write inside a step.
@@ -104,6 +104,13 @@ pub fn options_for(seed: u64) -> Options {
         level_base_bytes: 4096 << rng.below(4),
         level_size_ratio: 2 + rng.below(9),
         target_file_size: 1024 << rng.below(4),
+        // A quarter of the seeds recover past WAL damage instead of refusing to open: every
+        // recovery mode the engine offers is swept.
+        wal_recovery: if rng.chance(0.25) {
+            WalRecovery::PointInTime
+        } else {
+            WalRecovery::Strict
+        },
         ..Options::default()
     }
 }

@@ -699,3 +699,27 @@ fn a_crash_releases_locks_and_a_dead_holder_cannot_release_the_new_one() {
     assert_eq!(fs.op_count(), ops + 1);
     assert!(!fs.exists(&lock_path).unwrap(), "a lock creates no file");
 }
+
+#[test]
+fn truncation_and_file_loss_are_durable_at_once() {
+    let fs = fresh(3, FaultConfig::none());
+    for name in ["cut", "gone", "kept"] {
+        let file = fs.create(&path(name)).unwrap();
+        file.append(&[7u8; 300]).unwrap();
+        file.sync().unwrap();
+    }
+    fs.sync_dir(db()).unwrap();
+    fs.truncate_file(&path("cut"), 120).unwrap();
+    fs.lose_file(&path("gone")).unwrap();
+    assert_eq!(read(&fs, "cut").len(), 120);
+    assert!(!fs.exists(&path("gone")).unwrap());
+    // A crash brings neither back: the damage is in the durable image too.
+    fs.crash();
+    assert_eq!(read(&fs, "cut"), vec![7u8; 120]);
+    assert!(!fs.exists(&path("gone")).unwrap());
+    assert_eq!(read(&fs, "kept").len(), 300);
+    assert_eq!(fs.counters().get(FaultKind::Truncation), 1);
+    assert_eq!(fs.counters().get(FaultKind::FileLoss), 1);
+    // Neither is an operation of the engine's: a missing file is an error, not a panic.
+    assert!(fs.lose_file(&path("gone")).is_err());
+}

@@ -3,7 +3,7 @@
 
 use super::poison::PanicGuard;
 use super::{lock, DbInner, Immutable};
-use crate::batch::{BatchOp, WriteBatch};
+use crate::batch::{encode_closing, BatchOp, WriteBatch};
 use crate::error::{Error, Result};
 use crate::filenames::wal_path;
 use crate::memtable::Memtable;
@@ -264,6 +264,18 @@ impl DbInner {
         let number = lock(&self.state).allocate_file_number();
         let file = self.vfs.create(&wal_path(&self.dir, number))?;
         self.vfs.sync_dir(&self.dir)?;
+        // The closing record names the successor, which exists durably by now: recovery
+        // then notices a successor (or any later WAL) that goes missing, and a shortened
+        // WAL. It is durable before the successor holds any record.
+        let mut payload = Vec::new();
+        encode_closing(
+            &mut payload,
+            writer.last_sequence + 1,
+            writer.wal.synced_through(),
+            number,
+        );
+        writer.wal.add_record(&payload);
+        writer.wal.sync()?;
         let memtable = Arc::new(Memtable::new(self.options.memtable_size));
         {
             let mut state = lock(&self.state);

@@ -50,11 +50,14 @@ mod background;
 mod commit;
 mod open;
 mod poison;
+mod replay;
+
+pub use self::replay::RecoveryReport;
 
 use self::background::BackgroundJobs;
 use self::commit::CommitPipeline;
 use self::poison::Poison;
-use crate::batch::WriteBatch;
+use crate::batch::{encode_closing, WriteBatch};
 use crate::block_cache::BlockCache;
 use crate::compaction;
 use crate::error::{Error, Result};
@@ -106,6 +109,8 @@ struct DbInner {
     counters: Counters,
     /// The held `LOCK`; released by `close` (or when the last reference goes).
     dir_lock: Mutex<Option<Box<dyn VfsLock>>>,
+    /// What the recovery that opened the database found.
+    recovery: RecoveryReport,
 }
 
 struct ReadView {
@@ -250,6 +255,12 @@ impl Db {
         };
         self.inner.counters.add_read(&read, found.is_some());
         Ok(found)
+    }
+
+    /// What the recovery that opened this database found beyond whole logs: damage a
+    /// point-in-time recovery went past, files set aside in `lost/`, tables written.
+    pub fn recovery_report(&self) -> &RecoveryReport {
+        &self.inner.recovery
     }
 
     /// A snapshot of the engine's statistics.
@@ -441,14 +452,15 @@ impl Db {
         }
         let result = if sync {
             writer.wal.sync().and_then(|()| {
-                // The closing record: an empty batch saying the log is durable through here,
-                // so that damage to any record before it is corruption rather than a torn
-                // tail (the records of unsynced writes carry no such mark of their own).
+                // The closing record says the log is durable through here, so that damage to
+                // any record before it is corruption rather than a torn tail (the records of
+                // unsynced writes carry no such mark of their own).
                 let mut payload = Vec::new();
-                WriteBatch::new().encode_payload(
+                encode_closing(
                     &mut payload,
                     writer.last_sequence + 1,
                     writer.wal.synced_through(),
+                    0,
                 );
                 writer.wal.add_record(&payload);
                 writer.wal.sync()

@@ -2,10 +2,10 @@
 //! manifest named by `CURRENT`, WAL replay into a table, a fresh WAL and manifest, and the
 //! obsolete files removed last).
 
-use super::background::{write_table, BackgroundRole};
+use super::background::BackgroundRole;
 use super::commit::{CommitPipeline, WriterState};
+use super::replay::Replay;
 use super::{BackgroundJobs, Db, DbInner, Poison, ReadView, State};
-use crate::batch::{decode_payload, BatchOp};
 use crate::block_cache::BlockCache;
 use crate::compaction::NUM_LEVELS;
 use crate::error::{Error, Result};
@@ -15,7 +15,7 @@ use crate::memtable::Memtable;
 use crate::options::Options;
 use crate::stats::Counters;
 use crate::version::Version;
-use crate::wal::{self, LogEnd, WalReader, WalWriter};
+use crate::wal::WalWriter;
 use arc_swap::ArcSwap;
 use std::collections::VecDeque;
 use std::io::ErrorKind;
@@ -199,17 +199,24 @@ impl Db {
                 Error::Io(error)
             }
         })?;
-        let mut state = manifest::read_manifest(manifest_file.as_ref())?;
+        let (mut state, manifest_complete) =
+            manifest::read_manifest_with_end(manifest_file.as_ref())?;
         drop(manifest_file);
 
         let names = fs.list(&dir)?;
+        // Files set aside earlier keep their numbers: never reuse one.
+        let lost_names = match fs.list(&dir.join(filenames::LOST)) {
+            Ok(lost) => lost,
+            Err(error) if error.kind() == ErrorKind::NotFound => Vec::new(),
+            Err(error) => return Err(Error::Io(error)),
+        };
         let mut highest = 0;
         let mut wals = Vec::new();
-        for name in &names {
+        for name in names.iter().chain(&lost_names) {
             match filenames::parse(name) {
                 Some(FileKind::Wal(number)) => {
                     highest = highest.max(number);
-                    if number >= state.log_number {
+                    if number >= state.log_number && names.contains(name) {
                         wals.push(number);
                     }
                 }
@@ -220,49 +227,20 @@ impl Db {
             }
         }
         wals.sort_unstable();
-        // The WAL the manifest names as its log number holds the writes after its last
-        // flush; it exists by name before any manifest names it, and is deleted only after
-        // an edit names a later one. Missing, it was lost, or a durable edit after this
-        // manifest's end was cut off. (Log number 0: a new database, no WAL yet.)
-        if state.log_number > 0 && wals.first() != Some(&state.log_number) {
-            return Err(Error::corruption(
-                &manifest_path,
-                0,
-                format!(
-                    "the manifest's log number names WAL {}, which is missing: a WAL was lost, \
-                     or a later manifest edit was cut off",
-                    wal_path(&dir, state.log_number).display()
-                ),
-            ));
-        }
+        wals.dedup();
         state.next_file_number = state.next_file_number.max(highest + 1);
         let block_cache = BlockCache::new(options.block_cache_size);
         let version = Version::open(fs, &dir, &state, None, block_cache.as_ref())?;
 
-        let memtable = Memtable::new(options.memtable_size);
-        // Continuity: the first write after the manifest's last flushed one is the next
-        // sequence number, and each WAL record starts where the one before it ended. A gap
-        // means writes went missing (a lost or damaged WAL, or a durable manifest edit cut
-        // off), and is corruption, checked before anything is deleted.
-        let mut next_sequence = state.last_sequence + 1;
-        for (i, &number) in wals.iter().enumerate() {
-            Self::replay_wal(
-                fs,
-                &dir,
-                number,
-                &wals[i + 1..],
-                &memtable,
-                &mut next_sequence,
-            )?;
-        }
-        let last_sequence = next_sequence - 1;
-        if !memtable.is_empty() {
-            let number = state.next_file_number;
-            state.next_file_number += 1;
-            let meta = write_table(fs, &dir, number, &memtable, &options)?;
-            state.tables.insert(number, meta);
-        }
-        state.last_sequence = last_sequence;
+        // Every check of the WALs happens here, before anything is deleted.
+        let mut replay = Replay::new(fs, &dir, &options, &state);
+        replay.run(&wals, &mut state, &manifest_path)?;
+        let last_sequence = state.last_sequence;
+        let dropped_wals: Vec<u64> = match replay.first_dropped {
+            Some(index) => wals[index..].to_vec(),
+            None => Vec::new(),
+        };
+        let mut report = replay.report;
 
         let wal_number = state.next_file_number;
         let manifest_number = wal_number + 1;
@@ -284,17 +262,31 @@ impl Db {
         )?);
 
         // Obsolete files: best effort (a crash may undo a removal; the next open retries).
+        // What this recovery could not prove obsolete is set aside in `lost/` instead: the
+        // tables a manifest with a torn or damaged last edit does not list (that edit may
+        // have been durable), and WALs whose records a point-in-time recovery dropped.
+        let mut set_aside = Vec::new();
         for name in &names {
-            let obsolete = match filenames::parse(name) {
-                Some(FileKind::Wal(number)) => number < wal_number,
-                Some(FileKind::Manifest(number)) => number != manifest_number,
-                Some(FileKind::Table(number)) => !state.tables.contains_key(&number),
-                Some(FileKind::CurrentTemp) => true,
-                _ => false,
+            let (obsolete, doubtful) = match filenames::parse(name) {
+                Some(FileKind::Wal(number)) => {
+                    (number < wal_number, dropped_wals.contains(&number))
+                }
+                Some(FileKind::Manifest(number)) => (number != manifest_number, false),
+                Some(FileKind::Table(number)) => {
+                    let unlisted = !state.tables.contains_key(&number);
+                    (unlisted, unlisted && !manifest_complete)
+                }
+                Some(FileKind::CurrentTemp) => (true, false),
+                _ => (false, false),
             };
-            if obsolete {
+            if doubtful {
+                set_aside.push(name.clone());
+            } else if obsolete {
                 let _ = fs.remove(&dir.join(name));
             }
+        }
+        if !set_aside.is_empty() {
+            report.set_aside = set_aside_files(fs, &dir, &set_aside)?;
         }
 
         let memtable = Arc::new(Memtable::new(options.memtable_size));
@@ -334,74 +326,27 @@ impl Db {
             counters: Counters::default(),
             dir_lock: runtime.mutex(Some(dir_lock)),
             options,
+            recovery: report,
         })
     }
+}
 
-    /// Replays one WAL into `memtable`; returns the last sequence number seen.
-    ///
-    /// A WAL ends cleanly, or in a torn tail (a crash's normal leftovers), where replay
-    /// stops. The tail is *corruption* instead if a later WAL holds records (a WAL is synced
-    /// before the next is started) or a valid record after the bad spot says the log had
-    /// been synced past it.
-    pub(super) fn replay_wal(
-        fs: &dyn Vfs,
-        dir: &Path,
-        number: u64,
-        later: &[u64],
-        memtable: &Memtable,
-        next_sequence: &mut u64,
-    ) -> Result<()> {
-        let path = wal_path(dir, number);
-        let file = fs.open_read(&path)?;
-        let mut reader = WalReader::new(file.as_ref())?;
-        while let Some((offset, record)) = reader.next_record()? {
-            let decoded = decode_payload(&record)
-                .map_err(|reason| Error::corruption(&path, offset, reason))?;
-            if decoded.sequence != *next_sequence {
-                return Err(Error::corruption(
-                    &path,
-                    offset,
-                    format!(
-                        "record starts at sequence {} where {} was expected: {}",
-                        decoded.sequence,
-                        *next_sequence,
-                        if decoded.sequence > *next_sequence {
-                            "the writes between are missing (a lost or damaged WAL, or a \
-                             manifest edit cut off)"
-                        } else {
-                            "it repeats writes already recovered"
-                        }
-                    ),
-                ));
-            }
-            *next_sequence = decoded.sequence + decoded.batch.len() as u64;
-            for op in decoded.batch.iter() {
-                match op {
-                    BatchOp::Put(key, value) => memtable.insert(key, Some(value)),
-                    BatchOp::Delete(key) => memtable.insert(key, None),
-                }
-            }
-        }
-        let end = reader.end().cloned().unwrap_or(LogEnd::Clean);
-        drop(reader);
-        if let LogEnd::Broken { offset, .. } = &end {
-            for &later_number in later {
-                let later_file = fs.open_read(&wal_path(dir, later_number))?;
-                if WalReader::new(later_file.as_ref())?
-                    .next_record()?
-                    .is_some()
-                {
-                    return Err(wal::corruption_at(&path, &end));
-                }
-            }
-            for (_, payload) in WalReader::scan_after(file.as_ref(), *offset)? {
-                if let Ok(decoded) = decode_payload(&payload) {
-                    if decoded.synced_through > *offset {
-                        return Err(wal::corruption_at(&path, &end));
-                    }
-                }
-            }
-        }
-        Ok(())
+/// Moves `names` (files in `dir`) into `dir/lost/`, durably; returns their new paths.
+pub(crate) fn set_aside_files(fs: &dyn Vfs, dir: &Path, names: &[String]) -> Result<Vec<PathBuf>> {
+    let lost = dir.join(filenames::LOST);
+    if !fs.exists(&lost)? {
+        fs.create_dir_all(&lost)?;
+        fs.sync_dir(dir)?;
     }
+    let mut moved = Vec::with_capacity(names.len());
+    for name in names {
+        let target = lost.join(name);
+        fs.rename(&dir.join(name), &target)?;
+        moved.push(target);
+    }
+    // The new names first: a crash between the two syncs may leave a file in both places
+    // (harmless), never in neither.
+    fs.sync_dir(&lost)?;
+    fs.sync_dir(dir)?;
+    Ok(moved)
 }

@@ -98,17 +98,23 @@ pub enum FaultKind {
     ReadError,
     /// A bit of durable data was flipped.
     BitFlip,
+    /// A file was cut short, durably (operator error, a lost tail).
+    Truncation,
+    /// A file vanished, durably (operator error, a lost file).
+    FileLoss,
 }
 
 impl FaultKind {
     /// Every kind, in a fixed order.
-    pub const ALL: [FaultKind; 6] = [
+    pub const ALL: [FaultKind; 8] = [
         FaultKind::Crash,
         FaultKind::TornWrite,
         FaultKind::SyncFailure,
         FaultKind::NoSpace,
         FaultKind::ReadError,
         FaultKind::BitFlip,
+        FaultKind::Truncation,
+        FaultKind::FileLoss,
     ];
 
     /// The snake-case name used in configs, traces and summaries.
@@ -120,6 +126,8 @@ impl FaultKind {
             FaultKind::NoSpace => "no_space",
             FaultKind::ReadError => "read_error",
             FaultKind::BitFlip => "bit_flip",
+            FaultKind::Truncation => "truncation",
+            FaultKind::FileLoss => "file_loss",
         }
     }
 }
@@ -133,7 +141,7 @@ impl fmt::Display for FaultKind {
 /// How many faults of each kind were injected.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FaultCounters {
-    counts: [u64; 6],
+    counts: [u64; FaultKind::ALL.len()],
 }
 
 impl FaultCounters {

@@ -860,6 +860,43 @@ impl SimFs {
         Ok(())
     }
 
+    /// Cuts a file to `len` bytes, visible and durable alike (an operator's mistake, a lost
+    /// tail). No-op past the end.
+    pub fn truncate_file(&self, path: &Path, len: u64) -> Result<()> {
+        let mut world = lock(&self.world);
+        let norm = normalize("truncate_file", path)?;
+        let id = world.lookup_file("truncate_file", path, &norm)?;
+        let inode = world.inode(id);
+        let before = inode.visible.len() as u64;
+        let linked = inode.linked;
+        inode.visible.truncate(len as usize);
+        inode.durable.truncate(len as usize);
+        if linked {
+            world.used_bytes -= before.saturating_sub(len);
+        }
+        world.counters.record(FaultKind::Truncation);
+        Ok(())
+    }
+
+    /// Removes a file's name, visibly and durably at once (a lost file).
+    pub fn lose_file(&self, path: &Path) -> Result<()> {
+        let mut world = lock(&self.world);
+        let norm = normalize("lose_file", path)?;
+        let id = world.lookup_file("lose_file", path, &norm)?;
+        let (parent, name) = split(&norm);
+        let dir = world.dirs.get_mut(parent).expect("lookup found the parent");
+        dir.visible.remove(name);
+        dir.durable.remove(name);
+        dir.pending.retain(|op| match op {
+            DirOp::Link(linked, _) => linked != name,
+            DirOp::Unlink(_) => true,
+            DirOp::Rename(_, to, _) => to != name,
+        });
+        world.unlink_inode(id);
+        world.counters.record(FaultKind::FileLoss);
+        Ok(())
+    }
+
     /// Every file's visible contents, by normalised path (for tests and image hashes).
     pub fn snapshot(&self) -> BTreeMap<String, Vec<u8>> {
         let world = lock(&self.world);

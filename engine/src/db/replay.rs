@@ -1,0 +1,276 @@
+//! WAL replay at recovery: the chain of WALs from the manifest's log number, the continuity
+//! of sequence numbers, the one place a torn tail is tolerated, and tables written as the
+//! replayed data fills memtables.
+//!
+//! The rules (`docs/wal-format.md` has the reasoning):
+//! - The WAL the manifest names as its log number exists (it is durable by name before any
+//!   manifest names it).
+//! - Sequence numbers run on without a gap or a repeat from the manifest's `last_sequence`.
+//! - A WAL followed by a WAL that holds records was finished before its successor got any:
+//!   it ends cleanly in a closing record that names that successor. Anything else (a damaged
+//!   record, a missing closing record, another successor) means it was damaged, shortened,
+//!   or a WAL between was lost.
+//! - A closing record that names a successor which is not there means the successor was
+//!   lost; nothing may follow a closing record.
+//! - Only the newest WAL with records may end in a torn tail, and only past the last point a
+//!   valid record proves durable (`synced_through`): that is where a crash leaves one.
+//!
+//! Anything else is *damage*: under [`WalRecovery::Strict`] an [`Error::Corruption`] naming
+//! the file, under [`WalRecovery::PointInTime`] the end of the replay (the records before it
+//! are kept, the WALs from the damaged one on are set aside in `lost/`).
+//!
+//! The replay never deletes: the caller removes files only after every check here passed.
+
+use super::background::write_table;
+use crate::batch::{decode_payload, BatchOp, LogSuccessor};
+use crate::error::{Error, Result};
+use crate::filenames::wal_path;
+use crate::manifest::ManifestState;
+use crate::memtable::Memtable;
+use crate::options::{Options, WalRecovery};
+use crate::wal::{self, LogEnd, WalReader};
+use std::path::{Path, PathBuf};
+use strata_vfs::Vfs;
+
+/// What a recovery found and did beyond replaying whole logs: returned by
+/// [`crate::Db::recovery_report`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RecoveryReport {
+    /// Damage [`WalRecovery::PointInTime`] recovered past (the error `Strict` would have
+    /// returned); the records from there on were dropped.
+    pub wal_damage: Option<String>,
+    /// Files moved into `lost/` rather than deleted, because recovery could not prove them
+    /// obsolete: tables a damaged manifest does not list, WALs whose records were dropped.
+    pub set_aside: Vec<PathBuf>,
+    /// WAL records replayed.
+    pub records_replayed: u64,
+    /// Tables written from the replayed records (more than one when they exceed
+    /// `memtable_size`).
+    pub tables_written: usize,
+}
+
+/// The replay of a database's WALs into tables.
+pub(super) struct Replay<'a> {
+    fs: &'a dyn Vfs,
+    dir: &'a Path,
+    options: &'a Options,
+    memtable: Memtable,
+    /// The sequence number the next record must start at.
+    pub(super) next_sequence: u64,
+    pub(super) report: RecoveryReport,
+    /// Index (in the WAL list) of the first WAL whose records were not all kept.
+    pub(super) first_dropped: Option<usize>,
+}
+
+/// How one WAL's replay ended.
+enum WalOutcome {
+    /// Every record kept; the log ended as the rules allow.
+    Whole,
+    /// Damage at this WAL.
+    Damaged(Error),
+}
+
+impl<'a> Replay<'a> {
+    pub(super) fn new(
+        fs: &'a dyn Vfs,
+        dir: &'a Path,
+        options: &'a Options,
+        state: &ManifestState,
+    ) -> Replay<'a> {
+        Replay {
+            fs,
+            dir,
+            options,
+            memtable: Memtable::new(options.memtable_size),
+            next_sequence: state.last_sequence + 1,
+            report: RecoveryReport::default(),
+            first_dropped: None,
+        }
+    }
+
+    /// Replays `wals` (ascending, all at or above the manifest's log number) into tables
+    /// added to `state`. `Err` for I/O failures and, under `Strict`, for damage.
+    pub(super) fn run(
+        &mut self,
+        wals: &[u64],
+        state: &mut ManifestState,
+        manifest_path: &Path,
+    ) -> Result<()> {
+        if state.log_number > 0 && wals.first() != Some(&state.log_number) {
+            let error = Error::corruption(
+                manifest_path,
+                0,
+                format!(
+                    "the manifest's log number names WAL {}, which is missing: a WAL was lost, \
+                     or a later manifest edit was cut off",
+                    wal_path(self.dir, state.log_number).display()
+                ),
+            );
+            self.damaged(0, error)?;
+        } else {
+            let mut holds_records = Vec::with_capacity(wals.len());
+            for &number in wals {
+                holds_records.push(self.holds_records(number)?);
+            }
+            for index in 0..wals.len() {
+                let successor_holds_records = holds_records[index + 1..].iter().any(|&h| h);
+                if let WalOutcome::Damaged(error) =
+                    self.replay_one(wals, index, successor_holds_records, state)?
+                {
+                    self.damaged(index, error)?;
+                    break;
+                }
+            }
+        }
+        if !self.memtable.is_empty() {
+            self.write_table(state)?;
+        }
+        state.last_sequence = self.next_sequence - 1;
+        Ok(())
+    }
+
+    /// Damage at WAL `index`: an error under `Strict`, the end of the replay otherwise.
+    fn damaged(&mut self, index: usize, error: Error) -> Result<()> {
+        match self.options.wal_recovery {
+            WalRecovery::Strict => Err(error),
+            WalRecovery::PointInTime => {
+                self.report.wal_damage = Some(error.to_string());
+                self.first_dropped = Some(index);
+                Ok(())
+            }
+        }
+    }
+
+    /// Whether a WAL holds any valid record (its first, or one after damage at its start).
+    fn holds_records(&self, number: u64) -> Result<bool> {
+        let file = self.fs.open_read(&wal_path(self.dir, number))?;
+        let mut reader = WalReader::new(file.as_ref())?;
+        if reader.next_record()?.is_some() {
+            return Ok(true);
+        }
+        Ok(match reader.end() {
+            Some(LogEnd::Broken { offset, .. }) => {
+                let offset = *offset;
+                drop(reader);
+                !WalReader::scan_after(file.as_ref(), offset)?.is_empty()
+            }
+            _ => false,
+        })
+    }
+
+    fn replay_one(
+        &mut self,
+        wals: &[u64],
+        index: usize,
+        successor_holds_records: bool,
+        state: &mut ManifestState,
+    ) -> Result<WalOutcome> {
+        let path = wal_path(self.dir, wals[index]);
+        let file = self.fs.open_read(&path)?;
+        let mut reader = WalReader::new(file.as_ref())?;
+        let mut closing: Option<LogSuccessor> = None;
+        while let Some((offset, record)) = reader.next_record()? {
+            let damage = |reason: String| {
+                Ok(WalOutcome::Damaged(Error::corruption(
+                    &path, offset, reason,
+                )))
+            };
+            let decoded = match decode_payload(&record) {
+                Ok(decoded) => decoded,
+                Err(reason) => return damage(reason),
+            };
+            if closing.is_some() {
+                return damage("a record follows the log's closing record".into());
+            }
+            if decoded.sequence != self.next_sequence {
+                return damage(format!(
+                    "record starts at sequence {} where {} was expected: {}",
+                    decoded.sequence,
+                    self.next_sequence,
+                    if decoded.sequence > self.next_sequence {
+                        "the writes between are missing (a lost or damaged WAL, or a manifest \
+                         edit cut off)"
+                    } else {
+                        "it repeats writes already recovered"
+                    }
+                ));
+            }
+            if decoded.closing.is_some() {
+                closing = decoded.closing;
+                continue;
+            }
+            self.report.records_replayed += 1;
+            self.next_sequence = decoded.sequence + decoded.batch.len() as u64;
+            for op in decoded.batch.iter() {
+                match op {
+                    BatchOp::Put(key, value) => self.memtable.insert(key, Some(value)),
+                    BatchOp::Delete(key) => self.memtable.insert(key, None),
+                }
+            }
+            // Recovery honours `memtable_size` as writes do: a large WAL becomes several
+            // tables, not one oversized one.
+            if self.memtable.approximate_size() >= self.options.memtable_size {
+                self.write_table(state)?;
+            }
+        }
+        let end = reader.end().cloned().unwrap_or(LogEnd::Clean);
+        drop(reader);
+        let successor = wals.get(index + 1).copied();
+        let outcome = match &end {
+            LogEnd::Broken { offset, .. } => {
+                if successor_holds_records {
+                    WalOutcome::Damaged(wal::corruption_at(&path, &end))
+                } else if WalReader::scan_after(file.as_ref(), *offset)?
+                    .iter()
+                    .filter_map(|(_, payload)| decode_payload(payload).ok())
+                    .any(|decoded| decoded.synced_through > *offset)
+                {
+                    // A valid record after the bad spot says the log was durable past it.
+                    WalOutcome::Damaged(wal::corruption_at(&path, &end))
+                } else {
+                    WalOutcome::Whole
+                }
+            }
+            LogEnd::Clean => {
+                let end_offset = file.len()?;
+                let damage = |reason: String| {
+                    WalOutcome::Damaged(Error::corruption(&path, end_offset, reason))
+                };
+                match (closing, successor) {
+                    (Some(LogSuccessor::Wal(named)), Some(next)) if named == next => {
+                        WalOutcome::Whole
+                    }
+                    (Some(LogSuccessor::Wal(named)), _) => damage(format!(
+                        "the closing record names WAL {} as the log's continuation, which is \
+                         missing (a lost WAL)",
+                        wal_path(self.dir, named).display()
+                    )),
+                    (Some(LogSuccessor::Closed), Some(next)) if successor_holds_records => {
+                        damage(format!(
+                            "the log was closed, yet the later WAL {} holds records",
+                            wal_path(self.dir, next).display()
+                        ))
+                    }
+                    (None, Some(next)) if successor_holds_records => damage(format!(
+                        "the log ends without its closing record, yet the later WAL {} holds \
+                         records: it was shortened",
+                        wal_path(self.dir, next).display()
+                    )),
+                    _ => WalOutcome::Whole,
+                }
+            }
+        };
+        Ok(outcome)
+    }
+
+    fn write_table(&mut self, state: &mut ManifestState) -> Result<()> {
+        let number = state.next_file_number;
+        state.next_file_number += 1;
+        let meta = write_table(self.fs, self.dir, number, &self.memtable, self.options)?;
+        state.tables.insert(number, meta);
+        self.report.tables_written += 1;
+        self.memtable = Memtable::new(self.options.memtable_size);
+        Ok(())
+    }
+}
