@@ -7,6 +7,18 @@
 //! can exist below the output level, and writes the result to level `n + 1`, cut into
 //! tables of about `target_file_size`. The caller installs the result with one manifest
 //! edit and deletes the inputs only after that edit is durable.
+//!
+//! A *trivial move* skips the merge: a single input that overlaps nothing in level `n + 1`
+//! is moved there by the manifest edit alone. It is refused when the merge would do work
+//! the move cannot:
+//! - a table over [`TRIVIAL_MOVE_SIZE_FACTOR`] times `target_file_size` (and of more than
+//!   one entry) is rewritten, which splits it into tables of about the target size;
+//! - a compaction the owner asked for ([`whole_level`], behind `Db::compact_all`) always
+//!   merges, as LevelDB's manual compactions do, so that tombstones with nothing beneath
+//!   them are dropped. Neither the manifest's `TableMeta` nor the table's footer counts a
+//!   table's tombstones, so the picker cannot tell which tables hold any; an automatic
+//!   trivial move may therefore carry tombstones down, and a later merge of that key range
+//!   (or `compact_all`) drops them. Counting them would need a format change.
 
 use crate::error::Result;
 use crate::iterator::{Merger, Source, TableSource};
@@ -22,7 +34,16 @@ use strata_vfs::Vfs;
 /// Levels, including level 0.
 pub const NUM_LEVELS: usize = 7;
 
-/// A compaction the picker chose.
+/// A table larger than this many times `target_file_size` is never moved whole. Compaction
+/// cuts its outputs once they reach the target, so they exceed it only by their last entry,
+/// filter and index; tables above twice the target come from flushes of memtables larger
+/// than that, from a single huge entry, or from a database written with a larger target.
+/// Splitting them bounds the bytes one table drags into each later compaction, while
+/// tables between one and two targets stay cheap to move (rewriting one costs its whole
+/// size in writes to save less than one target of overlap).
+pub const TRIVIAL_MOVE_SIZE_FACTOR: u64 = 2;
+
+/// A compaction: the picker's choice, or a manual one (`whole_level`).
 #[derive(Debug)]
 pub struct Compaction {
     /// The level the inputs come from.
@@ -31,6 +52,9 @@ pub struct Compaction {
     pub inputs: Vec<Arc<Table>>,
     /// Tables of `level + 1` that overlap them.
     pub overlapping: Vec<Arc<Table>>,
+    /// Whether the owner asked for it (a full compaction) rather than the picker: such a
+    /// compaction always merges.
+    pub manual: bool,
 }
 
 impl Compaction {
@@ -39,9 +63,18 @@ impl Compaction {
         self.level + 1
     }
 
-    /// A single table with nothing to merge with moves down without being rewritten.
-    pub fn is_trivial_move(&self) -> bool {
-        self.inputs.len() == 1 && self.overlapping.is_empty()
+    /// Whether the input moves down without being rewritten: a single table with nothing to
+    /// merge with, in a compaction the picker chose, that is not too large to move whole.
+    pub fn is_trivial_move(&self, options: &Options) -> bool {
+        let [table] = self.inputs.as_slice() else {
+            return false;
+        };
+        let too_large = table.meta.entries > 1
+            && table.meta.file_size
+                > options
+                    .target_file_size
+                    .saturating_mul(TRIVIAL_MOVE_SIZE_FACTOR);
+        !self.manual && self.overlapping.is_empty() && !too_large
     }
 
     /// Bytes the compaction reads.
@@ -95,7 +128,7 @@ pub fn pick(version: &Version, options: &Options, pointers: &[Vec<u8>]) -> Optio
             .or_else(|| tables.first())?;
         vec![Arc::clone(chosen)]
     };
-    with_overlapping(version, level, inputs)
+    with_overlapping(version, level, inputs, false)
 }
 
 /// A compaction of `inputs` (tables of `level`) and the tables of `level + 1` they overlap.
@@ -103,6 +136,7 @@ fn with_overlapping(
     version: &Version,
     level: usize,
     inputs: Vec<Arc<Table>>,
+    manual: bool,
 ) -> Option<Compaction> {
     let smallest = inputs
         .iter()
@@ -119,13 +153,15 @@ fn with_overlapping(
         level,
         inputs,
         overlapping,
+        manual,
     })
 }
 
-/// A compaction of every table of `level` into `level + 1` (for full compactions).
+/// A compaction of every table of `level` into `level + 1` (for full compactions): a manual
+/// one, which always merges.
 pub fn whole_level(version: &Version, level: usize) -> Option<Compaction> {
     let inputs: Vec<Arc<Table>> = version.levels().get(level)?.to_vec();
-    with_overlapping(version, level, inputs)
+    with_overlapping(version, level, inputs, true)
 }
 
 /// What a compaction wrote.

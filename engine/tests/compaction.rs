@@ -292,3 +292,79 @@ fn tables_above_the_deepest_level_carry_the_larger_filters() {
         );
     }
 }
+
+#[test]
+fn compact_all_drops_a_table_of_tombstones_that_covers_no_data() {
+    let fs = sim(26);
+    // A memtable that holds the whole load: each flush writes one table.
+    let options = Options {
+        memtable_size: 64 << 10,
+        ..small_options()
+    };
+    let db = open(&fs, &options);
+    for i in 0..40u64 {
+        db.put(key(i), value(i, 0, 30), WriteOptions::NO_SYNC)
+            .unwrap();
+    }
+    db.compact_all().unwrap();
+    // Deletions of keys that were never written, below every live key: their table overlaps
+    // no table of any level, so only a merge (which finds nothing beneath) can drop them.
+    for i in 0..30u64 {
+        db.delete(format!("gone{i:04}"), WriteOptions::NO_SYNC)
+            .unwrap();
+    }
+    db.flush().unwrap();
+    assert_eq!(db.levels()[0].len(), 1, "one table of tombstones");
+    db.compact_all().unwrap();
+    let entries: u64 = db.levels().iter().flatten().map(|t| t.entries).sum();
+    assert_eq!(
+        entries,
+        40,
+        "after compact_all every entry is a live key's value; tables: {:?}",
+        db.levels()
+    );
+    assert_eq!(contents(&db).len(), 40);
+}
+
+#[test]
+fn a_table_over_twice_the_target_size_is_split_rather_than_moved() {
+    let fs = sim(27);
+    let options = Options {
+        memtable_size: 64 << 10,
+        level0_compaction_trigger: 1,
+        level0_slowdown_trigger: 50,
+        level0_stop_trigger: 60,
+        ..small_options()
+    };
+    let limit = options.target_file_size * strata_engine::TRIVIAL_MOVE_SIZE_FACTOR;
+    let db = open(&fs, &options);
+    let mut model = BTreeMap::new();
+    for i in 0..300u64 {
+        let v = value(i, 0, 40);
+        db.put(key(i), &v, WriteOptions::NO_SYNC).unwrap();
+        model.insert(key(i), v);
+    }
+    db.flush().unwrap();
+    let levels = db.levels();
+    assert_eq!(levels.iter().flatten().count(), 1, "one flushed table");
+    assert!(
+        levels[0][0].file_size > 4 * limit,
+        "the flushed table is far over the limit: {} bytes",
+        levels[0][0].file_size
+    );
+    // The picker's compactions (not compact_all, which always merges): level 0's single
+    // table overlaps nothing below, so it is a trivial move unless its size forbids one.
+    db.compact().unwrap();
+    let levels = db.levels();
+    assert!(levels[0].is_empty());
+    for table in levels.iter().flatten() {
+        assert!(
+            table.file_size <= limit,
+            "level {} table {} is {} bytes, over {limit}",
+            table.level,
+            table.number,
+            table.file_size
+        );
+    }
+    assert_eq!(contents(&db), model);
+}
