@@ -26,8 +26,11 @@
 //!   merges, as LevelDB's manual compactions do, so that tombstones with nothing beneath
 //!   them are dropped. Neither the manifest's `TableMeta` nor the table's footer counts a
 //!   table's tombstones, so the picker cannot tell which tables hold any; an automatic
-//!   trivial move may therefore carry tombstones down, and a later merge of that key range
-//!   (or `compact_all`) drops them. Counting them would need a format change.
+//!   trivial move may therefore carry tombstones down, and only a later merge of that key
+//!   range drops them. `compact_all` merges every level above the deepest into it, but a
+//!   table already in the deepest level is merged only if a table above overlaps it, so
+//!   tombstones moved there automatically can outlive it. Counting them would need a
+//!   format change.
 
 use crate::error::Result;
 use crate::iterator::{Merger, Source, TableSource};
