@@ -7,6 +7,30 @@
 //! can exist below the output level, and writes the result to level `n + 1`, cut into
 //! tables of about `target_file_size`. The caller installs the result with one manifest
 //! edit and deletes the inputs only after that edit is durable.
+//!
+//! An output table is also cut early once the tables of level `n + 2` (the *grandparents*)
+//! that its key range has passed exceed [`GRANDPARENT_OVERLAP_FACTOR`] times the target
+//! size, as LevelDB's `kMaxGrandParentOverlapBytes` does: a level-`n + 1` table is later
+//! merged with every level-`n + 2` table it overlaps, so bounding that overlap bounds the
+//! bytes a future compaction rewrites for it. The cut depends only on the keys and the
+//! grandparents' recorded sizes, so it is deterministic.
+//!
+//! A *trivial move* skips the merge: a single input that overlaps nothing in level `n + 1`
+//! is moved there by the manifest edit alone. It is refused when the merge would do work
+//! the move cannot:
+//! - a table over [`TRIVIAL_MOVE_SIZE_FACTOR`] times `target_file_size` (and of more than
+//!   one entry) is rewritten, which splits it into tables of about the target size;
+//! - a table whose range overlaps more than the grandparent limit of level `n + 2` is
+//!   rewritten, so that the grandparent cut applies to it (LevelDB's `IsTrivialMove`);
+//! - a compaction the owner asked for ([`whole_level`], behind `Db::compact_all`) always
+//!   merges, as LevelDB's manual compactions do, so that tombstones with nothing beneath
+//!   them are dropped. Neither the manifest's `TableMeta` nor the table's footer counts a
+//!   table's tombstones, so the picker cannot tell which tables hold any; an automatic
+//!   trivial move may therefore carry tombstones down, and only a later merge of that key
+//!   range drops them. `compact_all` merges every level above the deepest into it, but a
+//!   table already in the deepest level is merged only if a table above overlaps it, so
+//!   tombstones moved there automatically can outlive it. Counting them would need a
+//!   format change.
 
 use crate::error::Result;
 use crate::iterator::{Merger, Source, TableSource};
@@ -22,7 +46,21 @@ use strata_vfs::Vfs;
 /// Levels, including level 0.
 pub const NUM_LEVELS: usize = 7;
 
-/// A compaction the picker chose.
+/// A table larger than this many times `target_file_size` is never moved whole. Compaction
+/// cuts its outputs once they reach the target, so they exceed it only by their last entry,
+/// filter and index; tables above twice the target come from flushes of memtables larger
+/// than that, from a single huge entry, or from a database written with a larger target.
+/// Splitting them bounds the bytes one table drags into each later compaction, while
+/// tables between one and two targets stay cheap to move (rewriting one costs its whole
+/// size in writes to save less than one target of overlap).
+pub const TRIVIAL_MOVE_SIZE_FACTOR: u64 = 2;
+
+/// An output table of a compaction into level `n + 1` is cut once the level-`n + 2` tables
+/// its keys have passed hold more than this many times `target_file_size` (LevelDB's
+/// factor). Each output then overlaps at most that much plus one grandparent table.
+pub const GRANDPARENT_OVERLAP_FACTOR: u64 = 10;
+
+/// A compaction: the picker's choice, or a manual one (`whole_level`).
 #[derive(Debug)]
 pub struct Compaction {
     /// The level the inputs come from.
@@ -31,6 +69,11 @@ pub struct Compaction {
     pub inputs: Vec<Arc<Table>>,
     /// Tables of `level + 1` that overlap them.
     pub overlapping: Vec<Arc<Table>>,
+    /// Tables of `level + 2` that the whole compaction's key range overlaps, in key order.
+    pub grandparents: Vec<Arc<Table>>,
+    /// Whether the owner asked for it (a full compaction) rather than the picker: such a
+    /// compaction always merges.
+    pub manual: bool,
 }
 
 impl Compaction {
@@ -39,9 +82,23 @@ impl Compaction {
         self.level + 1
     }
 
-    /// A single table with nothing to merge with moves down without being rewritten.
-    pub fn is_trivial_move(&self) -> bool {
-        self.inputs.len() == 1 && self.overlapping.is_empty()
+    /// Whether the input moves down without being rewritten: a single table with nothing to
+    /// merge with, in a compaction the picker chose, that is not too large to move whole
+    /// and does not overlap too much of the level below the output level.
+    pub fn is_trivial_move(&self, options: &Options) -> bool {
+        let [table] = self.inputs.as_slice() else {
+            return false;
+        };
+        let too_large = table.meta.entries > 1
+            && table.meta.file_size
+                > options
+                    .target_file_size
+                    .saturating_mul(TRIVIAL_MOVE_SIZE_FACTOR);
+        let grandparent_bytes: u64 = self.grandparents.iter().map(|t| t.meta.file_size).sum();
+        !self.manual
+            && self.overlapping.is_empty()
+            && !too_large
+            && grandparent_bytes <= grandparent_limit(options)
     }
 
     /// Bytes the compaction reads.
@@ -52,6 +109,13 @@ impl Compaction {
             .map(|t| t.meta.file_size)
             .sum()
     }
+}
+
+/// Bytes of grandparents one output table may pass before it is cut.
+fn grandparent_limit(options: &Options) -> u64 {
+    options
+        .target_file_size
+        .saturating_mul(GRANDPARENT_OVERLAP_FACTOR)
 }
 
 /// The byte budget of `level` (1+).
@@ -95,7 +159,7 @@ pub fn pick(version: &Version, options: &Options, pointers: &[Vec<u8>]) -> Optio
             .or_else(|| tables.first())?;
         vec![Arc::clone(chosen)]
     };
-    with_overlapping(version, level, inputs)
+    with_overlapping(version, level, inputs, false)
 }
 
 /// A compaction of `inputs` (tables of `level`) and the tables of `level + 1` they overlap.
@@ -103,29 +167,35 @@ fn with_overlapping(
     version: &Version,
     level: usize,
     inputs: Vec<Arc<Table>>,
+    manual: bool,
 ) -> Option<Compaction> {
-    let smallest = inputs
-        .iter()
-        .map(|t| t.meta.smallest.as_slice())
-        .min()?
-        .to_vec();
-    let largest = inputs
-        .iter()
-        .map(|t| t.meta.largest.as_slice())
-        .max()?
-        .to_vec();
+    let (smallest, largest) = key_range(&inputs)?;
     let overlapping = version.overlapping(level + 1, &smallest, &largest);
+    // The outputs span the inputs and the tables they overlap, which may reach further.
+    let spanned: Vec<Arc<Table>> = inputs.iter().chain(&overlapping).cloned().collect();
+    let (smallest, largest) = key_range(&spanned)?;
+    let grandparents = version.overlapping(level + 2, &smallest, &largest);
     Some(Compaction {
         level,
         inputs,
         overlapping,
+        grandparents,
+        manual,
     })
 }
 
-/// A compaction of every table of `level` into `level + 1` (for full compactions).
+/// The smallest and largest keys of `tables` (`None` if there are none).
+fn key_range(tables: &[Arc<Table>]) -> Option<(Vec<u8>, Vec<u8>)> {
+    let smallest = tables.iter().map(|t| t.meta.smallest.as_slice()).min()?;
+    let largest = tables.iter().map(|t| t.meta.largest.as_slice()).max()?;
+    Some((smallest.to_vec(), largest.to_vec()))
+}
+
+/// A compaction of every table of `level` into `level + 1` (for full compactions): a manual
+/// one, which always merges.
 pub fn whole_level(version: &Version, level: usize) -> Option<Compaction> {
     let inputs: Vec<Arc<Table>> = version.levels().get(level)?.to_vec();
-    with_overlapping(version, level, inputs)
+    with_overlapping(version, level, inputs, true)
 }
 
 /// What a compaction wrote.
@@ -172,10 +242,16 @@ pub fn run(
         .map(|t| t.meta.entries)
         .sum();
     let mut current: Option<(u64, TableBuilder)> = None;
+    let mut grandparents =
+        GrandparentCut::new(&compaction.grandparents, grandparent_limit(options));
     let mut written_entries = 0u64;
     while let Some((key, slot)) = merger.next_entry()? {
         if slot.is_none() && !version.may_exist_below(output_level, &key) {
             continue;
+        }
+        if grandparents.cut_before(&key, current.is_some()) {
+            let (number, builder) = current.take().expect("a table is open");
+            output.tables.push(finish(number, builder, output_level)?);
         }
         if current.is_none() {
             let number = allocate_number();
@@ -202,6 +278,53 @@ pub fn run(
     output.bytes_written = output.tables.iter().map(|t| t.file_size).sum();
     output.entries_dropped = input_entries.saturating_sub(written_entries);
     Ok(output)
+}
+
+/// Tracks, key by key, the grandparent tables the open output table has passed.
+struct GrandparentCut<'c> {
+    /// Level `n + 2` tables in key order.
+    tables: &'c [Arc<Table>],
+    /// The first of `tables` whose largest key is not below the last key seen.
+    next: usize,
+    /// Bytes of the tables passed since the open output table began.
+    passed_bytes: u64,
+    limit: u64,
+}
+
+impl<'c> GrandparentCut<'c> {
+    fn new(tables: &'c [Arc<Table>], limit: u64) -> GrandparentCut<'c> {
+        GrandparentCut {
+            tables,
+            next: 0,
+            passed_bytes: 0,
+            limit,
+        }
+    }
+
+    /// Called with every key written, in increasing order, before it is added; `table_open`
+    /// says whether an output table holds keys already. Returns whether that table must end
+    /// before `key`. A grandparent counts once every one of its keys lies behind the table's
+    /// newest key, so a table [first, last] overlaps at most the passed bytes (never over
+    /// the limit when `last` was added) plus the one grandparent whose range holds `last`.
+    fn cut_before(&mut self, key: &[u8], table_open: bool) -> bool {
+        if !table_open {
+            self.passed_bytes = 0;
+        }
+        while let Some(table) = self.tables.get(self.next) {
+            if table.meta.largest.as_slice() >= key {
+                break;
+            }
+            if table_open {
+                self.passed_bytes += table.meta.file_size;
+            }
+            self.next += 1;
+        }
+        if table_open && self.passed_bytes > self.limit {
+            self.passed_bytes = 0;
+            return true;
+        }
+        false
+    }
 }
 
 fn finish(number: u64, builder: TableBuilder, level: usize) -> Result<TableMeta> {

@@ -27,6 +27,7 @@ mod version;
 pub mod wal;
 
 pub use batch::{decode_payload, BatchOp, DecodedPayload, LogSuccessor, WriteBatch};
+pub use compaction::{GRANDPARENT_OVERLAP_FACTOR, TRIVIAL_MOVE_SIZE_FACTOR};
 pub use db::{Db, RecoveryReport};
 pub use error::{Error, Result};
 pub use iterator::DbIterator;

@@ -1,5 +1,6 @@
 //! Leveled compaction through the engine: the shape it keeps, the merge's shadowing and
-//! tombstone rules, key boundaries between output tables, read amplification bounds, and
+//! tombstone rules, key boundaries between output tables, read amplification bounds, when
+//! a table may move down whole, how much of the level below an output may overlap, and
 //! crash safety at every step of a compaction.
 
 #![allow(clippy::unwrap_used)]
@@ -291,4 +292,186 @@ fn tables_above_the_deepest_level_carry_the_larger_filters() {
             bits_per_key(table)
         );
     }
+}
+
+#[test]
+fn compact_all_drops_a_table_of_tombstones_that_covers_no_data() {
+    let fs = sim(26);
+    // A memtable that holds the whole load: each flush writes one table.
+    let options = Options {
+        memtable_size: 64 << 10,
+        ..small_options()
+    };
+    let db = open(&fs, &options);
+    for i in 0..40u64 {
+        db.put(key(i), value(i, 0, 30), WriteOptions::NO_SYNC)
+            .unwrap();
+    }
+    db.compact_all().unwrap();
+    // Deletions of keys that were never written, below every live key: their table overlaps
+    // no table of any level, so only a merge (which finds nothing beneath) can drop them.
+    for i in 0..30u64 {
+        db.delete(format!("gone{i:04}"), WriteOptions::NO_SYNC)
+            .unwrap();
+    }
+    db.flush().unwrap();
+    assert_eq!(db.levels()[0].len(), 1, "one table of tombstones");
+    db.compact_all().unwrap();
+    let entries: u64 = db.levels().iter().flatten().map(|t| t.entries).sum();
+    assert_eq!(
+        entries,
+        40,
+        "after compact_all every entry is a live key's value; tables: {:?}",
+        db.levels()
+    );
+    assert_eq!(contents(&db).len(), 40);
+}
+
+#[test]
+fn a_table_over_twice_the_target_size_is_split_rather_than_moved() {
+    let fs = sim(27);
+    let options = Options {
+        memtable_size: 64 << 10,
+        level0_compaction_trigger: 1,
+        level0_slowdown_trigger: 50,
+        level0_stop_trigger: 60,
+        ..small_options()
+    };
+    let limit = options.target_file_size * strata_engine::TRIVIAL_MOVE_SIZE_FACTOR;
+    let db = open(&fs, &options);
+    let mut model = BTreeMap::new();
+    for i in 0..300u64 {
+        let v = value(i, 0, 40);
+        db.put(key(i), &v, WriteOptions::NO_SYNC).unwrap();
+        model.insert(key(i), v);
+    }
+    db.flush().unwrap();
+    let levels = db.levels();
+    assert_eq!(levels.iter().flatten().count(), 1, "one flushed table");
+    assert!(
+        levels[0][0].file_size > 4 * limit,
+        "the flushed table is far over the limit: {} bytes",
+        levels[0][0].file_size
+    );
+    // The picker's compactions (not compact_all, which always merges): level 0's single
+    // table overlaps nothing below, so it is a trivial move unless its size forbids one.
+    db.compact().unwrap();
+    let levels = db.levels();
+    assert!(levels[0].is_empty());
+    for table in levels.iter().flatten() {
+        assert!(
+            table.file_size <= limit,
+            "level {} table {} is {} bytes, over {limit}",
+            table.level,
+            table.number,
+            table.file_size
+        );
+    }
+    assert_eq!(contents(&db), model);
+}
+
+/// A tree whose level 2 holds many small tables over a wide key range and whose level 1
+/// holds a few tables at its upper end, with compactions under the caller's control.
+fn wide_level_2(seed: u64) -> (strata_vfs::SimFs, Db, Options) {
+    let fs = sim(seed);
+    let options = Options {
+        memtable_size: 1 << 20,
+        level0_compaction_trigger: 1,
+        level0_slowdown_trigger: 50,
+        level0_stop_trigger: 60,
+        level_size_ratio: 100,
+        ..small_options()
+    };
+    let db = open(&fs, &options);
+    for i in (0..2000u64).step_by(2) {
+        db.put(key(i), value(i, 0, 40), WriteOptions::NO_SYNC)
+            .unwrap();
+    }
+    // All into level 1 in target-sized tables, then the picker moves level 1's tables down
+    // (lowest keys first) until level 1 is under its budget.
+    db.compact_all().unwrap();
+    db.compact().unwrap();
+    let levels = db.levels();
+    assert!(levels[0].is_empty() && !levels[1].is_empty() && levels.len() == 3);
+    let limit = options.target_file_size * strata_engine::GRANDPARENT_OVERLAP_FACTOR;
+    let level2_bytes: u64 = levels[2].iter().map(|t| t.file_size).sum();
+    assert!(
+        level2_bytes > 3 * limit,
+        "level 2 holds {level2_bytes} bytes"
+    );
+    (fs, db, options)
+}
+
+/// Bytes of the tables of `tables` whose ranges overlap `[smallest, largest]`.
+fn overlap_bytes(
+    tables: &[strata_engine::manifest::TableMeta],
+    smallest: &[u8],
+    largest: &[u8],
+) -> u64 {
+    tables
+        .iter()
+        .filter(|t| t.largest.as_slice() >= smallest && t.smallest.as_slice() <= largest)
+        .map(|t| t.file_size)
+        .sum()
+}
+
+/// Runs the one compaction of level 0's single table (sparse keys from `key(1)` up to
+/// `until`; `merges` says whether it overlaps level 1) into level 1, and asserts every
+/// level-1 table then overlaps at most the grandparent limit plus one level-2 table.
+fn compact_sparse_keys_and_check_overlap(db: &Db, options: &Options, until: &[u8], merges: bool) {
+    let sparse: Vec<Vec<u8>> = (1..2000u64)
+        .step_by(50)
+        .map(key)
+        .filter(|k| k.as_slice() < until)
+        .collect();
+    assert!(sparse.len() > 10);
+    for k in &sparse {
+        db.put(k, b"sparse", WriteOptions::NO_SYNC).unwrap();
+    }
+    db.flush().unwrap();
+    let levels = db.levels();
+    let level0 = &levels[0][0];
+    assert_eq!(
+        overlap_bytes(&levels[1], &level0.smallest, &level0.largest) > 0,
+        merges,
+        "whether level 0's table overlaps level 1"
+    );
+    let before = db.stats();
+    assert!(db.maintenance().unwrap(), "level 0 is due for compaction");
+    let after = db.stats();
+    assert_eq!(
+        (after.compactions + after.trivial_moves) - (before.compactions + before.trivial_moves),
+        1,
+        "exactly one compaction ran"
+    );
+    let levels = db.levels();
+    assert!(levels[0].is_empty(), "the compaction was level 0's");
+    let limit = options.target_file_size * strata_engine::GRANDPARENT_OVERLAP_FACTOR;
+    let largest_grandparent = levels[2].iter().map(|t| t.file_size).max().unwrap();
+    for table in &levels[1] {
+        let overlap = overlap_bytes(&levels[2], &table.smallest, &table.largest);
+        assert!(
+            overlap <= limit + largest_grandparent,
+            "level-1 table {} overlaps {overlap} bytes of level 2, over {limit} + {largest_grandparent}",
+            table.number
+        );
+    }
+    for k in &sparse {
+        assert_eq!(db.get(k).unwrap().as_deref(), Some(&b"sparse"[..]));
+    }
+}
+
+#[test]
+fn a_table_moved_down_overlaps_at_most_ten_targets_of_the_level_below() {
+    let (_fs, db, options) = wide_level_2(28);
+    // Keys only below level 1's tables: level 0's table overlaps nothing in level 1.
+    let level1_smallest = db.levels()[1][0].smallest.clone();
+    compact_sparse_keys_and_check_overlap(&db, &options, &level1_smallest, false);
+}
+
+#[test]
+fn a_merged_output_table_overlaps_at_most_ten_targets_of_the_level_below() {
+    let (_fs, db, options) = wide_level_2(29);
+    // Keys across the whole range: the compaction merges with level 1's tables.
+    compact_sparse_keys_and_check_overlap(&db, &options, b"key9999", true);
 }

@@ -126,7 +126,7 @@ impl DbInner {
         version: &Version,
     ) -> Result<()> {
         let output_level = picked.output_level();
-        let trivial = picked.is_trivial_move();
+        let trivial = picked.is_trivial_move(&self.options);
         let output = if trivial {
             let mut meta = picked.inputs[0].meta.clone();
             meta.level = output_level as u32;
