@@ -11,8 +11,14 @@
 //!         | 4 level:varint number:varint file_size:varint entries:varint
 //!             smallest:bytes largest:bytes  -- a table becomes live
 //!         | 5 level:varint number:varint   -- a table stops being live
+//!         | 6 wal:varint offset:varint     -- clean close: WAL `wal`'s closing record
+//!                                             starts at `offset`
 //! bytes  := length:varint byte{length}
 //! ```
+//! Field 6 is appended by `Db::close` after the WAL's closing record is durable. A WAL cut
+//! at a record boundary reads exactly like one a crash ended early; this field lets recovery
+//! tell that a cleanly closed WAL lost its end. Snapshots never carry it: a recovery replaces
+//! the WAL it names.
 //! The first record of a manifest is a snapshot of the whole state, so a manifest stands
 //! alone. `CURRENT` names the live manifest and is replaced by write-temp, sync, rename,
 //! `sync_dir`. Every edit is synced before anything depends on it, so at most the last
@@ -55,6 +61,8 @@ pub struct VersionEdit {
     pub added: Vec<TableMeta>,
     /// Tables (level, number) that stop being live.
     pub deleted: Vec<(u32, u64)>,
+    /// A clean close: (WAL number, offset of its closing record).
+    pub closed_wal: Option<(u64, u64)>,
 }
 
 const LOG_NUMBER: u64 = 1;
@@ -62,6 +70,7 @@ const NEXT_FILE: u64 = 2;
 const LAST_SEQUENCE: u64 = 3;
 const ADD_TABLE: u64 = 4;
 const DELETE_TABLE: u64 = 5;
+const CLOSED_WAL: u64 = 6;
 
 impl VersionEdit {
     /// Encodes the edit.
@@ -90,6 +99,11 @@ impl VersionEdit {
             put_varint(&mut out, DELETE_TABLE);
             put_varint(&mut out, level as u64);
             put_varint(&mut out, number);
+        }
+        if let Some((wal, offset)) = self.closed_wal {
+            put_varint(&mut out, CLOSED_WAL);
+            put_varint(&mut out, wal);
+            put_varint(&mut out, offset);
         }
         out
     }
@@ -128,6 +142,11 @@ impl VersionEdit {
                     edit.deleted
                         .push((u32::try_from(level).map_err(|_| malformed())?, number));
                 }
+                CLOSED_WAL => {
+                    let wal = decoder.varint().ok_or_else(malformed)?;
+                    let offset = decoder.varint().ok_or_else(malformed)?;
+                    edit.closed_wal = Some((wal, offset));
+                }
                 other => {
                     return Err(format!(
                         "unknown field tag {other} at byte {at} of the edit"
@@ -150,11 +169,15 @@ pub struct ManifestState {
     pub last_sequence: u64,
     /// Live tables by number.
     pub tables: BTreeMap<u64, TableMeta>,
+    /// Set by the last edit if it recorded a clean close: (WAL number, offset of its
+    /// closing record). Any later edit clears it.
+    pub closed_wal: Option<(u64, u64)>,
 }
 
 impl ManifestState {
     /// Applies an edit; `Err` if it contradicts the state (a corrupt manifest).
     pub fn apply(&mut self, edit: &VersionEdit) -> std::result::Result<(), String> {
+        self.closed_wal = edit.closed_wal;
         if let Some(value) = edit.log_number {
             self.log_number = value;
         }
@@ -196,6 +219,7 @@ impl ManifestState {
             last_sequence: Some(self.last_sequence),
             added: self.tables.values().cloned().collect(),
             deleted: Vec::new(),
+            closed_wal: None,
         }
     }
 }
@@ -377,6 +401,7 @@ mod tests {
             last_sequence: Some(1 << 40),
             added: vec![table(4, 0), table(5, 1)],
             deleted: vec![(0, 2)],
+            closed_wal: Some((7, 4096)),
         };
         assert_eq!(VersionEdit::decode(&edit.encode()).unwrap(), edit);
         let encoded = edit.encode();

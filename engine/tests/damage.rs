@@ -60,8 +60,18 @@ fn cut_last_manifest_record(fs: &SimFs) -> String {
     let manifest = names(fs, "MANIFEST-").pop().unwrap();
     let file = fs.open_write(Path::new(&manifest)).unwrap();
     let (records, _) = strata_engine::wal::read_log(file.as_ref()).unwrap();
-    assert!(records.len() >= 2, "a snapshot and the flush's edit");
-    file.set_len(records.last().unwrap().0).unwrap();
+    // The last edit that changed the state: the close's mark after it goes with it.
+    let last_change = records
+        .iter()
+        .rposition(|(_, record)| {
+            strata_engine::manifest::VersionEdit::decode(record)
+                .unwrap()
+                .closed_wal
+                .is_none()
+        })
+        .unwrap();
+    assert!(last_change >= 1, "a snapshot and the flush's edit");
+    file.set_len(records[last_change].0).unwrap();
     file.sync().unwrap();
     manifest
 }

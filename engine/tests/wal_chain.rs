@@ -252,3 +252,30 @@ fn point_in_time_recovery_never_leaves_a_hole() {
     }
     assert_eq!(db.recovery_report().set_aside.len(), chain.len() - 1);
 }
+
+/// A cleanly closed WAL cut at a record boundary reads like a log a crash ended early; the
+/// manifest's record of the close (where the closing record starts) tells them apart.
+#[test]
+fn a_cleanly_closed_wal_cut_at_a_record_boundary_is_corruption() {
+    let fs = sim(27);
+    let big = Options {
+        memtable_size: 1 << 20,
+        ..options()
+    };
+    let db = open_with(&fs, &big).unwrap();
+    for i in 0..30 {
+        db.put(key(i), value(i, 0, 40), WriteOptions::NO_SYNC)
+            .unwrap();
+    }
+    db.close().unwrap();
+    let wal = wals(&fs).pop().unwrap();
+    let file = fs.open_read(Path::new(&wal)).unwrap();
+    let (records, _) = strata_engine::wal::read_log(file.as_ref()).unwrap();
+    drop(file);
+    // Cut the last ten batches and the closing record, exactly at a record's start.
+    fs.truncate_file(Path::new(&wal), records[records.len() - 11].0)
+        .unwrap();
+    let (file, reason) = corruption(open_with(&fs, &big));
+    assert_eq!(file, Path::new(&wal));
+    assert!(reason.contains("closing record"), "{reason}");
+}

@@ -163,6 +163,7 @@ impl DbInner {
                 last_sequence: None,
                 added: output.tables.clone(),
                 deleted: deleted.clone(),
+                closed_wal: None,
             };
             self.log_and_install(&mut state, &edit)?;
             if let Some(largest) = picked.inputs.iter().map(|t| t.meta.largest.clone()).max() {
@@ -252,6 +253,7 @@ impl DbInner {
             last_sequence: Some(last_sequence),
             added: meta.into_iter().collect(),
             deleted: Vec::new(),
+            closed_wal: None,
         };
         self.log_and_install(&mut state, &edit)?;
         state.immutables.pop_front();

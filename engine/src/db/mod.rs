@@ -62,7 +62,7 @@ use crate::block_cache::BlockCache;
 use crate::compaction;
 use crate::error::{Error, Result};
 use crate::iterator::{DbIterator, MemtableSource, Source, TableSource};
-use crate::manifest::{ManifestState, ManifestWriter, TableMeta};
+use crate::manifest::{ManifestState, ManifestWriter, TableMeta, VersionEdit};
 use crate::memtable::Memtable;
 use crate::options::{Options, WriteOptions};
 use crate::sstable::{KeyHash, ReadCounters};
@@ -462,8 +462,17 @@ impl Db {
                     writer.wal.synced_through(),
                     0,
                 );
+                let closing_offset = writer.wal.end();
                 writer.wal.add_record(&payload);
-                writer.wal.sync()
+                writer.wal.sync()?;
+                // And the manifest says where the closing record is: a WAL cut at a record
+                // boundary after a clean close would otherwise read as a crash's early end.
+                let mut state = lock(&self.inner.state);
+                self.inner.poison.check()?;
+                state.manifest.append(&VersionEdit {
+                    closed_wal: Some((writer.wal_number, closing_offset)),
+                    ..VersionEdit::default()
+                })
             })
         } else {
             writer.wal.flush()

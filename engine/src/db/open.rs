@@ -173,6 +173,7 @@ impl Db {
             next_file_number: 2,
             last_sequence: 0,
             tables: Default::default(),
+            closed_wal: None,
         };
         let name = filenames::manifest_name(1);
         ManifestWriter::create(vfs, &dir.join(&name), &state)?;

@@ -108,6 +108,16 @@ impl<'a> Replay<'a> {
                 ),
             );
             self.damaged(0, error)?;
+        } else if let Some((wal, _)) = state.closed_wal.filter(|(wal, _)| !wals.contains(wal)) {
+            let error = Error::corruption(
+                manifest_path,
+                0,
+                format!(
+                    "the manifest records a clean close of WAL {}, which is missing",
+                    wal_path(self.dir, wal).display()
+                ),
+            );
+            self.damaged(0, error)?;
         } else {
             let mut holds_records = Vec::with_capacity(wals.len());
             for &number in wals {
@@ -115,8 +125,12 @@ impl<'a> Replay<'a> {
             }
             for index in 0..wals.len() {
                 let successor_holds_records = holds_records[index + 1..].iter().any(|&h| h);
+                let expected_close = state
+                    .closed_wal
+                    .filter(|(wal, _)| *wal == wals[index])
+                    .map(|(_, offset)| offset);
                 if let WalOutcome::Damaged(error) =
-                    self.replay_one(wals, index, successor_holds_records, state)?
+                    self.replay_one(wals, index, successor_holds_records, expected_close, state)?
                 {
                     self.damaged(index, error)?;
                     break;
@@ -164,6 +178,7 @@ impl<'a> Replay<'a> {
         wals: &[u64],
         index: usize,
         successor_holds_records: bool,
+        expected_close: Option<u64>,
         state: &mut ManifestState,
     ) -> Result<WalOutcome> {
         let path = wal_path(self.dir, wals[index]);
@@ -197,6 +212,13 @@ impl<'a> Replay<'a> {
                 ));
             }
             if decoded.closing.is_some() {
+                if expected_close.is_some_and(|expected| expected != offset) {
+                    return damage(format!(
+                        "the closing record is at offset {offset}, the manifest recorded the \
+                         clean close at {}",
+                        expected_close.unwrap_or_default()
+                    ));
+                }
                 closing = decoded.closing;
                 continue;
             }
@@ -216,6 +238,23 @@ impl<'a> Replay<'a> {
         }
         let end = reader.end().cloned().unwrap_or(LogEnd::Clean);
         drop(reader);
+        if let (Some(expected), None) = (expected_close, closing) {
+            // The manifest says this WAL was closed cleanly with its closing record there:
+            // whatever ended it early (a cut, damage) came after the close was durable.
+            let at = match &end {
+                LogEnd::Broken { offset, .. } => *offset,
+                LogEnd::Clean => file.len()?,
+            };
+            return Ok(WalOutcome::Damaged(Error::corruption(
+                &path,
+                at,
+                format!(
+                    "the log ends before its closing record, which the manifest recorded at \
+                     offset {expected} when the database was closed: the WAL was shortened or \
+                     damaged"
+                ),
+            )));
+        }
         let successor = wals.get(index + 1).copied();
         let outcome = match &end {
             LogEnd::Broken { offset, .. } => {
