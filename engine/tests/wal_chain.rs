@@ -118,7 +118,9 @@ fn a_torn_manifest_edit_sets_unlisted_tables_aside_instead_of_deleting_them() {
     manifests.sort();
     let manifest = fs.open_write(Path::new(manifests.last().unwrap())).unwrap();
     let end = manifest.len().unwrap();
-    manifest.write_at(end, &[0x5a, 0x11, 0x20, 0x00, 0x01, 0x04]).unwrap();
+    manifest
+        .write_at(end, &[0x5a, 0x11, 0x20, 0x00, 0x01, 0x04])
+        .unwrap();
     manifest.sync().unwrap();
     fs.sync_dir(Path::new("db")).unwrap();
 
@@ -216,7 +218,10 @@ fn point_in_time_recovery_keeps_the_prefix_before_the_damage_and_reports_it() {
     let db = open_with(&fs, &point_in_time).unwrap();
     assert!(contents(&db).is_empty());
     let report = db.recovery_report();
-    assert!(report.wal_damage.as_ref().unwrap().contains(&wal), "{report:?}");
+    assert!(
+        report.wal_damage.as_ref().unwrap().contains(&wal),
+        "{report:?}"
+    );
     let lost = format!("db/lost/{}", wal.trim_start_matches("db/"));
     assert_eq!(report.set_aside, vec![Path::new(&lost).to_path_buf()]);
     // The database goes on from there.
@@ -248,7 +253,11 @@ fn point_in_time_recovery_never_leaves_a_hole() {
     let kept = state.len() as u64;
     assert!(kept > 0 && kept < 60, "{kept}");
     for i in 0..60 {
-        assert_eq!(state.contains_key(&key(i)), i < kept, "key {i} of a {kept}-prefix");
+        assert_eq!(
+            state.contains_key(&key(i)),
+            i < kept,
+            "key {i} of a {kept}-prefix"
+        );
     }
     assert_eq!(db.recovery_report().set_aside.len(), chain.len() - 1);
 }
