@@ -21,8 +21,10 @@ mod key_prefix;
 pub mod manifest;
 mod memtable;
 mod options;
+mod repair;
 pub mod sstable;
 mod stats;
+mod verify;
 mod version;
 pub mod wal;
 
@@ -35,4 +37,6 @@ pub use options::{
     Options, WalRecovery, WriteOptions, BLOOM_BITS_LIMIT, KEY_SIZE_LIMIT,
     UPPER_LEVEL_EXTRA_BLOOM_BITS, VALUE_SIZE_LIMIT,
 };
+pub use repair::{repair, KeptTable, Placement, RepairReport, SalvagedTable, SetAside};
 pub use stats::Stats;
+pub use verify::{verify, Problem, Severity, VerifyReport};

@@ -27,7 +27,7 @@
 use crate::coding::{put_length_prefixed, put_varint, Decoder};
 use crate::error::{Error, Result};
 use crate::wal::{self, LogEnd, WalReader, WalWriter};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use strata_vfs::{Vfs, VfsFile};
 
@@ -175,8 +175,35 @@ pub struct ManifestState {
 }
 
 impl ManifestState {
-    /// Applies an edit; `Err` if it contradicts the state (a corrupt manifest).
+    /// Applies an edit; `Err` if it contradicts the state (a corrupt manifest), in which case
+    /// the state is left as it was.
     pub fn apply(&mut self, edit: &VersionEdit) -> std::result::Result<(), String> {
+        // Checked whole first, so that a bad edit changes nothing (repair keeps the state
+        // before a damaged edit).
+        let mut deleted = BTreeSet::new();
+        for &(level, number) in &edit.deleted {
+            match self.tables.get(&number) {
+                Some(table) if table.level == level && deleted.insert(number) => {}
+                _ => {
+                    return Err(format!(
+                        "edit deletes table {number} at level {level}, which is not live there"
+                    ))
+                }
+            }
+        }
+        let mut added = BTreeSet::new();
+        for table in &edit.added {
+            if table.level as usize >= crate::compaction::NUM_LEVELS {
+                return Err(format!(
+                    "edit adds table {} at level {}, beyond the last level",
+                    table.number, table.level
+                ));
+            }
+            let live = self.tables.contains_key(&table.number) && !deleted.contains(&table.number);
+            if live || !added.insert(table.number) {
+                return Err(format!("edit adds table {} twice", table.number));
+            }
+        }
         self.closed_wal = edit.closed_wal;
         if let Some(value) = edit.log_number {
             self.log_number = value;
@@ -187,26 +214,11 @@ impl ManifestState {
         if let Some(value) = edit.last_sequence {
             self.last_sequence = value;
         }
-        for &(level, number) in &edit.deleted {
-            match self.tables.remove(&number) {
-                Some(table) if table.level == level => {}
-                _ => {
-                    return Err(format!(
-                        "edit deletes table {number} at level {level}, which is not live there"
-                    ))
-                }
-            }
+        for number in deleted {
+            self.tables.remove(&number);
         }
         for table in &edit.added {
-            if table.level as usize >= crate::compaction::NUM_LEVELS {
-                return Err(format!(
-                    "edit adds table {} at level {}, beyond the last level",
-                    table.number, table.level
-                ));
-            }
-            if self.tables.insert(table.number, table.clone()).is_some() {
-                return Err(format!("edit adds table {} twice", table.number));
-            }
+            self.tables.insert(table.number, table.clone());
         }
         Ok(())
     }
@@ -233,26 +245,59 @@ pub fn read_manifest(file: &dyn VfsFile) -> Result<ManifestState> {
 /// (`false`: its last edit was torn, or damaged past all proof; the state may then be older
 /// than the database, and recovery must not delete what it does not list).
 pub fn read_manifest_with_end(file: &dyn VfsFile) -> Result<(ManifestState, bool)> {
+    let prefix = read_manifest_prefix(file)?;
+    match prefix.damage {
+        Some(damage) if !prefix.torn => Err(damage),
+        _ if prefix.edits == 0 => Err(Error::corruption(file.path(), 0, "manifest holds no edit")),
+        damage => Ok((prefix.state, damage.is_none())),
+    }
+}
+
+/// What can be read of a manifest, however damaged: the state its readable edits describe.
+#[derive(Debug, Clone, Default)]
+pub struct ManifestPrefix {
+    /// The state after the edits read (every edit before the first damage).
+    pub state: ManifestState,
+    /// How many edits were read and applied.
+    pub edits: usize,
+    /// The tables some edit read deleted: obsolete for good, whatever came later.
+    pub deleted: BTreeSet<u64>,
+    /// Where and why the read stopped early, if it did.
+    pub damage: Option<Error>,
+    /// The damage is a torn last edit (nothing valid follows it): what a crash leaves, not
+    /// corruption.
+    pub torn: bool,
+}
+
+/// Reads a manifest as far as it is readable. `Err` only for I/O errors.
+pub fn read_manifest_prefix(file: &dyn VfsFile) -> Result<ManifestPrefix> {
     let path = file.path().to_path_buf();
     let (records, end) = wal::read_log(file)?;
-    if let LogEnd::Broken { offset, .. } = &end {
-        // Every edit is synced before the next is written, so only the last can be torn.
-        if !WalReader::scan_after(file, *offset)?.is_empty() {
-            return Err(wal::corruption_at(&path, &end));
+    let mut prefix = ManifestPrefix::default();
+    for (offset, record) in records {
+        let applied = VersionEdit::decode(&record).and_then(|edit| {
+            prefix.state.apply(&edit)?;
+            Ok(edit)
+        });
+        match applied {
+            Ok(edit) => {
+                prefix.edits += 1;
+                prefix
+                    .deleted
+                    .extend(edit.deleted.iter().map(|&(_, number)| number));
+            }
+            Err(reason) => {
+                prefix.damage = Some(Error::corruption(&path, offset, reason));
+                return Ok(prefix);
+            }
         }
     }
-    if records.is_empty() {
-        return Err(Error::corruption(&path, 0, "manifest holds no edit"));
+    if let LogEnd::Broken { offset, .. } = &end {
+        // Every edit is synced before the next is written, so only the last can be torn.
+        prefix.torn = WalReader::scan_after(file, *offset)?.is_empty();
+        prefix.damage = Some(wal::corruption_at(&path, &end));
     }
-    let mut state = ManifestState::default();
-    for (offset, record) in records {
-        let edit = VersionEdit::decode(&record)
-            .map_err(|reason| Error::corruption(&path, offset, reason))?;
-        state
-            .apply(&edit)
-            .map_err(|reason| Error::corruption(&path, offset, reason))?;
-    }
-    Ok((state, end == LogEnd::Clean))
+    Ok(prefix)
 }
 
 /// Appends edits to the live manifest.

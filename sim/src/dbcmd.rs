@@ -1,10 +1,12 @@
-//! `strata db --dir D get|put|delete|scan`: a small shell over a real database.
+//! `strata db --dir D get|put|delete|scan|stats|compact|verify|repair`: a small shell over a
+//! real database. `verify` and `repair` work on the directory without opening it (they are
+//! for databases that may not open).
 
 use clap::{Args, Subcommand};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
-use strata_engine::{Db, Options, WriteOptions};
+use strata_engine::{Db, Options, Placement, RepairReport, Severity, VerifyReport, WriteOptions};
 use strata_vfs::RealFs;
 
 #[derive(Args, Debug)]
@@ -44,6 +46,18 @@ enum Action {
     },
     /// Compact until no level needs it.
     Compact,
+    /// Check every file's checksums and the manifest's consistency with the directory,
+    /// without changing anything: one line per problem, then a summary. Exit 0 if sound
+    /// (warnings and orphans allowed), 1 if corruption was found.
+    Verify {
+        /// One JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Rebuild the manifest from what is readable (the database must not be open): keeps
+    /// readable tables, salvages damaged ones, replays WAL records, and moves everything it
+    /// does not keep into lost/ (never deletes).
+    Repair,
 }
 
 fn printable(bytes: &[u8]) -> String {
@@ -51,6 +65,11 @@ fn printable(bytes: &[u8]) -> String {
 }
 
 pub fn run(args: DbArgs) -> Result<ExitCode, String> {
+    match args.action {
+        Action::Verify { json } => return verify(&args.dir, json),
+        Action::Repair => return repair(&args.dir),
+        _ => {}
+    }
     let creating = matches!(args.action, Action::Put { .. } | Action::Delete { .. });
     if !creating && !args.dir.join("CURRENT").exists() && args.dir.exists() {
         return Err(format!(
@@ -115,6 +134,7 @@ pub fn run(args: DbArgs) -> Result<ExitCode, String> {
             db.compact().map_err(|e| e.to_string())?;
             ExitCode::SUCCESS
         }
+        Action::Verify { .. } | Action::Repair => unreachable!("handled before the open"),
         Action::Scan { from, to, limit } => {
             use std::ops::Bound;
             let lower = from.map_or(Bound::Unbounded, |k| Bound::Included(k.into_bytes()));
@@ -129,4 +149,139 @@ pub fn run(args: DbArgs) -> Result<ExitCode, String> {
     };
     db.close().map_err(|e| e.to_string())?;
     Ok(code)
+}
+
+/// The directory `verify` and `repair` work on: it must exist and be a directory.
+fn existing_dir(dir: &Path) -> Result<(), String> {
+    match std::fs::metadata(dir) {
+        Ok(meta) if meta.is_dir() => Ok(()),
+        Ok(_) => Err(format!("{} is not a directory", dir.display())),
+        Err(error) => Err(format!("{}: {error}", dir.display())),
+    }
+}
+
+fn verify(dir: &Path, json: bool) -> Result<ExitCode, String> {
+    existing_dir(dir)?;
+    let report = strata_engine::verify(&RealFs::new(), dir)
+        .map_err(|e| format!("cannot verify {}: {e}", dir.display()))?;
+    if json {
+        println!("{}", verify_json(dir, &report));
+    } else {
+        for problem in &report.problems {
+            println!("{problem}");
+        }
+        println!(
+            "{}: {} corruption, {} warnings, {} orphans; {} tables ({} data blocks) and {} WALs \
+             checked",
+            if report.is_sound() {
+                "sound"
+            } else {
+                "CORRUPT"
+            },
+            report.count(Severity::Corruption),
+            report.count(Severity::Warning),
+            report.count(Severity::Orphan),
+            report.tables_checked,
+            report.blocks_checked,
+            report.wals_checked
+        );
+    }
+    Ok(if report.is_sound() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn verify_json(dir: &Path, report: &VerifyReport) -> serde_json::Value {
+    let problems: Vec<serde_json::Value> = report
+        .problems
+        .iter()
+        .map(|problem| {
+            serde_json::json!({
+                "severity": problem.severity.name(),
+                "file": problem.file.display().to_string(),
+                "offset": problem.offset,
+                "reason": problem.reason,
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "dir": dir.display().to_string(),
+        "manifest": report.manifest.as_ref().map(|path| path.display().to_string()),
+        "sound": report.is_sound(),
+        "corruptions": report.count(Severity::Corruption),
+        "warnings": report.count(Severity::Warning),
+        "orphans": report.count(Severity::Orphan),
+        "tables_checked": report.tables_checked,
+        "blocks_checked": report.blocks_checked,
+        "wals_checked": report.wals_checked,
+        "problems": problems,
+    })
+}
+
+fn repair(dir: &Path) -> Result<ExitCode, String> {
+    existing_dir(dir)?;
+    let report = strata_engine::repair(&RealFs::new(), dir, &Options::default())
+        .map_err(|e| format!("cannot repair {}: {e}", dir.display()))?;
+    print_repair(&report);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_repair(report: &RepairReport) {
+    match &report.base_manifest {
+        Some(path) if report.consistent => println!(
+            "base: {} (agrees with the WALs: nothing guessed)",
+            path.display()
+        ),
+        Some(path) => println!(
+            "base: {} (does not agree with the WALs: see the warnings)",
+            path.display()
+        ),
+        None => println!("base: no readable manifest (table levels are guessed)"),
+    }
+    for table in &report.kept {
+        let guessed = match table.placement {
+            Placement::Recorded => "",
+            Placement::Guessed => ", level guessed",
+        };
+        println!(
+            "kept {:06}.sst at L{} ({} entries{guessed})",
+            table.number, table.level, table.entries
+        );
+    }
+    for table in &report.salvaged {
+        println!(
+            "salvaged {:06}.sst into {:06}.sst at L{} ({} entries; {} data blocks lost)",
+            table.from, table.into, table.level, table.entries, table.blocks_lost
+        );
+    }
+    let written: Vec<String> = report
+        .tables_written
+        .iter()
+        .map(|number| format!("{number:06}.sst"))
+        .collect();
+    println!(
+        "replayed {} WAL records into {}",
+        report.records_replayed,
+        if written.is_empty() {
+            "no table".to_string()
+        } else {
+            written.join(", ")
+        }
+    );
+    for set_aside in &report.set_aside {
+        println!(
+            "set aside {}: {}",
+            set_aside.path.display(),
+            set_aside.reason
+        );
+    }
+    for line in &report.dropped {
+        println!("dropped: {line}");
+    }
+    for line in &report.warnings {
+        println!("warning: {line}");
+    }
+    println!("new manifest: {}", report.manifest.display());
 }

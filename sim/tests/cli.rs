@@ -182,3 +182,126 @@ fn bench_never_clears_a_directory_that_is_not_an_idle_strata_database() {
     let (code, _, stderr) = bench(&live);
     assert_eq!(code, 0, "{stderr}");
 }
+
+/// A database of a few tables and a WAL, written through the CLI.
+fn small_database(db: &str) {
+    for i in 0..5 {
+        assert_eq!(
+            strata(&["db", "--dir", db, "put", &format!("k{i}"), "v"]).0,
+            0
+        );
+    }
+    assert_eq!(strata(&["db", "--dir", db, "compact"]).0, 0);
+    assert_eq!(strata(&["db", "--dir", db, "put", "k9", "v9"]).0, 0);
+}
+
+fn files_in(dir: &std::path::Path, suffix: &str) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.ends_with(suffix))
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn verify_exits_0_when_sound_1_on_corruption_and_2_on_bad_arguments() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let db_str = db.to_str().unwrap();
+    small_database(db_str);
+    let (code, stdout, stderr) = strata(&["db", "--dir", db_str, "verify"]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(stdout.starts_with("sound: 0 corruption"), "{stdout}");
+    let (code, stdout, _) = strata(&["db", "--dir", db_str, "verify", "--json"]);
+    assert_eq!(code, 0);
+    let report: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(report["sound"], true);
+    assert_eq!(report["problems"], serde_json::json!([]));
+
+    let table = files_in(&db, ".sst").remove(0);
+    let path = db.join(&table);
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[3] ^= 0x08;
+    std::fs::write(&path, bytes).unwrap();
+    let before = std::fs::read_dir(&db).unwrap().count();
+    let (code, stdout, _) = strata(&["db", "--dir", db_str, "verify"]);
+    assert_eq!(code, 1, "{stdout}");
+    let first = stdout.lines().next().unwrap();
+    assert!(
+        first.starts_with("corruption: ") && first.contains(&table) && first.contains("offset 0"),
+        "{stdout}"
+    );
+    let (code, stdout, _) = strata(&["db", "--dir", db_str, "verify", "--json"]);
+    assert_eq!(code, 1);
+    let report: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(report["corruptions"], 1, "{report}");
+    assert_eq!(report["problems"][0]["offset"], 0, "{report}");
+    assert_eq!(
+        std::fs::read_dir(&db).unwrap().count(),
+        before,
+        "verify wrote"
+    );
+
+    let missing = dir.path().join("missing");
+    let (code, _, stderr) = strata(&["db", "--dir", missing.to_str().unwrap(), "verify"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains(missing.to_str().unwrap()), "{stderr}");
+    let file = db.join("CURRENT");
+    let (code, _, stderr) = strata(&["db", "--dir", file.to_str().unwrap(), "verify"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("not a directory"), "{stderr}");
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let (code, _, stderr) = strata(&["db", "--dir", empty.to_str().unwrap(), "verify"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("holds no Strata database"), "{stderr}");
+}
+
+#[test]
+fn repair_prints_what_it_kept_and_set_aside_and_the_result_opens() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let db_str = db.to_str().unwrap();
+    small_database(db_str);
+    let (_, expected, _) = strata(&["db", "--dir", db_str, "scan"]);
+    std::fs::remove_file(db.join("CURRENT")).unwrap();
+    assert_eq!(strata(&["db", "--dir", db_str, "scan"]).0, 2);
+    let (code, stdout, stderr) = strata(&["db", "--dir", db_str, "repair"]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    for line in [
+        "base: ",
+        "nothing guessed",
+        "kept ",
+        "replayed ",
+        "set aside ",
+        "new manifest: ",
+    ] {
+        assert!(stdout.contains(line), "missing {line:?}: {stdout}");
+    }
+    assert!(stdout.contains("lost/MANIFEST-"), "{stdout}");
+    let (code, scanned, _) = strata(&["db", "--dir", db_str, "scan"]);
+    assert_eq!((code, scanned), (0, expected));
+    assert_eq!(strata(&["db", "--dir", db_str, "verify"]).0, 0);
+
+    // A damaged table goes to lost/ (with one data block, nothing is left to salvage).
+    let table = files_in(&db, ".sst").remove(0);
+    let path = db.join(&table);
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[3] ^= 0x01;
+    std::fs::write(&path, bytes).unwrap();
+    assert_eq!(strata(&["db", "--dir", db_str, "verify"]).0, 1);
+    let (code, stdout, stderr) = strata(&["db", "--dir", db_str, "repair"]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(stdout.contains(&format!("lost/{table}: ")), "{stdout}");
+    assert!(stdout.contains("block checksum mismatch"), "{stdout}");
+    assert!(db.join("lost").join(&table).exists());
+    assert_eq!(strata(&["db", "--dir", db_str, "verify"]).0, 0);
+    assert_eq!(strata(&["db", "--dir", db_str, "scan"]).0, 0);
+
+    let missing = dir.path().join("missing");
+    let (code, _, stderr) = strata(&["db", "--dir", missing.to_str().unwrap(), "repair"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains(missing.to_str().unwrap()), "{stderr}");
+}

@@ -50,8 +50,9 @@ mod background;
 mod commit;
 mod open;
 mod poison;
-mod replay;
+pub(crate) mod replay;
 
+pub(crate) use self::open::set_aside_files;
 pub use self::replay::RecoveryReport;
 
 use self::background::BackgroundJobs;

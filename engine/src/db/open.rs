@@ -4,7 +4,7 @@
 
 use super::background::BackgroundRole;
 use super::commit::{CommitPipeline, WriterState};
-use super::replay::Replay;
+use super::replay::{self, Replay};
 use super::{BackgroundJobs, Db, DbInner, Poison, ReadView, State};
 use crate::block_cache::BlockCache;
 use crate::compaction::NUM_LEVELS;
@@ -211,24 +211,18 @@ impl Db {
             Err(error) if error.kind() == ErrorKind::NotFound => Vec::new(),
             Err(error) => return Err(Error::Io(error)),
         };
-        let mut highest = 0;
-        let mut wals = Vec::new();
-        for name in names.iter().chain(&lost_names) {
-            match filenames::parse(name) {
-                Some(FileKind::Wal(number)) => {
-                    highest = highest.max(number);
-                    if number >= state.log_number && names.contains(name) {
-                        wals.push(number);
-                    }
-                }
-                Some(FileKind::Table(number)) | Some(FileKind::Manifest(number)) => {
-                    highest = highest.max(number)
-                }
-                _ => {}
-            }
-        }
-        wals.sort_unstable();
-        wals.dedup();
+        let highest = names
+            .iter()
+            .chain(&lost_names)
+            .filter_map(|name| match filenames::parse(name) {
+                Some(FileKind::Wal(number))
+                | Some(FileKind::Table(number))
+                | Some(FileKind::Manifest(number)) => Some(number),
+                _ => None,
+            })
+            .max()
+            .unwrap_or(0);
+        let wals = replay::wals_from(&names, state.log_number);
         state.next_file_number = state.next_file_number.max(highest + 1);
         let block_cache = BlockCache::new(options.block_cache_size);
         let version = Version::open(fs, &dir, &state, None, block_cache.as_ref())?;

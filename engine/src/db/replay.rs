@@ -20,11 +20,17 @@
 //! are kept, the WALs from the damaged one on are set aside in `lost/`).
 //!
 //! The replay never deletes: the caller removes files only after every check here passed.
+//!
+//! The same rules serve three callers, so that they cannot drift apart: recovery (which
+//! replays into tables), `verify` (a dry run that writes nothing and reports the first
+//! damage) and `repair` (a dry run under `Strict` decides whether the manifest and the WALs
+//! agree; the real replay follows).
 
 use super::background::write_table;
-use crate::batch::{decode_payload, BatchOp, LogSuccessor};
+use crate::batch::{decode_payload, BatchOp, LogSuccessor, WriteBatch};
 use crate::error::{Error, Result};
 use crate::filenames::wal_path;
+use crate::filenames::{self, FileKind};
 use crate::manifest::ManifestState;
 use crate::memtable::Memtable;
 use crate::options::{Options, WalRecovery};
@@ -50,17 +56,91 @@ pub struct RecoveryReport {
     pub tables_written: usize,
 }
 
-/// The replay of a database's WALs into tables.
-pub(super) struct Replay<'a> {
+/// The WALs of `names` (a directory listing) numbered at least `log_number`, ascending:
+/// the ones recovery replays.
+pub(crate) fn wals_from(names: &[String], log_number: u64) -> Vec<u64> {
+    let mut wals: Vec<u64> = names
+        .iter()
+        .filter_map(|name| match filenames::parse(name) {
+            Some(FileKind::Wal(number)) if number >= log_number => Some(number),
+            _ => None,
+        })
+        .collect();
+    wals.sort_unstable();
+    wals.dedup();
+    wals
+}
+
+/// Replayed batches gathered in a memtable and written as level-0 tables, one whenever the
+/// memtable reaches `memtable_size` (as writes do: a large WAL becomes several tables, not
+/// one oversized one). Later batches win, so batches must come oldest first.
+pub(crate) struct TableSink<'a> {
     fs: &'a dyn Vfs,
     dir: &'a Path,
     options: &'a Options,
     memtable: Memtable,
+    /// The numbers of the tables written, in order (newest data last).
+    pub(crate) written: Vec<u64>,
+}
+
+impl<'a> TableSink<'a> {
+    pub(crate) fn new(fs: &'a dyn Vfs, dir: &'a Path, options: &'a Options) -> TableSink<'a> {
+        TableSink {
+            fs,
+            dir,
+            options,
+            memtable: Memtable::new(options.memtable_size),
+            written: Vec::new(),
+        }
+    }
+
+    /// Applies one batch; writes a table (numbered from `state`, added to it) when full.
+    pub(crate) fn apply(&mut self, batch: &WriteBatch, state: &mut ManifestState) -> Result<()> {
+        for op in batch.iter() {
+            match op {
+                BatchOp::Put(key, value) => self.memtable.insert(key, Some(value)),
+                BatchOp::Delete(key) => self.memtable.insert(key, None),
+            }
+        }
+        if self.memtable.approximate_size() >= self.options.memtable_size {
+            self.write_table(state)?;
+        }
+        Ok(())
+    }
+
+    /// Writes what is left in the memtable as a last table.
+    pub(crate) fn finish(&mut self, state: &mut ManifestState) -> Result<()> {
+        if !self.memtable.is_empty() {
+            self.write_table(state)?;
+        }
+        Ok(())
+    }
+
+    fn write_table(&mut self, state: &mut ManifestState) -> Result<()> {
+        let number = state.next_file_number;
+        state.next_file_number += 1;
+        let meta = write_table(self.fs, self.dir, number, &self.memtable, self.options)?;
+        state.tables.insert(number, meta);
+        self.written.push(number);
+        self.memtable = Memtable::new(self.options.memtable_size);
+        Ok(())
+    }
+}
+
+/// The replay of a database's WALs into tables (or, as a check, into nothing).
+pub(crate) struct Replay<'a> {
+    fs: &'a dyn Vfs,
+    dir: &'a Path,
+    recovery: WalRecovery,
+    /// Where the records go; `None` for a check that writes nothing.
+    sink: Option<TableSink<'a>>,
     /// The sequence number the next record must start at.
-    pub(super) next_sequence: u64,
-    pub(super) report: RecoveryReport,
+    pub(crate) next_sequence: u64,
+    pub(crate) report: RecoveryReport,
     /// Index (in the WAL list) of the first WAL whose records were not all kept.
-    pub(super) first_dropped: Option<usize>,
+    pub(crate) first_dropped: Option<usize>,
+    /// The damage that ended the replay (under `PointInTime`).
+    pub(crate) damage: Option<Error>,
 }
 
 /// How one WAL's replay ended.
@@ -72,26 +152,42 @@ enum WalOutcome {
 }
 
 impl<'a> Replay<'a> {
-    pub(super) fn new(
+    /// A replay into tables, treating damage as `options.wal_recovery` says.
+    pub(crate) fn new(
         fs: &'a dyn Vfs,
         dir: &'a Path,
         options: &'a Options,
         state: &ManifestState,
     ) -> Replay<'a> {
+        let mut replay = Replay::check(fs, dir, state, options.wal_recovery);
+        replay.sink = Some(TableSink::new(fs, dir, options));
+        replay
+    }
+
+    /// A check of the same rules that reads the WALs and writes nothing. Under `Strict` the
+    /// first damage is the `Err` of [`Replay::run`]; under `PointInTime` it is kept in
+    /// `damage`.
+    pub(crate) fn check(
+        fs: &'a dyn Vfs,
+        dir: &'a Path,
+        state: &ManifestState,
+        recovery: WalRecovery,
+    ) -> Replay<'a> {
         Replay {
             fs,
             dir,
-            options,
-            memtable: Memtable::new(options.memtable_size),
+            recovery,
+            sink: None,
             next_sequence: state.last_sequence + 1,
             report: RecoveryReport::default(),
             first_dropped: None,
+            damage: None,
         }
     }
 
     /// Replays `wals` (ascending, all at or above the manifest's log number) into tables
     /// added to `state`. `Err` for I/O failures and, under `Strict`, for damage.
-    pub(super) fn run(
+    pub(crate) fn run(
         &mut self,
         wals: &[u64],
         state: &mut ManifestState,
@@ -137,8 +233,9 @@ impl<'a> Replay<'a> {
                 }
             }
         }
-        if !self.memtable.is_empty() {
-            self.write_table(state)?;
+        if let Some(sink) = self.sink.as_mut() {
+            sink.finish(state)?;
+            self.report.tables_written = sink.written.len();
         }
         state.last_sequence = self.next_sequence - 1;
         Ok(())
@@ -146,11 +243,12 @@ impl<'a> Replay<'a> {
 
     /// Damage at WAL `index`: an error under `Strict`, the end of the replay otherwise.
     fn damaged(&mut self, index: usize, error: Error) -> Result<()> {
-        match self.options.wal_recovery {
+        match self.recovery {
             WalRecovery::Strict => Err(error),
             WalRecovery::PointInTime => {
                 self.report.wal_damage = Some(error.to_string());
                 self.first_dropped = Some(index);
+                self.damage = Some(error);
                 Ok(())
             }
         }
@@ -224,16 +322,8 @@ impl<'a> Replay<'a> {
             }
             self.report.records_replayed += 1;
             self.next_sequence = decoded.sequence + decoded.batch.len() as u64;
-            for op in decoded.batch.iter() {
-                match op {
-                    BatchOp::Put(key, value) => self.memtable.insert(key, Some(value)),
-                    BatchOp::Delete(key) => self.memtable.insert(key, None),
-                }
-            }
-            // Recovery honours `memtable_size` as writes do: a large WAL becomes several
-            // tables, not one oversized one.
-            if self.memtable.approximate_size() >= self.options.memtable_size {
-                self.write_table(state)?;
+            if let Some(sink) = self.sink.as_mut() {
+                sink.apply(&decoded.batch, state)?;
             }
         }
         let end = reader.end().cloned().unwrap_or(LogEnd::Clean);
@@ -301,15 +391,5 @@ impl<'a> Replay<'a> {
             }
         };
         Ok(outcome)
-    }
-
-    fn write_table(&mut self, state: &mut ManifestState) -> Result<()> {
-        let number = state.next_file_number;
-        state.next_file_number += 1;
-        let meta = write_table(self.fs, self.dir, number, &self.memtable, self.options)?;
-        state.tables.insert(number, meta);
-        self.report.tables_written += 1;
-        self.memtable = Memtable::new(self.options.memtable_size);
-        Ok(())
     }
 }
