@@ -22,9 +22,16 @@ pub struct Options {
     /// The WAL file is extended with zeros this many bytes at a time, so that synced writes
     /// overwrite allocated space (default 1 MiB; 0 disables).
     pub wal_preallocate: u64,
-    /// Unsynced writes are handed to the OS once this many WAL bytes are buffered
-    /// (default 64 KiB). Writes with `sync = true`, `Db::sync`, `flush` and `close` hand
-    /// everything over at once.
+    /// How many bytes of acknowledged, unsynced WAL records may wait inside the process
+    /// before they are handed to the OS (default 0).
+    ///
+    /// With 0, every commit group is written to the OS before its writes are acknowledged:
+    /// an acknowledged write survives a process kill (`kill -9`, a panic, an abort), synced
+    /// or not, as in LevelDB, RocksDB and fjall; an unsynced one may still be lost in a
+    /// power cut. A larger value saves a `write(2)` per commit group but weakens that
+    /// promise: a process kill loses up to this many bytes of acknowledged unsynced writes.
+    /// Writes with `sync = true`, `Db::sync`, `flush` and `close` hand everything over at
+    /// once in both modes.
     pub wal_buffer_size: usize,
     /// Run flushes and compactions on two background threads (default true). With false, nothing runs in the
     /// background: the owner calls [`crate::Db::maintenance`] (the simulator does, at
@@ -107,7 +114,7 @@ impl Default for Options {
             max_immutable_memtables: 2,
             block_size: 4096,
             wal_preallocate: 1 << 20,
-            wal_buffer_size: 64 << 10,
+            wal_buffer_size: 0,
             background_work: true,
             block_cache_size: 64 << 20,
             bloom_bits_per_key: 10,

@@ -18,7 +18,10 @@
 //!
 //! The writer buffers records in memory and hands them to the file on `flush` or `sync`;
 //! with `preallocate` it extends the file with zeros ahead of the data, so that an
-//! `fdatasync` of an overwrite does not also have to persist a new file size.
+//! `fdatasync` of an overwrite does not also have to persist a new file size, and stores the
+//! records into that allocated space with `VfsFile::write_mapped` (on the real disk a copy
+//! into a shared memory mapping: the records reach the page cache, and so survive a process
+//! kill, without a `write(2)` per commit group).
 
 use crate::error::{Error, Result};
 use std::path::{Path, PathBuf};
@@ -134,13 +137,20 @@ impl WalWriter {
         if self.buffer.is_empty() {
             return Ok(());
         }
-        if self.preallocate > 0 && self.end > self.file_len {
-            let target = self.end.div_ceil(self.preallocate) * self.preallocate;
-            let zeros = vec![0u8; (target - self.end) as usize];
-            self.file.write_at(self.end, &zeros)?;
-            self.file_len = target;
+        if self.preallocate > 0 {
+            if self.end > self.file_len {
+                // Zeros over all of the new space, the part the records are about to fill
+                // included: a mapped store must land in allocated blocks.
+                let target = self.end.div_ceil(self.preallocate) * self.preallocate;
+                let zeros = vec![0u8; (target - self.file_len) as usize];
+                self.file.write_at(self.file_len, &zeros)?;
+                self.file_len = target;
+            }
+            // Into preallocated space: a copy into a shared mapping, no syscall (`RealFs`).
+            self.file.write_mapped(self.buffer_offset, &self.buffer)?;
+        } else {
+            self.file.write_at(self.buffer_offset, &self.buffer)?;
         }
-        self.file.write_at(self.buffer_offset, &self.buffer)?;
         self.file_len = self.file_len.max(self.end);
         self.buffer_offset = self.end;
         self.buffer.clear();

@@ -47,6 +47,9 @@ impl VfsFile for LyingFile {
     fn write_at(&self, offset: u64, data: &[u8]) -> Result<()> {
         self.inner.write_at(offset, data)
     }
+    fn write_mapped(&self, offset: u64, data: &[u8]) -> Result<()> {
+        self.inner.write_mapped(offset, data)
+    }
     fn sync(&self) -> Result<()> {
         match self.liar {
             Liar::WalSyncNoop if self.path().extension().is_some_and(|ext| ext == "log") => Ok(()),

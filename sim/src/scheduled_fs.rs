@@ -51,6 +51,10 @@ impl VfsFile for ScheduledFile {
         self.runtime.yield_point();
         self.inner.write_at(offset, data)
     }
+    fn write_mapped(&self, offset: u64, data: &[u8]) -> Result<()> {
+        self.runtime.yield_point();
+        self.inner.write_mapped(offset, data)
+    }
     fn sync(&self) -> Result<()> {
         self.runtime.yield_point();
         self.inner.sync()

@@ -1,8 +1,9 @@
-//! `strata stress --dir D`: synced writes from several threads on the real disk, each
-//! acknowledged write printed as it returns. It exists to be killed: `sim/tests/kill.rs`
-//! SIGKILLs it mid-run, reopens the database and checks that every acknowledged write
-//! survived — with the engine's real threads (group commit, background flush and
-//! compaction) running, which the single-threaded simulator does not exercise.
+//! `strata stress --dir D`: writes from several threads on the real disk (synced, or with
+//! `--unsynced` not), each acknowledged write printed as it returns. It exists to be killed:
+//! `sim/tests/kill.rs` SIGKILLs it mid-run, reopens the database and checks that every
+//! acknowledged write survived — synced or not, since a process kill is not a power cut and
+//! the engine hands every commit group to the OS before acknowledging it — with the engine's
+//! real threads (group commit, background flush and compaction) running.
 //!
 //! Thread `t`'s operation `n` is fixed by `(t, n)` alone ([`operation`]), and a thread
 //! issues its next write only after the last returned, so a reader of the printed
@@ -32,6 +33,13 @@ pub struct StressArgs {
     /// Prefix of every key, so that successive runs on one database write apart.
     #[arg(long, default_value = "run")]
     prefix: String,
+    /// Write with `sync = false`.
+    #[arg(long)]
+    unsynced: bool,
+    /// The engine's `wal_buffer_size` (default: the engine's default, 0). A larger value
+    /// keeps acknowledged writes in the process, where a kill loses them.
+    #[arg(long)]
+    wal_buffer_size: Option<usize>,
 }
 
 /// Keys each thread cycles through.
@@ -65,8 +73,17 @@ pub fn operation(prefix: &str, thread: u32, n: u64) -> (Vec<u8>, Option<Vec<u8>>
 
 /// Runs the writers; returns when every thread has done `--ops` (never, with 0).
 pub fn run(args: StressArgs) -> Result<ExitCode, String> {
-    let db = Db::open(Arc::new(RealFs::new()), &args.dir, stress_options())
+    let mut options = stress_options();
+    if let Some(size) = args.wal_buffer_size {
+        options.wal_buffer_size = size;
+    }
+    let db = Db::open(Arc::new(RealFs::new()), &args.dir, options)
         .map_err(|e| format!("open {}: {e}", args.dir.display()))?;
+    let write_options = if args.unsynced {
+        WriteOptions::NO_SYNC
+    } else {
+        WriteOptions::SYNC
+    };
     let db = Arc::new(db);
     let handles: Vec<_> = (0..args.threads)
         .map(|thread| {
@@ -78,8 +95,8 @@ pub fn run(args: StressArgs) -> Result<ExitCode, String> {
                 while ops == 0 || n < ops {
                     let (key, value) = operation(&prefix, thread, n);
                     match value {
-                        Some(value) => db.put(&key, &value, WriteOptions::SYNC),
-                        None => db.delete(&key, WriteOptions::SYNC),
+                        Some(value) => db.put(&key, &value, write_options),
+                        None => db.delete(&key, write_options),
                     }
                     .map_err(|e| format!("thread {thread} operation {n}: {e}"))?;
                     let mut out = std::io::stdout().lock();

@@ -33,6 +33,9 @@ struct RealFile {
     writable: bool,
     /// The end of the file as this (single) writer knows it.
     end: AtomicU64,
+    /// The shared mapping `write_mapped` stores through (Linux).
+    #[cfg(target_os = "linux")]
+    mapping: Mutex<crate::mapped::Mapping>,
 }
 
 impl RealFile {
@@ -61,6 +64,8 @@ impl RealFile {
             path: path.to_path_buf(),
             writable,
             end: AtomicU64::new(metadata.len()),
+            #[cfg(target_os = "linux")]
+            mapping: Mutex::new(crate::mapped::Mapping::default()),
         }))
     }
 
@@ -121,8 +126,21 @@ impl VfsFile for RealFile {
         Ok(())
     }
 
+    #[cfg(target_os = "linux")]
+    fn write_mapped(&self, offset: u64, data: &[u8]) -> Result<()> {
+        self.check_writable("write_mapped")?;
+        let file_len = self.end.load(Ordering::Acquire);
+        crate::check_mapped_bounds(&self.path, offset, data.len(), file_len)?;
+        if data.is_empty() {
+            return Ok(());
+        }
+        lock_mapping(&self.mapping).write(&self.file, &self.path, file_len, offset, data)
+    }
+
     fn sync(&self) -> Result<()> {
         self.check_writable("sync")?;
+        #[cfg(target_os = "linux")]
+        lock_mapping(&self.mapping).flush(&self.path)?;
         self.file
             .sync_data()
             .map_err(|e| VfsError::from_io("sync", &self.path, e))
@@ -130,6 +148,9 @@ impl VfsFile for RealFile {
 
     fn set_len(&self, len: u64) -> Result<()> {
         self.check_writable("set_len")?;
+        // A mapping past the new end would fault (SIGBUS) on its next store.
+        #[cfg(target_os = "linux")]
+        lock_mapping(&self.mapping).unmap(&self.path)?;
         self.file
             .set_len(len)
             .map_err(|e| VfsError::from_io("set_len", &self.path, e))?;
@@ -285,4 +306,13 @@ impl Drop for RealLock {
     fn drop(&mut self) {
         held_locks().remove(&self.key);
     }
+}
+
+#[cfg(target_os = "linux")]
+fn lock_mapping(mapping: &Mutex<crate::mapped::Mapping>) -> MutexGuard<'_, crate::mapped::Mapping> {
+    // A panic while holding it cannot leave the mapping inconsistent: every store completes
+    // or panics before the dirty range is updated, which only widens what `sync` flushes.
+    mapping
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }

@@ -247,6 +247,54 @@ fn write_at_past_eof_fills_zeros(fs: &dyn Vfs, root: &Path, t: &mut Transcript) 
     assert_eq!(t.ok("len seen by reader", reader.len()), 15);
 }
 
+fn write_mapped_stays_within_allocated_space(fs: &dyn Vfs, root: &Path, t: &mut Transcript) {
+    let path = root.join("a");
+    let file = t.handle("create", fs.create(&path));
+    // Past the end of an empty file: refused, nothing written.
+    t.err(
+        "mapped write into nothing",
+        file.write_mapped(0, b"x"),
+        ErrorKind::InvalidInput,
+        &path,
+    );
+    t.ok("zeros", file.write_at(0, &vec![0u8; 300 * 1024]));
+    t.ok("mapped write", file.write_mapped(5, b"hello"));
+    // Far into the space, past where a first mapping might end.
+    t.ok("mapped write far", file.write_mapped(200 * 1024, b"far"));
+    t.ok(
+        "mapped write last byte",
+        file.write_mapped(300 * 1024 - 1, b"!"),
+    );
+    t.err(
+        "mapped write straddling the end",
+        file.write_mapped(300 * 1024 - 1, b"!!"),
+        ErrorKind::InvalidInput,
+        &path,
+    );
+    assert_eq!(t.ok("len unchanged", file.len()), 300 * 1024);
+    // Another handle (another process, after this one died) reads what was stored.
+    let reader = t.handle("open_read", fs.open_read(&path));
+    let mut buf = [0u8; 5];
+    t.ok("read mapped", reader.read_exact_at(5, &mut buf));
+    assert_eq!(&buf, b"hello");
+    let mut far = [0u8; 3];
+    t.ok("read far", reader.read_exact_at(200 * 1024, &mut far));
+    assert_eq!(&far, b"far");
+    // A later pwrite over mapped bytes and a mapped store over written ones agree.
+    t.ok("write over mapped", file.write_at(6, b"E"));
+    t.ok("mapped over written", file.write_mapped(7, b"L"));
+    t.ok("sync", file.sync());
+    t.ok("read back", reader.read_exact_at(5, &mut buf));
+    assert_eq!(&buf, b"hELlo");
+    t.ok("set_len drops the mapping", file.set_len(10));
+    t.err(
+        "mapped write past the new end",
+        file.write_mapped(200 * 1024, b"x"),
+        ErrorKind::InvalidInput,
+        &path,
+    );
+}
+
 fn set_len_shrinks_and_grows(fs: &dyn Vfs, root: &Path, t: &mut Transcript) {
     let path = root.join("a");
     let file = t.handle("create", fs.create(&path));
@@ -619,6 +667,7 @@ mod on_both {
         read_at_short_and_past_eof,
         append_returns_offsets,
         write_at_past_eof_fills_zeros,
+        write_mapped_stays_within_allocated_space,
         set_len_shrinks_and_grows,
         len_is_shared_between_handles,
         sync_and_sync_dir,

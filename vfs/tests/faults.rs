@@ -723,3 +723,33 @@ fn truncation_and_file_loss_are_durable_at_once() {
     // Neither is an operation of the engine's: a missing file is an error, not a panic.
     assert!(fs.lose_file(&path("gone")).is_err());
 }
+
+#[test]
+fn mapped_stores_never_run_out_of_space_and_are_durable_only_after_sync() {
+    let fs = fresh(4, FaultConfig::none());
+    let file = fs.create(&path("wal")).unwrap();
+    file.write_at(0, &[0u8; 8192]).unwrap();
+    file.sync().unwrap();
+    fs.sync_dir(db()).unwrap();
+    fs.set_config(FaultConfig {
+        enospc_rate: 1.0,
+        ..FaultConfig::none()
+    });
+    // The blocks exist: a store into them cannot fail for space, a write past them can.
+    assert!(file.write_at(8192, b"more").is_err());
+    file.write_mapped(0, b"synced").unwrap();
+    file.sync().unwrap();
+    file.write_mapped(4096, b"not synced").unwrap();
+    fs.set_config(FaultConfig {
+        unsynced_survival: 0.0,
+        ..FaultConfig::none()
+    });
+    fs.crash();
+    let data = read(&fs, "wal");
+    assert_eq!(&data[..6], b"synced");
+    assert_eq!(
+        &data[4096..4106],
+        &[0u8; 10],
+        "an unsynced store may be lost"
+    );
+}

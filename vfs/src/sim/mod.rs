@@ -348,6 +348,18 @@ impl World {
         offset: u64,
         data: &[u8],
     ) -> std::result::Result<(), FaultKind> {
+        self.write_checked(id, offset, data, true)
+    }
+
+    /// A write; with `may_run_out` false (a store into allocated space, `write_mapped`) it
+    /// never fails for space.
+    fn write_checked(
+        &mut self,
+        id: InodeId,
+        offset: u64,
+        data: &[u8],
+        may_run_out: bool,
+    ) -> std::result::Result<(), FaultKind> {
         if data.is_empty() {
             // Like `pwrite` of 0 bytes (and `RealFs`): nothing is written, the file does not grow.
             return Ok(());
@@ -358,7 +370,7 @@ impl World {
             .map_or(0, |inode| inode.visible.len() as u64);
         let end = offset + data.len() as u64;
         let growth = end.saturating_sub(old_len);
-        if !self.check_space(id, growth) {
+        if may_run_out && !self.check_space(id, growth) {
             return Err(FaultKind::NoSpace);
         }
         self.write_seq += 1;
@@ -1457,6 +1469,24 @@ impl VfsFile for SimFile {
     fn write_at(&self, offset: u64, data: &[u8]) -> Result<()> {
         let (mut world, index) = self.enter(OpKind::Write, true)?;
         let outcome = world.write(self.inode, offset, data);
+        self.finish(
+            world,
+            index,
+            OpKind::Write,
+            offset,
+            data.len() as u64,
+            outcome,
+        )
+    }
+
+    /// A store into a shared mapping of allocated space: visible at once, durable after
+    /// `sync`, lost or kept per sector at a crash like any unsynced write (the kernel writes
+    /// mapped pages back in any order), and never ENOSPC (the blocks exist). Past the end
+    /// it fails as `RealFs` does (a mapping there would fault).
+    fn write_mapped(&self, offset: u64, data: &[u8]) -> Result<()> {
+        crate::check_mapped_bounds(&self.path, offset, data.len(), self.len()?)?;
+        let (mut world, index) = self.enter(OpKind::Write, true)?;
+        let outcome = world.write_checked(self.inode, offset, data, false);
         self.finish(
             world,
             index,
