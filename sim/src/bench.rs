@@ -492,13 +492,17 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, String> {
         ),
     };
     if !json {
-        println!("durability: {promise}");
-        println!(
+        crate::outln!("durability: {promise}");
+        crate::outln!(
             "{:<12} {:>10} {:>9} {:>14} {:>10}",
-            "workload", "ops", "seconds", "ops/s", "MB/s"
+            "workload",
+            "ops",
+            "seconds",
+            "ops/s",
+            "MB/s"
         );
         if let Some(rate) = disk_rate {
-            println!("disk: {rate:.0} 4-KiB overwrite+fdatasync/s");
+            crate::outln!("disk: {rate:.0} 4-KiB overwrite+fdatasync/s");
         }
     }
     for workload in &workloads {
@@ -534,12 +538,12 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, String> {
             stats,
         };
         if json {
-            println!(
+            crate::outln!(
                 "{}",
                 serde_json::to_string(&report).map_err(|e| e.to_string())?
             );
         } else {
-            println!(
+            crate::outln!(
                 "{:<12} {:>10} {:>9.3} {:>14.0} {:>10.1}   wa {:.2}  probes/get {:.2}  blocks/missing {:.3}  levels {:?}",
                 report.workload,
                 report.ops,

@@ -86,7 +86,7 @@ pub fn run(args: DbArgs) -> Result<ExitCode, String> {
     let code = match args.action {
         Action::Get { key } => match db.get(key.as_bytes()).map_err(|e| e.to_string())? {
             Some(value) => {
-                println!("{}", printable(&value));
+                crate::outln!("{}", printable(&value));
                 ExitCode::SUCCESS
             }
             None => {
@@ -115,18 +115,18 @@ pub fn run(args: DbArgs) -> Result<ExitCode, String> {
                     "compactions": stats.compactions,
                     "trivial_moves": stats.trivial_moves,
                 });
-                println!("{report}");
+                crate::outln!("{report}");
             } else {
-                println!("level  tables        bytes");
+                crate::outln!("level  tables        bytes");
                 for (level, (tables, bytes)) in stats
                     .tables_per_level
                     .iter()
                     .zip(&stats.bytes_per_level)
                     .enumerate()
                 {
-                    println!("L{level:<5} {tables:>6} {bytes:>12}");
+                    crate::outln!("L{level:<5} {tables:>6} {bytes:>12}");
                 }
-                println!("(statistics count this process only: opened just now)");
+                crate::outln!("(statistics count this process only: opened just now)");
             }
             ExitCode::SUCCESS
         }
@@ -142,7 +142,7 @@ pub fn run(args: DbArgs) -> Result<ExitCode, String> {
             let iter = db.range((lower, upper)).map_err(|e| e.to_string())?;
             for entry in iter.take(limit.unwrap_or(usize::MAX)) {
                 let (key, value) = entry.map_err(|e| e.to_string())?;
-                println!("{}\t{}", printable(&key), printable(&value));
+                crate::outln!("{}\t{}", printable(&key), printable(&value));
             }
             ExitCode::SUCCESS
         }
@@ -165,12 +165,12 @@ fn verify(dir: &Path, json: bool) -> Result<ExitCode, String> {
     let report = strata_engine::verify(&RealFs::new(), dir)
         .map_err(|e| format!("cannot verify {}: {e}", dir.display()))?;
     if json {
-        println!("{}", verify_json(dir, &report));
+        crate::outln!("{}", verify_json(dir, &report));
     } else {
         for problem in &report.problems {
-            println!("{problem}");
+            crate::outln!("{problem}");
         }
-        println!(
+        crate::outln!(
             "{}: {} corruption, {} warnings, {} orphans; {} tables ({} data blocks) and {} WALs \
              checked",
             if report.is_sound() {
@@ -230,30 +230,36 @@ fn repair(dir: &Path) -> Result<ExitCode, String> {
 
 fn print_repair(report: &RepairReport) {
     match &report.base_manifest {
-        Some(path) if report.consistent => println!(
+        Some(path) if report.consistent => crate::outln!(
             "base: {} (agrees with the WALs: nothing guessed)",
             path.display()
         ),
-        Some(path) => println!(
+        Some(path) => crate::outln!(
             "base: {} (does not agree with the WALs: see the warnings)",
             path.display()
         ),
-        None => println!("base: no readable manifest (table levels are guessed)"),
+        None => crate::outln!("base: no readable manifest (table levels are guessed)"),
     }
     for table in &report.kept {
         let guessed = match table.placement {
             Placement::Recorded => "",
             Placement::Guessed => ", level guessed",
         };
-        println!(
+        crate::outln!(
             "kept {:06}.sst at L{} ({} entries{guessed})",
-            table.number, table.level, table.entries
+            table.number,
+            table.level,
+            table.entries
         );
     }
     for table in &report.salvaged {
-        println!(
+        crate::outln!(
             "salvaged {:06}.sst into {:06}.sst at L{} ({} entries; {} data blocks lost)",
-            table.from, table.into, table.level, table.entries, table.blocks_lost
+            table.from,
+            table.into,
+            table.level,
+            table.entries,
+            table.blocks_lost
         );
     }
     let written: Vec<String> = report
@@ -261,7 +267,7 @@ fn print_repair(report: &RepairReport) {
         .iter()
         .map(|number| format!("{number:06}.sst"))
         .collect();
-    println!(
+    crate::outln!(
         "replayed {} WAL records into {}",
         report.records_replayed,
         if written.is_empty() {
@@ -271,17 +277,17 @@ fn print_repair(report: &RepairReport) {
         }
     );
     for set_aside in &report.set_aside {
-        println!(
+        crate::outln!(
             "set aside {}: {}",
             set_aside.path.display(),
             set_aside.reason
         );
     }
     for line in &report.dropped {
-        println!("dropped: {line}");
+        crate::outln!("dropped: {line}");
     }
     for line in &report.warnings {
-        println!("warning: {line}");
+        crate::outln!("warning: {line}");
     }
-    println!("new manifest: {}", report.manifest.display());
+    crate::outln!("new manifest: {}", report.manifest.display());
 }

@@ -41,21 +41,21 @@ pub fn run(path: &Path, limit: usize) -> Result<ExitCode, String> {
         Some(FileKind::Manifest(_)) => inspect_manifest(&fs, path)?,
         Some(FileKind::Table(_)) => inspect_table(&fs, path, limit)?,
         Some(FileKind::Lock) => {
-            println!("LOCK: empty; locked (flock) while a process has the database open");
+            crate::outln!("LOCK: empty; locked (flock) while a process has the database open");
             false
         }
         Some(FileKind::Lost) => {
-            println!("lost/: files recovery or repair set aside instead of deleting them");
+            crate::outln!("lost/: files recovery or repair set aside instead of deleting them");
             false
         }
         Some(FileKind::Current) | Some(FileKind::CurrentTemp) => {
             match manifest::read_current_file(&fs, path) {
                 Ok(name) => {
-                    println!("{} -> {name}", path.display());
+                    crate::outln!("{} -> {name}", path.display());
                     false
                 }
                 Err(error) => {
-                    println!("CORRUPT: {error}");
+                    crate::outln!("CORRUPT: {error}");
                     true
                 }
             }
@@ -89,7 +89,7 @@ fn inspect_wal(fs: &RealFs, path: &Path, limit: usize) -> Result<bool, String> {
                         }
                         _ => "the database was closed".to_string(),
                     };
-                    println!(
+                    crate::outln!(
                         "@{offset}: closing record, next seq {} ({successor}; log synced through {})",
                         decoded.sequence, decoded.synced_through
                     );
@@ -97,7 +97,7 @@ fn inspect_wal(fs: &RealFs, path: &Path, limit: usize) -> Result<bool, String> {
             }
             Ok(decoded) => {
                 if records <= limit {
-                    println!(
+                    crate::outln!(
                         "@{offset}: batch seq {} ({} ops, log synced through {})",
                         decoded.sequence,
                         decoded.batch.len(),
@@ -106,15 +106,15 @@ fn inspect_wal(fs: &RealFs, path: &Path, limit: usize) -> Result<bool, String> {
                     for op in decoded.batch.iter() {
                         match op {
                             BatchOp::Put(key, value) => {
-                                println!("    put {} = {}", show(key), show(value))
+                                crate::outln!("    put {} = {}", show(key), show(value))
                             }
-                            BatchOp::Delete(key) => println!("    delete {}", show(key)),
+                            BatchOp::Delete(key) => crate::outln!("    delete {}", show(key)),
                         }
                     }
                 }
             }
             Err(reason) => {
-                println!(
+                crate::outln!(
                     "CORRUPT: {} at offset {offset}: record passes its checksum but {reason}",
                     path.display()
                 );
@@ -123,13 +123,13 @@ fn inspect_wal(fs: &RealFs, path: &Path, limit: usize) -> Result<bool, String> {
         }
     }
     if records > limit {
-        println!("… {} more records", records - limit);
+        crate::outln!("… {} more records", records - limit);
     }
     let end = reader.end().cloned().unwrap_or(LogEnd::Clean);
     drop(reader);
     match end {
         LogEnd::Clean => {
-            println!("{records} records; ends cleanly");
+            crate::outln!("{records} records; ends cleanly");
             Ok(false)
         }
         LogEnd::Broken { offset, reason } => {
@@ -144,14 +144,14 @@ fn inspect_wal(fs: &RealFs, path: &Path, limit: usize) -> Result<bool, String> {
                 .find(|&(_, synced)| synced > offset);
             match proof {
                 Some((at, synced)) => {
-                    println!(
+                    crate::outln!(
                         "CORRUPT: {} at offset {offset}: {reason}; the record at {at} says the log was synced through {synced}",
                         path.display()
                     );
                     Ok(true)
                 }
                 None => {
-                    println!("{records} records; torn tail at offset {offset} ({reason}): what a crash leaves, recovery stops there");
+                    crate::outln!("{records} records; torn tail at offset {offset} ({reason}): what a crash leaves, recovery stops there");
                     Ok(false)
                 }
             }
@@ -165,12 +165,14 @@ fn inspect_manifest(fs: &RealFs, path: &Path) -> Result<bool, String> {
     for (offset, record) in &records {
         match VersionEdit::decode(record) {
             Ok(edit) => {
-                println!(
+                crate::outln!(
                     "@{offset}: edit log_number={:?} next_file={:?} last_sequence={:?}",
-                    edit.log_number, edit.next_file_number, edit.last_sequence
+                    edit.log_number,
+                    edit.next_file_number,
+                    edit.last_sequence
                 );
                 for table in &edit.added {
-                    println!(
+                    crate::outln!(
                         "    + L{} table {} ({} bytes, {} entries, {} .. {})",
                         table.level,
                         table.number,
@@ -181,11 +183,11 @@ fn inspect_manifest(fs: &RealFs, path: &Path) -> Result<bool, String> {
                     );
                 }
                 for (level, number) in &edit.deleted {
-                    println!("    - L{level} table {number}");
+                    crate::outln!("    - L{level} table {number}");
                 }
             }
             Err(reason) => {
-                println!("CORRUPT: {} at offset {offset}: {reason}", path.display());
+                crate::outln!("CORRUPT: {} at offset {offset}: {reason}", path.display());
                 return Ok(true);
             }
         }
@@ -193,9 +195,9 @@ fn inspect_manifest(fs: &RealFs, path: &Path) -> Result<bool, String> {
     match manifest::read_manifest(file.as_ref()) {
         Ok(state) => {
             if let LogEnd::Broken { offset, reason } = end {
-                println!("torn last edit at offset {offset} ({reason}): ignored by recovery");
+                crate::outln!("torn last edit at offset {offset} ({reason}): ignored by recovery");
             }
-            println!(
+            crate::outln!(
                 "state: {} live tables, log_number {}, next_file_number {}",
                 state.tables.len(),
                 state.log_number,
@@ -204,7 +206,7 @@ fn inspect_manifest(fs: &RealFs, path: &Path) -> Result<bool, String> {
             Ok(false)
         }
         Err(error) => {
-            println!("CORRUPT: {error}");
+            crate::outln!("CORRUPT: {error}");
             Ok(true)
         }
     }
@@ -214,11 +216,11 @@ fn inspect_table(fs: &RealFs, path: &Path, limit: usize) -> Result<bool, String>
     let reader = match SstReader::open(fs, path, 0, None) {
         Ok(reader) => reader,
         Err(error) => {
-            println!("CORRUPT: {error}");
+            crate::outln!("CORRUPT: {error}");
             return Ok(true);
         }
     };
-    println!(
+    crate::outln!(
         "{}: {} bytes, {} data blocks",
         path.display(),
         reader.file_size(),
@@ -230,14 +232,14 @@ fn inspect_table(fs: &RealFs, path: &Path, limit: usize) -> Result<bool, String>
         let block = match reader.read_block(i) {
             Ok(block) => block,
             Err(error) => {
-                println!("CORRUPT: {error}");
+                crate::outln!("CORRUPT: {error}");
                 return Ok(true);
             }
         };
         match block.entries() {
             Ok(list) => {
                 if entries < limit {
-                    println!(
+                    crate::outln!(
                         "block {i} @{}+{}: {} entries, last {}",
                         handle.offset,
                         handle.size,
@@ -249,14 +251,16 @@ fn inspect_table(fs: &RealFs, path: &Path, limit: usize) -> Result<bool, String>
                     entries += 1;
                     if entries <= limit {
                         match &entry.value {
-                            Some(value) => println!("    {} = {}", show(&entry.key), show(value)),
-                            None => println!("    {} = <tombstone>", show(&entry.key)),
+                            Some(value) => {
+                                crate::outln!("    {} = {}", show(&entry.key), show(value))
+                            }
+                            None => crate::outln!("    {} = <tombstone>", show(&entry.key)),
                         }
                     }
                 }
             }
             Err(reason) => {
-                println!(
+                crate::outln!(
                     "CORRUPT: {} at offset {}: {reason}",
                     path.display(),
                     handle.offset
@@ -266,12 +270,12 @@ fn inspect_table(fs: &RealFs, path: &Path, limit: usize) -> Result<bool, String>
         }
     }
     if entries > limit {
-        println!("… {} more entries", entries - limit);
+        crate::outln!("… {} more entries", entries - limit);
     }
-    println!("{entries} entries; every checksum verified");
+    crate::outln!("{entries} entries; every checksum verified");
     match reader.filter_bytes() {
-        0 => println!("no bloom filter"),
-        bytes => println!(
+        0 => crate::outln!("no bloom filter"),
+        bytes => crate::outln!(
             "bloom filter: {bytes} bytes, {:.1} bits per key",
             (bytes * 8) as f64 / entries.max(1) as f64
         ),

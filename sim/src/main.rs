@@ -15,7 +15,7 @@ use std::process::ExitCode;
 use strata_sim::case::{Case, Fault, Liar, Mode};
 use strata_sim::corpus::{CorpusEntry, Expected};
 use strata_sim::runner::run_case;
-use strata_sim::sweep::{sweep, SweepConfig};
+use strata_sim::sweep::{sweep, Seeds, SweepConfig};
 use strata_sim::{bench, dbcmd, inspect, shrink, stress};
 
 #[derive(Parser, Debug)]
@@ -59,20 +59,27 @@ enum Command {
 
 #[derive(Args, Debug, Clone)]
 struct CaseArgs {
-    /// Steps per run.
-    #[arg(long, default_value_t = 1000)]
-    ops: usize,
-    /// Comma-separated fault kinds: crash,torn,fsync,enospc,eio,bitflip,truncate,lose (or all, none).
-    #[arg(long, default_value = "all")]
-    faults: String,
+    /// Steps per run [default: 1000].
+    #[arg(long)]
+    ops: Option<usize>,
+    /// Comma-separated fault kinds: crash,torn,fsync,enospc,eio,bitflip,truncate,lose (or
+    /// all, none); the summaries' names (torn_write, sync_failure, no_space, read_error,
+    /// bit_flip, truncation, file_loss) are accepted too [default: all].
+    #[arg(long)]
+    faults: Option<String>,
     /// concurrent (the production engine: client tasks, group commit and the background
-    /// threads under the seeded scheduler) or sequential (one client, no threads).
-    #[arg(long, default_value = "concurrent", value_parser = parse_mode)]
-    mode: Mode,
+    /// threads under the seeded scheduler) or sequential (one client, no threads)
+    /// [default: concurrent].
+    #[arg(long, value_parser = parse_mode)]
+    mode: Option<Mode>,
     /// Concurrent mode: this many client tasks (default: 1 to 8, drawn per seed).
     #[arg(long, value_parser = parse_clients)]
     clients: Option<usize>,
 }
+
+/// The most steps a seed may take: a case records one bit per skipped step, and a seed far
+/// longer than this is better run as many seeds.
+const MAX_OPS: usize = 1_000_000;
 
 fn parse_mode(text: &str) -> Result<Mode, String> {
     text.parse()
@@ -88,18 +95,38 @@ fn parse_clients(text: &str) -> Result<usize, String> {
 }
 
 impl CaseArgs {
+    fn ops(&self) -> usize {
+        self.ops.unwrap_or(1000)
+    }
+
+    fn faults(&self) -> Result<BTreeSet<Fault>, String> {
+        parse_faults(self.faults.as_deref().unwrap_or("all"))
+    }
+
+    fn mode(&self) -> Mode {
+        self.mode.unwrap_or(Mode::Concurrent)
+    }
+
+    /// Whether any option was given (a corpus file fixes them all).
+    fn any_given(&self) -> bool {
+        self.ops.is_some() || self.faults.is_some() || self.mode.is_some() || self.clients.is_some()
+    }
+
     /// The case these options describe for `seed`.
     fn case(&self, seed: u64) -> Result<Case, String> {
-        if self.ops == 0 {
-            return Err("--ops must be at least 1".into());
+        let ops = self.ops();
+        if ops == 0 || ops > MAX_OPS {
+            return Err(format!(
+                "--ops takes 1 to {MAX_OPS} steps per seed, got {ops}"
+            ));
         }
-        if self.clients.is_some() && self.mode == Mode::Sequential {
+        if self.clients.is_some() && self.mode() == Mode::Sequential {
             return Err(
                 "--clients needs --mode concurrent (sequential mode has one client)".into(),
             );
         }
-        let mut case = Case::new(seed, self.ops, parse_faults(&self.faults)?);
-        case.mode = self.mode;
+        let mut case = Case::new(seed, ops, self.faults()?);
+        case.mode = self.mode();
         case.clients = self.clients;
         Ok(case)
     }
@@ -166,7 +193,24 @@ fn parse_faults(text: &str) -> Result<BTreeSet<Fault>, String> {
     match text {
         "all" => Ok(Fault::ALL.into_iter().collect()),
         "none" | "" => Ok(BTreeSet::new()),
-        _ => text.split(',').map(|name| name.trim().parse()).collect(),
+        _ => text
+            .split(',')
+            .map(|name| {
+                let name = name.trim();
+                // The summaries' names for the same faults.
+                let name = match name {
+                    "torn_write" => "torn",
+                    "sync_failure" => "fsync",
+                    "no_space" => "enospc",
+                    "read_error" => "eio",
+                    "bit_flip" => "bitflip",
+                    "truncation" => "truncate",
+                    "file_loss" => "lose",
+                    other => other,
+                };
+                name.parse()
+            })
+            .collect(),
     }
 }
 
@@ -202,7 +246,7 @@ fn parse_shard(text: &str) -> Result<(u64, u64), String> {
 
 fn run_sweep(args: SweepArgs) -> Result<ExitCode, String> {
     let (a, b) = parse_seeds(&args.seeds)?;
-    let faults = parse_faults(&args.case.faults)?;
+    let faults = args.case.faults()?;
     // Validates the case options once, for every seed.
     args.case.case(a)?;
     let (shard, shards) = match &args.shard {
@@ -214,14 +258,17 @@ fn run_sweep(args: SweepArgs) -> Result<ExitCode, String> {
         Some(jobs) => jobs,
         None => std::thread::available_parallelism().map_or(1, |n| n.get()),
     };
-    let seeds: Vec<u64> = (a..b).filter(|seed| seed % shards == shard).collect();
     let config = SweepConfig {
-        seeds,
+        seeds: Seeds {
+            range: a..b,
+            shard,
+            shards,
+        },
         jobs,
-        ops: args.case.ops,
+        ops: args.case.ops(),
         faults,
         liar: args.liar,
-        mode: args.case.mode,
+        mode: args.case.mode(),
         clients: args.case.clients,
         corpus: Some(args.corpus.clone()),
         progress: !args.json,
@@ -230,12 +277,12 @@ fn run_sweep(args: SweepArgs) -> Result<ExitCode, String> {
     let (summary, failures) = sweep(&config);
     let _ = std::panic::take_hook();
     if args.json {
-        println!(
+        strata_sim::outln!(
             "{}",
             serde_json::to_string(&summary).map_err(|e| e.to_string())?
         );
     } else {
-        println!(
+        strata_sim::outln!(
             "{} seeds, {} ops, {} crashes, {} recoveries, {} restarts in {:.1}s ({:.0} seeds/s, {:.0} ops/s, {:.0} recoveries/s)",
             summary.seeds,
             summary.ops,
@@ -252,13 +299,14 @@ fn run_sweep(args: SweepArgs) -> Result<ExitCode, String> {
             .iter()
             .map(|(k, v)| format!("{k}={v}"))
             .collect();
-        println!("faults: {}", faults.join(" "));
-        println!(
+        strata_sim::outln!("faults: {}", faults.join(" "));
+        strata_sim::outln!(
             "engine work: {} flushes, {} compactions",
-            summary.flushes, summary.compactions
+            summary.flushes,
+            summary.compactions
         );
         if summary.clients > 0 {
-            println!(
+            strata_sim::outln!(
                 "concurrency: {:.2} clients per seed on average, {} commit groups ({} with more than one writer), {} writes overlapped by a flush or compaction, {} task switches",
                 summary.clients as f64 / summary.seeds.max(1) as f64,
                 summary.commit_groups,
@@ -282,17 +330,17 @@ fn run_sweep(args: SweepArgs) -> Result<ExitCode, String> {
                 )
             })
             .collect();
-        println!(
+        strata_sim::outln!(
             "damage to durable files: {} injected, {} runs ended by detected corruption; by damage and file: {}",
             summary.damage_by_target.values().sum::<u64>(),
             summary.detected_corruptions,
             if damage.is_empty() { "none".to_string() } else { damage.join(", ") }
         );
-        println!("violations: {}", summary.violations);
+        strata_sim::outln!("violations: {}", summary.violations);
         for report in &failures {
             if let Some(finding) = &report.finding {
                 let first = finding.explanation.lines().next().unwrap_or("");
-                println!(
+                strata_sim::outln!(
                     "  seed {}: {} at step {}: {first}  -> {}",
                     report.seed,
                     finding.kind,
@@ -315,6 +363,13 @@ fn run_replay(args: ReplayArgs) -> Result<ExitCode, String> {
     let mut note = args.note.clone();
     let (case, expected) = match (&args.file, args.seed) {
         (Some(file), _) => {
+            if args.case.any_given() {
+                return Err(format!(
+                    "replay {} runs the case the file records: --ops, --faults, --mode and \
+                     --clients apply only with --seed",
+                    file.display()
+                ));
+            }
             let entry = CorpusEntry::load(file)?;
             if !entry.is_current() {
                 eprintln!(
@@ -334,10 +389,10 @@ fn run_replay(args: ReplayArgs) -> Result<ExitCode, String> {
     let report = run_case(&case, args.trace);
     if args.trace {
         for line in &report.trace {
-            println!("{line}");
+            strata_sim::outln!("{line}");
         }
     }
-    println!(
+    strata_sim::outln!(
         "seed {}: {} ops, {} crashes, {} recoveries, trace hash {:016x}",
         case.seed,
         report.stats.ops,
@@ -346,10 +401,12 @@ fn run_replay(args: ReplayArgs) -> Result<ExitCode, String> {
         report.trace_hash
     );
     match &report.finding {
-        None => println!("verdict: pass"),
-        Some(finding) => println!(
+        None => strata_sim::outln!("verdict: pass"),
+        Some(finding) => strata_sim::outln!(
             "verdict: VIOLATION {} at step {}\n{}",
-            finding.kind, finding.step, finding.explanation
+            finding.kind,
+            finding.step,
+            finding.explanation
         ),
     }
     if let Some(path) = &args.save {
@@ -358,7 +415,7 @@ fn run_replay(args: ReplayArgs) -> Result<ExitCode, String> {
             Some(finding) => Expected::Violation(finding.clone()),
         };
         CorpusEntry::new(case.clone(), observed, note).save(path)?;
-        println!("saved {}", path.display());
+        strata_sim::outln!("saved {}", path.display());
     }
     if let Some(expected) = expected {
         let matches = match (&expected, &report.finding) {
@@ -366,7 +423,7 @@ fn run_replay(args: ReplayArgs) -> Result<ExitCode, String> {
             (Expected::Violation(want), Some(got)) => want.kind == got.kind,
             _ => false,
         };
-        println!(
+        strata_sim::outln!(
             "recorded outcome: {}",
             if matches { "reproduced" } else { "DIFFERS" }
         );
@@ -402,7 +459,7 @@ fn run_shrink(file: PathBuf) -> Result<ExitCode, String> {
         format!("shrunk from {}", file.display()),
     );
     shrunk.save(&out)?;
-    println!(
+    strata_sim::outln!(
         "shrunk {} -> {}: size {before} -> {after} ({:.1}x smaller) in {runs} runs",
         file.display(),
         out.display(),

@@ -7,15 +7,62 @@ use crate::runner::{run_case, RunReport};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
+
+/// The seeds of a sweep: those of `range` with `seed % shards == shard`, never collected
+/// (a range of 2^64 seeds costs no memory).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Seeds {
+    /// All seeds, before sharding.
+    pub range: std::ops::Range<u64>,
+    /// This shard's index, below `shards`.
+    pub shard: u64,
+    /// The number of shards (at least 1).
+    pub shards: u64,
+}
+
+impl Seeds {
+    /// Every seed of `range`.
+    pub fn all(range: std::ops::Range<u64>) -> Seeds {
+        Seeds {
+            range,
+            shard: 0,
+            shards: 1,
+        }
+    }
+
+    fn first(&self) -> Option<u64> {
+        let shards = self.shards.max(1);
+        let offset = (self.shard % shards + shards - self.range.start % shards) % shards;
+        self.range
+            .start
+            .checked_add(offset)
+            .filter(|&first| first < self.range.end)
+    }
+
+    /// How many seeds there are.
+    pub fn count(&self) -> u64 {
+        self.first().map_or(0, |first| {
+            (self.range.end - 1 - first) / self.shards.max(1) + 1
+        })
+    }
+
+    /// The `index`-th seed, in order.
+    pub fn nth(&self, index: u64) -> Option<u64> {
+        let seed = self
+            .first()?
+            .checked_add(index.checked_mul(self.shards.max(1))?)?;
+        (seed < self.range.end).then_some(seed)
+    }
+}
 
 /// What a sweep runs.
 #[derive(Debug, Clone)]
 pub struct SweepConfig {
     /// The seeds, in order.
-    pub seeds: Vec<u64>,
+    pub seeds: Seeds,
     /// Worker threads.
     pub jobs: usize,
     /// Steps per run.
@@ -135,11 +182,11 @@ impl Summary {
 /// Runs the sweep; returns the summary and the failing reports (sorted by seed).
 pub fn sweep(config: &SweepConfig) -> (Summary, Vec<RunReport>) {
     let start = Instant::now();
-    let next = AtomicUsize::new(0);
+    let next = AtomicU64::new(0);
     let summary = Mutex::new(Summary::default());
     let failures = Mutex::new(Vec::new());
     let bar = if config.progress {
-        let bar = indicatif::ProgressBar::new(config.seeds.len() as u64);
+        let bar = indicatif::ProgressBar::new(config.seeds.count());
         bar.set_style(
             indicatif::ProgressStyle::with_template(
                 "{elapsed_precise} [{bar:40}] {pos}/{len} seeds  {per_sec}  eta {eta}  {msg}",
@@ -156,7 +203,7 @@ pub fn sweep(config: &SweepConfig) -> (Summary, Vec<RunReport>) {
         for _ in 0..config.jobs.max(1) {
             scope.spawn(|| loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(&seed) = config.seeds.get(i) else {
+                let Some(seed) = config.seeds.nth(i) else {
                     break;
                 };
                 let mut case = Case::new(seed, config.ops, config.faults.clone());
@@ -212,4 +259,34 @@ pub fn sweep(config: &SweepConfig) -> (Summary, Vec<RunReport>) {
         summary,
         failures.into_iter().map(|(_, report)| report).collect(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Seeds;
+
+    #[test]
+    fn seeds_are_counted_and_indexed_without_collecting_them() {
+        for (start, end, shards) in [(0u64, 10u64, 1u64), (3, 17, 4), (5, 6, 3), (10, 11, 2)] {
+            for shard in 0..shards {
+                let seeds = Seeds {
+                    range: start..end,
+                    shard,
+                    shards,
+                };
+                let expected: Vec<u64> = (start..end).filter(|s| s % shards == shard).collect();
+                let listed: Vec<u64> = (0..).map_while(|i| seeds.nth(i)).collect();
+                assert_eq!(listed, expected, "{seeds:?}");
+                assert_eq!(seeds.count(), expected.len() as u64, "{seeds:?}");
+            }
+        }
+        let huge = Seeds {
+            range: 0..u64::MAX,
+            shard: 1,
+            shards: 2,
+        };
+        assert_eq!(huge.count(), u64::MAX / 2);
+        assert_eq!(huge.nth(huge.count() - 1), Some(u64::MAX - 2));
+        assert_eq!(huge.nth(huge.count()), None);
+    }
 }

@@ -305,3 +305,107 @@ fn repair_prints_what_it_kept_and_set_aside_and_the_result_opens() {
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains(missing.to_str().unwrap()), "{stderr}");
 }
+
+/// Output piped into a reader that stops early (`strata … | head -1`): the process ends
+/// quietly with status 0, where `println!` used to panic on the broken pipe.
+#[test]
+fn output_into_a_closed_pipe_ends_quietly() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    // A trace of about 1.2 MB: far more than a pipe holds, so the writes meet the closed end.
+    {
+        let args = ["replay", "--seed", "3", "--ops", "400", "--trace"];
+        let mut child = Command::new(env!("CARGO_BIN_EXE_strata"))
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut first = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut first)
+            .unwrap();
+        assert!(!first.is_empty());
+        // The reader is gone: every later write meets a closed pipe.
+        let output = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert_eq!(output.status.code(), Some(0), "{args:?}: {stderr}");
+    }
+}
+
+/// `--ops` is bounded with a clear error, not a panic in every seed.
+#[test]
+fn a_huge_ops_count_is_a_bad_argument() {
+    let (code, _, stderr) = strata(&["sweep", "--seeds", "0..2", "--ops", "10000000000"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("--ops takes 1 to 1000000"), "{stderr}");
+}
+
+/// A corpus file fixes its case: options that would change it are refused, not ignored.
+#[test]
+fn replay_of_a_file_refuses_case_options() {
+    let corpus = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../corpus");
+    let mut entries: Vec<_> = std::fs::read_dir(&corpus)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .collect();
+    entries.sort();
+    let file = entries[0].to_str().unwrap().to_string();
+    for extra in [["--ops", "5"], ["--faults", "crash"]] {
+        let (code, _, stderr) = strata(&["replay", &file, extra[0], extra[1]]);
+        assert_eq!(code, 2, "{extra:?}: {stderr}");
+        assert!(stderr.contains("apply only with --seed"), "{stderr}");
+    }
+}
+
+/// The summaries' fault names work on the command line too.
+#[test]
+fn fault_names_from_the_summary_are_accepted() {
+    let corpus = tempfile::tempdir().unwrap();
+    let (code, _, stderr) = strata(&[
+        "sweep",
+        "--seeds",
+        "0..4",
+        "--ops",
+        "100",
+        "--faults",
+        "crash,torn_write,sync_failure,bit_flip,file_loss",
+        "--json",
+        "--corpus",
+        corpus.path().to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+}
+
+/// A seed range of 2^64 starts at once and stays small: the seeds are never collected.
+#[test]
+fn a_huge_seed_range_is_iterated_lazily() {
+    use std::process::Stdio;
+    let corpus = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args([
+            "sweep",
+            "--seeds",
+            "0..18446744073709551615",
+            "--ops",
+            "1",
+            "--json",
+        ])
+        .args(["--jobs", "1", "--corpus", corpus.path().to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let rss_kib: u64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|number| number.parse().ok())
+        .unwrap();
+    assert!(rss_kib < 256 * 1024, "resident {rss_kib} KiB after 1.5 s");
+}

@@ -5,11 +5,11 @@
 
 use std::collections::BTreeSet;
 use strata_sim::case::{Fault, Mode};
-use strata_sim::sweep::{sweep, SweepConfig};
+use strata_sim::sweep::{sweep, Seeds, SweepConfig};
 
 fn config(seeds: std::ops::Range<u64>, mode: Mode) -> SweepConfig {
     SweepConfig {
-        seeds: seeds.collect(),
+        seeds: Seeds::all(seeds),
         jobs: std::thread::available_parallelism().map_or(1, |n| n.get()),
         ops: 1000,
         faults: Fault::ALL.into_iter().collect::<BTreeSet<_>>(),
