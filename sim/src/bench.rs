@@ -10,6 +10,7 @@
 //! With `--sync`, the disk's own 4-KiB overwrite+fdatasync rate is measured and printed
 //! beside the results.
 
+use crate::cli::CliError;
 use clap::Args;
 use serde::Serialize;
 use std::io::Write;
@@ -212,7 +213,8 @@ fn check_clearable(dir: &Path) -> Result<(), String> {
         let known = name.to_str().and_then(filenames::parse).is_some();
         if !known || !entry.file_type().is_ok_and(|kind| kind.is_file()) {
             return Err(format!(
-                "refusing to clear {}: it holds {name:?}, which is not a Strata database file                  (the bench replaces the database in --dir; point it at an empty or new directory)",
+                "refusing to clear {}: it holds {name:?}, which is not a Strata database file \
+                 (the bench replaces the database in --dir; point it at an empty or new directory)",
                 dir.display()
             ));
         }
@@ -442,26 +444,28 @@ fn disk_sync_rate(dir: &Path) -> Result<f64, String> {
     Ok(rate)
 }
 
-pub fn run(args: BenchArgs) -> Result<ExitCode, String> {
+pub fn run(args: BenchArgs) -> Result<ExitCode, crate::cli::CliError> {
     for workload in &args.workloads {
         if !WORKLOADS.contains(&workload.as_str()) {
-            return Err(format!(
+            return Err(CliError::Usage(format!(
                 "unknown workload {workload:?}; known: {}",
                 WORKLOADS.join(",")
-            ));
+            )));
         }
     }
     if args.num == 0 {
-        return Err("--num must be at least 1".into());
+        return Err(CliError::Usage("--num must be at least 1".into()));
     }
     if args.value_size < 8 {
-        return Err("--value-size must be at least 8".into());
+        return Err(CliError::Usage("--value-size must be at least 8".into()));
     }
     if args.threads == 0 || args.threads > 1024 {
-        return Err("--threads must be between 1 and 1024".into());
+        return Err(CliError::Usage(
+            "--threads must be between 1 and 1024".into(),
+        ));
     }
     // Refuse before writing anything into it: the bench replaces what `--dir` holds.
-    check_clearable(&args.dir)?;
+    check_clearable(&args.dir).map_err(CliError::Usage)?;
     std::fs::create_dir_all(&args.dir)
         .map_err(|e| format!("cannot create {}: {e}", args.dir.display()))?;
     let disk_rate = if args.sync {
@@ -511,7 +515,7 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, String> {
             bench.ensure_filled()?;
             while bench.db().has_pending_work() {
                 if let Some(reason) = bench.db().poisoned() {
-                    return Err(format!("background work failed: {reason}"));
+                    return Err(format!("background work failed: {reason}").into());
                 }
                 std::thread::sleep(std::time::Duration::from_millis(10));
             }

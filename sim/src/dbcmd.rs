@@ -2,6 +2,7 @@
 //! real database. `verify` and `repair` work on the directory without opening it (they are
 //! for databases that may not open).
 
+use crate::cli::CliError;
 use clap::{Args, Subcommand};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -64,27 +65,47 @@ fn printable(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-pub fn run(args: DbArgs) -> Result<ExitCode, String> {
+pub fn run(args: DbArgs) -> Result<ExitCode, crate::cli::CliError> {
     match args.action {
         Action::Verify { json } => return verify(&args.dir, json),
         Action::Repair => return repair(&args.dir),
         _ => {}
     }
     let creating = matches!(args.action, Action::Put { .. } | Action::Delete { .. });
+    if args.dir.exists() && !args.dir.is_dir() {
+        return Err(CliError::Usage(format!(
+            "{} is not a directory (--dir names the database's directory)",
+            args.dir.display()
+        )));
+    }
     if !creating && !args.dir.join("CURRENT").exists() && args.dir.exists() {
-        return Err(format!(
+        return Err(CliError::Usage(format!(
             "{} holds no Strata database (no CURRENT file)",
             args.dir.display()
-        ));
+        )));
     }
     let options = Options {
         create_if_missing: creating,
         ..Options::default()
     };
-    let db = Db::open(Arc::new(RealFs::new()), &args.dir, options)
-        .map_err(|e| format!("cannot open {}: {e}", args.dir.display()))?;
+    let db = Db::open(Arc::new(RealFs::new()), &args.dir, options).map_err(|error| {
+        let permission = matches!(&error, strata_engine::Error::Io(io)
+            if io.kind() == std::io::ErrorKind::PermissionDenied);
+        if permission {
+            CliError::Failure(format!(
+                "cannot open {}: this user may not write there (a read-only directory or \
+                 file?): {error}",
+                args.dir.display()
+            ))
+        } else {
+            CliError::engine(format!("cannot open {}", args.dir.display()), error)
+        }
+    })?;
     let code = match args.action {
-        Action::Get { key } => match db.get(key.as_bytes()).map_err(|e| e.to_string())? {
+        Action::Get { key } => match db
+            .get(key.as_bytes())
+            .map_err(|e| CliError::engine("database", e))?
+        {
             Some(value) => {
                 crate::outln!("{}", printable(&value));
                 ExitCode::SUCCESS
@@ -96,12 +117,12 @@ pub fn run(args: DbArgs) -> Result<ExitCode, String> {
         },
         Action::Put { key, value } => {
             db.put(key.as_bytes(), value.as_bytes(), WriteOptions::SYNC)
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| CliError::engine("database", e))?;
             ExitCode::SUCCESS
         }
         Action::Delete { key } => {
             db.delete(key.as_bytes(), WriteOptions::SYNC)
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| CliError::engine("database", e))?;
             ExitCode::SUCCESS
         }
         Action::Stats { json } => {
@@ -131,7 +152,7 @@ pub fn run(args: DbArgs) -> Result<ExitCode, String> {
             ExitCode::SUCCESS
         }
         Action::Compact => {
-            db.compact().map_err(|e| e.to_string())?;
+            db.compact().map_err(|e| CliError::engine("database", e))?;
             ExitCode::SUCCESS
         }
         Action::Verify { .. } | Action::Repair => unreachable!("handled before the open"),
@@ -139,31 +160,36 @@ pub fn run(args: DbArgs) -> Result<ExitCode, String> {
             use std::ops::Bound;
             let lower = from.map_or(Bound::Unbounded, |k| Bound::Included(k.into_bytes()));
             let upper = to.map_or(Bound::Unbounded, |k| Bound::Excluded(k.into_bytes()));
-            let iter = db.range((lower, upper)).map_err(|e| e.to_string())?;
+            let iter = db
+                .range((lower, upper))
+                .map_err(|e| CliError::engine("database", e))?;
             for entry in iter.take(limit.unwrap_or(usize::MAX)) {
-                let (key, value) = entry.map_err(|e| e.to_string())?;
+                let (key, value) = entry.map_err(|e| CliError::engine("database", e))?;
                 crate::outln!("{}\t{}", printable(&key), printable(&value));
             }
             ExitCode::SUCCESS
         }
     };
-    db.close().map_err(|e| e.to_string())?;
+    db.close().map_err(|e| CliError::engine("database", e))?;
     Ok(code)
 }
 
 /// The directory `verify` and `repair` work on: it must exist and be a directory.
-fn existing_dir(dir: &Path) -> Result<(), String> {
+fn existing_dir(dir: &Path) -> Result<(), CliError> {
     match std::fs::metadata(dir) {
         Ok(meta) if meta.is_dir() => Ok(()),
-        Ok(_) => Err(format!("{} is not a directory", dir.display())),
-        Err(error) => Err(format!("{}: {error}", dir.display())),
+        Ok(_) => Err(CliError::Usage(format!(
+            "{} is not a directory",
+            dir.display()
+        ))),
+        Err(error) => Err(CliError::Usage(format!("{}: {error}", dir.display()))),
     }
 }
 
-fn verify(dir: &Path, json: bool) -> Result<ExitCode, String> {
+fn verify(dir: &Path, json: bool) -> Result<ExitCode, crate::cli::CliError> {
     existing_dir(dir)?;
     let report = strata_engine::verify(&RealFs::new(), dir)
-        .map_err(|e| format!("cannot verify {}: {e}", dir.display()))?;
+        .map_err(|e| CliError::engine(format!("cannot verify {}", dir.display()), e))?;
     if json {
         crate::outln!("{}", verify_json(dir, &report));
     } else {
@@ -220,10 +246,10 @@ fn verify_json(dir: &Path, report: &VerifyReport) -> serde_json::Value {
     })
 }
 
-fn repair(dir: &Path) -> Result<ExitCode, String> {
+fn repair(dir: &Path) -> Result<ExitCode, crate::cli::CliError> {
     existing_dir(dir)?;
     let report = strata_engine::repair(&RealFs::new(), dir, &Options::default())
-        .map_err(|e| format!("cannot repair {}: {e}", dir.display()))?;
+        .map_err(|e| CliError::engine(format!("cannot repair {}", dir.display()), e))?;
     print_repair(&report);
     Ok(ExitCode::SUCCESS)
 }

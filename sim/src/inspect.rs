@@ -3,6 +3,7 @@
 //! Exit status: 0 when the file is sound (a torn WAL tail is sound: it is what a crash
 //! leaves), 1 when it is corrupt.
 
+use crate::cli::CliError;
 use std::path::Path;
 use std::process::ExitCode;
 use strata_engine::filenames::{self, FileKind};
@@ -30,10 +31,10 @@ fn show(bytes: &[u8]) -> String {
 }
 
 /// Inspects the file at `path`.
-pub fn run(path: &Path, limit: usize) -> Result<ExitCode, String> {
+pub fn run(path: &Path, limit: usize) -> Result<ExitCode, crate::cli::CliError> {
     let fs = RealFs::new();
     if !path.exists() {
-        return Err(format!("{}: no such file", path.display()));
+        return Err(CliError::Usage(format!("{}: no such file", path.display())));
     }
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
     let corrupt = match filenames::parse(name) {
@@ -60,12 +61,10 @@ pub fn run(path: &Path, limit: usize) -> Result<ExitCode, String> {
                 }
             }
         }
-        None => {
-            return Err(format!(
+        None => return Err(CliError::Usage(format!(
             "{}: not a Strata file name (NNNNNN.log, NNNNNN.sst, MANIFEST-NNNNNN, CURRENT, LOCK)",
             path.display()
-        ))
-        }
+        ))),
     };
     Ok(if corrupt {
         ExitCode::from(1)
@@ -205,20 +204,14 @@ fn inspect_manifest(fs: &RealFs, path: &Path) -> Result<bool, String> {
             );
             Ok(false)
         }
-        Err(error) => {
-            crate::outln!("CORRUPT: {error}");
-            Ok(true)
-        }
+        Err(error) => corrupt_or_failure(error),
     }
 }
 
 fn inspect_table(fs: &RealFs, path: &Path, limit: usize) -> Result<bool, String> {
     let reader = match SstReader::open(fs, path, 0, None) {
         Ok(reader) => reader,
-        Err(error) => {
-            crate::outln!("CORRUPT: {error}");
-            return Ok(true);
-        }
+        Err(error) => return corrupt_or_failure(error),
     };
     crate::outln!(
         "{}: {} bytes, {} data blocks",
@@ -231,10 +224,7 @@ fn inspect_table(fs: &RealFs, path: &Path, limit: usize) -> Result<bool, String>
         let handle = &reader.index()[i];
         let block = match reader.read_block(i) {
             Ok(block) => block,
-            Err(error) => {
-                crate::outln!("CORRUPT: {error}");
-                return Ok(true);
-            }
+            Err(error) => return corrupt_or_failure(error),
         };
         match block.entries() {
             Ok(list) => {
@@ -281,4 +271,15 @@ fn inspect_table(fs: &RealFs, path: &Path, limit: usize) -> Result<bool, String>
         ),
     }
     Ok(false)
+}
+
+/// An error reading a file: corruption is the verdict (printed, exit 1); anything else (an
+/// I/O error) is a failure to inspect, not a property of the file.
+fn corrupt_or_failure(error: strata_engine::Error) -> Result<bool, String> {
+    if error.is_corruption() {
+        crate::outln!("CORRUPT: {error}");
+        Ok(true)
+    } else {
+        Err(format!("cannot inspect: {error}"))
+    }
 }

@@ -39,6 +39,71 @@ pub mod output {
     }
 }
 
+pub mod cli {
+    //! Why a command failed, and the exit status each reason gets (documented in the
+    //! README): 0 success, 1 violations or corruption found, 2 bad arguments, 3 a failure
+    //! at run time (I/O, a database in use, a poisoned engine).
+
+    use std::fmt;
+
+    /// A command's failure.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    #[non_exhaustive]
+    pub enum CliError {
+        /// The arguments are wrong (exit 2): a bad option, a path that is not what it must be.
+        Usage(String),
+        /// Corruption was found where the command looked (exit 1).
+        Corruption(String),
+        /// The command could not do its work (exit 3).
+        Failure(String),
+    }
+
+    impl CliError {
+        /// The process exit status for this failure.
+        pub fn exit_code(&self) -> u8 {
+            match self {
+                CliError::Corruption(_) => 1,
+                CliError::Usage(_) => 2,
+                CliError::Failure(_) => 3,
+            }
+        }
+
+        /// An engine error, classified: corruption (1), a bad argument (2), or a failure at
+        /// run time (3). `context` says what was being done.
+        pub fn engine(context: impl fmt::Display, error: strata_engine::Error) -> CliError {
+            let text = format!("{context}: {error}");
+            match error {
+                strata_engine::Error::Corruption { .. } => CliError::Corruption(text),
+                strata_engine::Error::InvalidArgument(_) => CliError::Usage(text),
+                _ => CliError::Failure(text),
+            }
+        }
+    }
+
+    /// Untyped errors are failures at run time; bad arguments are marked where found.
+    impl From<String> for CliError {
+        fn from(text: String) -> CliError {
+            CliError::Failure(text)
+        }
+    }
+
+    impl From<&str> for CliError {
+        fn from(text: &str) -> CliError {
+            CliError::Failure(text.to_string())
+        }
+    }
+
+    impl fmt::Display for CliError {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            match self {
+                CliError::Usage(text) | CliError::Corruption(text) | CliError::Failure(text) => {
+                    f.write_str(text)
+                }
+            }
+        }
+    }
+}
+
 pub mod bench;
 pub mod case;
 pub mod concurrent;

@@ -1,6 +1,7 @@
 //! `strata`: the command line of the Strata storage engine.
 //!
-//! Bad arguments get a one-line error and exit status 2; a violation found exits 1.
+//! Exit status: 0 success; 1 a violation or corruption found; 2 bad arguments (a one-line
+//! error); 3 a failure at run time (I/O, a database in use). See `strata_sim::cli`.
 
 use clap::{Args, Parser, Subcommand};
 
@@ -13,6 +14,7 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use strata_sim::case::{Case, Fault, Liar, Mode};
+use strata_sim::cli::CliError;
 use strata_sim::corpus::{CorpusEntry, Expected};
 use strata_sim::runner::run_case;
 use strata_sim::sweep::{sweep, Seeds, SweepConfig};
@@ -244,17 +246,17 @@ fn parse_shard(text: &str) -> Result<(u64, u64), String> {
     Ok((i, n))
 }
 
-fn run_sweep(args: SweepArgs) -> Result<ExitCode, String> {
-    let (a, b) = parse_seeds(&args.seeds)?;
-    let faults = args.case.faults()?;
+fn run_sweep(args: SweepArgs) -> Result<ExitCode, CliError> {
+    let (a, b) = parse_seeds(&args.seeds).map_err(CliError::Usage)?;
+    let faults = args.case.faults().map_err(CliError::Usage)?;
     // Validates the case options once, for every seed.
-    args.case.case(a)?;
+    args.case.case(a).map_err(CliError::Usage)?;
     let (shard, shards) = match &args.shard {
-        Some(text) => parse_shard(text)?,
+        Some(text) => parse_shard(text).map_err(CliError::Usage)?,
         None => (0, 1),
     };
     let jobs = match args.jobs {
-        Some(0) => return Err("--jobs must be at least 1".into()),
+        Some(0) => return Err(CliError::Usage("--jobs must be at least 1".into())),
         Some(jobs) => jobs,
         None => std::thread::available_parallelism().map_or(1, |n| n.get()),
     };
@@ -359,18 +361,18 @@ fn run_sweep(args: SweepArgs) -> Result<ExitCode, String> {
     })
 }
 
-fn run_replay(args: ReplayArgs) -> Result<ExitCode, String> {
+fn run_replay(args: ReplayArgs) -> Result<ExitCode, CliError> {
     let mut note = args.note.clone();
     let (case, expected) = match (&args.file, args.seed) {
         (Some(file), _) => {
             if args.case.any_given() {
-                return Err(format!(
+                return Err(CliError::Usage(format!(
                     "replay {} runs the case the file records: --ops, --faults, --mode and \
                      --clients apply only with --seed",
                     file.display()
-                ));
+                )));
             }
-            let entry = CorpusEntry::load(file)?;
+            let entry = CorpusEntry::load(file).map_err(CliError::Usage)?;
             if !entry.is_current() {
                 eprintln!(
                     "strata: warning: {} records a fault config or engine options that seed {} no longer draws (the generator changed)",
@@ -383,8 +385,12 @@ fn run_replay(args: ReplayArgs) -> Result<ExitCode, String> {
             }
             (entry.case, Some(entry.expected))
         }
-        (None, Some(seed)) => (args.case.case(seed)?, None),
-        (None, None) => return Err("replay needs a corpus FILE or --seed S".into()),
+        (None, Some(seed)) => (args.case.case(seed).map_err(CliError::Usage)?, None),
+        (None, None) => {
+            return Err(CliError::Usage(
+                "replay needs a corpus FILE or --seed S".into(),
+            ))
+        }
     };
     let report = run_case(&case, args.trace);
     if args.trace {
@@ -435,14 +441,14 @@ fn run_replay(args: ReplayArgs) -> Result<ExitCode, String> {
     })
 }
 
-fn run_shrink(file: PathBuf) -> Result<ExitCode, String> {
-    let entry = CorpusEntry::load(&file)?;
+fn run_shrink(file: PathBuf) -> Result<ExitCode, CliError> {
+    let entry = CorpusEntry::load(&file).map_err(CliError::Usage)?;
     let report = run_case(&entry.case, false);
     let Some(finding) = report.finding else {
-        return Err(format!(
+        return Err(CliError::Usage(format!(
             "{} passes today; there is nothing to shrink",
             file.display()
-        ));
+        )));
     };
     let before = shrink::size(&entry.case);
     let (small, runs) = shrink::shrink(&entry.case, &finding.kind);
@@ -488,9 +494,9 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(code) => code,
-        Err(message) => {
-            eprintln!("strata: {message}");
-            ExitCode::from(2)
+        Err(error) => {
+            eprintln!("strata: {error}");
+            ExitCode::from(error.exit_code())
         }
     }
 }

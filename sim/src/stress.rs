@@ -72,7 +72,7 @@ pub fn operation(prefix: &str, thread: u32, n: u64) -> (Vec<u8>, Option<Vec<u8>>
 }
 
 /// Runs the writers; returns when every thread has done `--ops` (never, with 0).
-pub fn run(args: StressArgs) -> Result<ExitCode, String> {
+pub fn run(args: StressArgs) -> Result<ExitCode, crate::cli::CliError> {
     let mut options = stress_options();
     if let Some(size) = args.wal_buffer_size {
         options.wal_buffer_size = size;

@@ -133,7 +133,10 @@ fn a_database_another_process_has_open_is_refused() {
     let held = strata_engine::Db::open(vfs, &path, strata_engine::Options::default()).unwrap();
     let db = path.to_str().unwrap();
     let (code, _, stderr) = strata(&["db", "--dir", db, "put", "k", "v"]);
-    assert_ne!(code, 0, "a second process wrote into an open database");
+    assert_eq!(
+        code, 3,
+        "a database in use is a failure at run time (exit 3): {stderr}"
+    );
     assert!(stderr.contains("in use"), "{stderr}");
     held.close().unwrap();
     assert_eq!(strata(&["db", "--dir", db, "put", "k", "v"]).0, 0);
@@ -408,4 +411,32 @@ fn a_huge_seed_range_is_iterated_lazily() {
         .and_then(|number| number.parse().ok())
         .unwrap();
     assert!(rss_kib < 256 * 1024, "resident {rss_kib} KiB after 1.5 s");
+}
+
+/// Exit 1 for corruption found by an ordinary command, 2 for a `--dir` that is a file.
+#[test]
+fn corruption_exits_1_and_a_file_as_dir_exits_2() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("db");
+    let db = dir.to_str().unwrap();
+    assert_eq!(strata(&["db", "--dir", db, "put", "k", "v"]).0, 0);
+    let wal = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .find(|path| path.extension().is_some_and(|ext| ext == "log"))
+        .unwrap();
+    let mut bytes = std::fs::read(&wal).unwrap();
+    bytes[12] ^= 0x40;
+    std::fs::write(&wal, bytes).unwrap();
+    let (code, _, stderr) = strata(&["db", "--dir", db, "get", "k"]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("corruption") && stderr.contains(".log"),
+        "{stderr}"
+    );
+    let file = tmp.path().join("plain-file");
+    std::fs::write(&file, b"x").unwrap();
+    let (code, _, stderr) = strata(&["db", "--dir", file.to_str().unwrap(), "get", "k"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("is not a directory"), "{stderr}");
 }
