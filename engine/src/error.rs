@@ -7,6 +7,7 @@ use strata_vfs::VfsError;
 
 /// Everything that can go wrong in the engine.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Error {
     /// A filesystem operation failed.
     Io(VfsError),

@@ -15,6 +15,9 @@ pub struct DbArgs {
     /// The database directory.
     #[arg(long)]
     dir: PathBuf,
+    /// Keys and values on the command line are hex (e.g. 00ff10), and output is hex too.
+    #[arg(long)]
+    hex: bool,
     #[command(subcommand)]
     action: Action,
 }
@@ -38,6 +41,9 @@ enum Action {
         /// At most this many entries.
         #[arg(long)]
         limit: Option<usize>,
+        /// One JSON object per entry (`{"key": …, "value": …}`).
+        #[arg(long)]
+        json: bool,
     },
     /// Print the tree's shape and the engine's statistics (JSON with --json).
     Stats {
@@ -61,8 +67,75 @@ enum Action {
     Repair,
 }
 
-fn printable(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
+/// Bytes as text for the terminal: valid UTF-8 as it is, except that `\`, tab, newline and
+/// other control characters are escaped; every byte that is not UTF-8 as `\xNN`. Never lossy:
+/// two different keys never print the same.
+pub fn printable(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len());
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            match c {
+                '\\' => out.push_str("\\\\"),
+                '\t' => out.push_str("\\t"),
+                '\n' => out.push_str("\\n"),
+                '\r' => out.push_str("\\r"),
+                c if c.is_control() => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+                c => out.push(c),
+            }
+        }
+        for byte in chunk.invalid() {
+            out.push_str(&format!("\\x{byte:02x}"));
+        }
+    }
+    out
+}
+
+/// Bytes as lowercase hex.
+pub fn to_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+/// Parses hex (an even number of digits, any case); the error names `what`.
+pub fn from_hex(text: &str, what: &str) -> Result<Vec<u8>, CliError> {
+    let bad = || {
+        CliError::Usage(format!(
+            "--hex: {what} {text:?} is not an even number of hex digits"
+        ))
+    };
+    if text.len() % 2 != 0 {
+        return Err(bad());
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| {
+            text.get(i..i + 2)
+                .and_then(|pair| u8::from_str_radix(pair, 16).ok())
+                .ok_or_else(bad)
+        })
+        .collect()
+}
+
+/// How keys and values are read from the command line and printed.
+struct Codec {
+    hex: bool,
+}
+
+impl Codec {
+    fn input(&self, text: &str, what: &str) -> Result<Vec<u8>, CliError> {
+        if self.hex {
+            from_hex(text, what)
+        } else {
+            Ok(text.as_bytes().to_vec())
+        }
+    }
+
+    fn output(&self, bytes: &[u8]) -> String {
+        if self.hex {
+            to_hex(bytes)
+        } else {
+            printable(bytes)
+        }
+    }
 }
 
 pub fn run(args: DbArgs) -> Result<ExitCode, crate::cli::CliError> {
@@ -71,6 +144,7 @@ pub fn run(args: DbArgs) -> Result<ExitCode, crate::cli::CliError> {
         Action::Repair => return repair(&args.dir),
         _ => {}
     }
+    let codec = Codec { hex: args.hex };
     let creating = matches!(args.action, Action::Put { .. } | Action::Delete { .. });
     if args.dir.exists() && !args.dir.is_dir() {
         return Err(CliError::Usage(format!(
@@ -103,11 +177,11 @@ pub fn run(args: DbArgs) -> Result<ExitCode, crate::cli::CliError> {
     })?;
     let code = match args.action {
         Action::Get { key } => match db
-            .get(key.as_bytes())
+            .get(codec.input(&key, "key")?)
             .map_err(|e| CliError::engine("database", e))?
         {
             Some(value) => {
-                crate::outln!("{}", printable(&value));
+                crate::outln!("{}", codec.output(&value));
                 ExitCode::SUCCESS
             }
             None => {
@@ -116,12 +190,16 @@ pub fn run(args: DbArgs) -> Result<ExitCode, crate::cli::CliError> {
             }
         },
         Action::Put { key, value } => {
-            db.put(key.as_bytes(), value.as_bytes(), WriteOptions::SYNC)
-                .map_err(|e| CliError::engine("database", e))?;
+            db.put(
+                codec.input(&key, "key")?,
+                codec.input(&value, "value")?,
+                WriteOptions::SYNC,
+            )
+            .map_err(|e| CliError::engine("database", e))?;
             ExitCode::SUCCESS
         }
         Action::Delete { key } => {
-            db.delete(key.as_bytes(), WriteOptions::SYNC)
+            db.delete(codec.input(&key, "key")?, WriteOptions::SYNC)
                 .map_err(|e| CliError::engine("database", e))?;
             ExitCode::SUCCESS
         }
@@ -156,16 +234,35 @@ pub fn run(args: DbArgs) -> Result<ExitCode, crate::cli::CliError> {
             ExitCode::SUCCESS
         }
         Action::Verify { .. } | Action::Repair => unreachable!("handled before the open"),
-        Action::Scan { from, to, limit } => {
+        Action::Scan {
+            from,
+            to,
+            limit,
+            json,
+        } => {
             use std::ops::Bound;
-            let lower = from.map_or(Bound::Unbounded, |k| Bound::Included(k.into_bytes()));
-            let upper = to.map_or(Bound::Unbounded, |k| Bound::Excluded(k.into_bytes()));
+            let lower = match from {
+                Some(key) => Bound::Included(codec.input(&key, "--from")?),
+                None => Bound::Unbounded,
+            };
+            let upper = match to {
+                Some(key) => Bound::Excluded(codec.input(&key, "--to")?),
+                None => Bound::Unbounded,
+            };
             let iter = db
                 .range((lower, upper))
                 .map_err(|e| CliError::engine("database", e))?;
             for entry in iter.take(limit.unwrap_or(usize::MAX)) {
                 let (key, value) = entry.map_err(|e| CliError::engine("database", e))?;
-                crate::outln!("{}\t{}", printable(&key), printable(&value));
+                if json {
+                    let line = serde_json::json!({
+                        "key": codec.output(&key),
+                        "value": codec.output(&value),
+                    });
+                    crate::outln!("{line}");
+                } else {
+                    crate::outln!("{}\t{}", codec.output(&key), codec.output(&value));
+                }
             }
             ExitCode::SUCCESS
         }

@@ -61,10 +61,12 @@ pub fn run(path: &Path, limit: usize) -> Result<ExitCode, crate::cli::CliError> 
                 }
             }
         }
-        None => return Err(CliError::Usage(format!(
+        None => {
+            return Err(CliError::Usage(format!(
             "{}: not a Strata file name (NNNNNN.log, NNNNNN.sst, MANIFEST-NNNNNN, CURRENT, LOCK)",
             path.display()
-        ))),
+        )))
+        }
     };
     Ok(if corrupt {
         ExitCode::from(1)

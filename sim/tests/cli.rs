@@ -440,3 +440,34 @@ fn corruption_exits_1_and_a_file_as_dir_exits_2() {
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("is not a directory"), "{stderr}");
 }
+
+/// Binary keys and values round-trip through `--hex`; without it, output escapes what is
+/// not printable UTF-8 instead of printing it lossily; `scan --json` prints JSON lines.
+#[test]
+fn binary_keys_round_trip_through_hex() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("db");
+    let db = dir.to_str().unwrap();
+    for (key, value) in [("00ff0a41", "ffee"), ("ff", "00"), ("41", "e282ac")] {
+        assert_eq!(
+            strata(&["db", "--dir", db, "--hex", "put", key, value]).0,
+            0
+        );
+    }
+    let (code, stdout, _) = strata(&["db", "--dir", db, "--hex", "get", "00ff0a41"]);
+    assert_eq!((code, stdout.trim()), (0, "ffee"));
+    let (_, stdout, _) = strata(&["db", "--dir", db, "--hex", "scan", "--json"]);
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3);
+    assert_eq!(lines[0]["key"], "00ff0a41");
+    assert_eq!(lines[2]["key"], "ff");
+    assert_eq!(lines[2]["value"], "00");
+    // Text output: UTF-8 as is ("€"), the rest escaped, nothing lost.
+    let (_, stdout, _) = strata(&["db", "--dir", db, "scan"]);
+    assert_eq!(stdout, "\\u{0}\\xff\\nA\t\\xff\\xee\nA\t€\n\\xff\t\\u{0}\n");
+    let (code, _, stderr) = strata(&["db", "--dir", db, "--hex", "get", "abc"]);
+    assert_eq!(code, 2, "{stderr}");
+}
