@@ -102,7 +102,7 @@ pub fn from_hex(text: &str, what: &str) -> Result<Vec<u8>, CliError> {
             "--hex: {what} {text:?} is not an even number of hex digits"
         ))
     };
-    if text.len() % 2 != 0 {
+    if !text.len().is_multiple_of(2) {
         return Err(bad());
     }
     (0..text.len())
