@@ -90,6 +90,34 @@ pub struct CorpusEntry {
     pub expected: Expected,
     /// One line: what this case is about (a postmortem, for a fixed bug).
     pub note: String,
+    /// The build that recorded the entry, and the trace hash it saw (absent in entries older
+    /// than the field).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build: Option<BuildRecord>,
+}
+
+/// Which build recorded a corpus entry, and what trace it saw.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BuildRecord {
+    /// The crate version.
+    pub version: String,
+    /// The git commit (`-modified` if the working tree had changes; `unknown` outside git).
+    pub commit: String,
+    /// The run's trace hash (hex): replaying the case must give the same one, on any
+    /// toolchain, unless the simulation itself was changed on purpose.
+    pub trace_hash: String,
+}
+
+impl BuildRecord {
+    /// This build, with a run's trace hash.
+    pub fn current(trace_hash: u64) -> BuildRecord {
+        BuildRecord {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            commit: env!("STRATA_COMMIT").to_string(),
+            trace_hash: format!("{trace_hash:016x}"),
+        }
+    }
 }
 
 impl CorpusEntry {
@@ -102,7 +130,14 @@ impl CorpusEntry {
             case,
             expected,
             note: note.into(),
+            build: None,
         }
+    }
+
+    /// The entry, recording this build and the trace hash its run produced.
+    pub fn recorded_by_this_build(mut self, trace_hash: u64) -> CorpusEntry {
+        self.build = Some(BuildRecord::current(trace_hash));
+        self
     }
 
     /// Reads and validates a corpus file; the error names the file and what is wrong.

@@ -420,7 +420,9 @@ fn run_replay(args: ReplayArgs) -> Result<ExitCode, CliError> {
             None => Expected::Pass,
             Some(finding) => Expected::Violation(finding.clone()),
         };
-        CorpusEntry::new(case.clone(), observed, note).save(path)?;
+        CorpusEntry::new(case.clone(), observed, note)
+            .recorded_by_this_build(report.trace_hash)
+            .save(path)?;
         strata_sim::outln!("saved {}", path.display());
     }
     if let Some(expected) = expected {
@@ -463,7 +465,8 @@ fn run_shrink(file: PathBuf) -> Result<ExitCode, CliError> {
         small,
         Expected::Violation(final_finding),
         format!("shrunk from {}", file.display()),
-    );
+    )
+    .recorded_by_this_build(final_report.trace_hash);
     shrunk.save(&out)?;
     strata_sim::outln!(
         "shrunk {} -> {}: size {before} -> {after} ({:.1}x smaller) in {runs} runs",

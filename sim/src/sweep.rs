@@ -247,7 +247,8 @@ pub fn sweep(config: &SweepConfig) -> (Summary, Vec<RunReport>) {
                         "found by sweep: {} at step {}; not yet fixed",
                         finding.kind, finding.step
                     ),
-                );
+                )
+                .recorded_by_this_build(report.trace_hash);
                 let path = dir.join(format!("seed-{}.json", case.seed));
                 if let Err(error) = entry.save(&path) {
                     eprintln!("strata: {error}");

@@ -28,5 +28,18 @@ fn every_corpus_case_reproduces_its_recorded_outcome() {
                 entry.note
             ),
         }
+        // Where the entry records its trace hash, the run must be the same one: a toolchain
+        // or dependency change that moves any decision of the simulation shows here.
+        if let Some(build) = &entry.build {
+            assert_eq!(
+                format!("{:016x}", report.trace_hash),
+                build.trace_hash,
+                "{}: the trace differs from the one recorded by {} ({}); if the simulation was \
+                 changed on purpose, re-record it with `strata replay FILE --save FILE`",
+                path.display(),
+                build.commit,
+                build.version
+            );
+        }
     }
 }
