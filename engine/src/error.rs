@@ -27,15 +27,35 @@ pub enum Error {
         /// The failure that poisoned the database.
         reason: String,
     },
-    /// The caller asked for something the engine does not accept (e.g. a key too large).
+    /// The caller asked for something the engine does not accept (e.g. a key too large,
+    /// options outside their limits).
     InvalidArgument(String),
+    /// There is no database at the path: the directory is missing or empty, and the
+    /// options do not create one (`create_if_missing` is false).
+    NoDatabase {
+        /// The database directory.
+        dir: PathBuf,
+    },
+    /// The directory holds files but no Strata database; it is left untouched.
+    NotADatabase {
+        /// The directory.
+        dir: PathBuf,
+        /// A file in it that is not Strata's.
+        found: String,
+    },
+    /// A database exists where `error_if_exists` asked for a new one.
+    AlreadyExists {
+        /// The database directory.
+        dir: PathBuf,
+    },
     /// Another process (or another open `Db` in this one) has the database open: its
     /// `LOCK` file is locked.
     Locked {
         /// The database directory.
         dir: PathBuf,
     },
-    /// The database was closed.
+    /// The database was closed: what background work sees when it races `close`. A caller
+    /// of the public API never gets it, since `Db::close` consumes the `Db`.
     Closed,
 }
 
@@ -56,6 +76,17 @@ impl Error {
     pub fn is_corruption(&self) -> bool {
         matches!(self, Error::Corruption { .. })
     }
+
+    /// Whether a write that returned this error certainly had no effect: it was refused
+    /// before anything reached the WAL (a bad argument, a poisoned or closed database). For
+    /// any other error (I/O, corruption) the write may or may not be durable, and a reader
+    /// may or may not see it until the database is reopened.
+    pub fn write_had_no_effect(&self) -> bool {
+        matches!(
+            self,
+            Error::InvalidArgument(_) | Error::Poisoned { .. } | Error::Closed
+        )
+    }
 }
 
 impl fmt::Display for Error {
@@ -70,6 +101,21 @@ impl fmt::Display for Error {
                 "database is poisoned after a write-path failure ({reason}); reopen it to recover from what is durable"
             ),
             Error::InvalidArgument(reason) => write!(f, "invalid argument: {reason}"),
+            Error::NoDatabase { dir } => write!(
+                f,
+                "no database in {} (missing or empty; create_if_missing is off)",
+                dir.display()
+            ),
+            Error::NotADatabase { dir, found } => write!(
+                f,
+                "{} is not empty and holds no Strata database (found {found:?}); it was left untouched",
+                dir.display()
+            ),
+            Error::AlreadyExists { dir } => write!(
+                f,
+                "a database already exists in {} (error_if_exists is on)",
+                dir.display()
+            ),
             Error::Locked { dir } => write!(
                 f,
                 "database {} is in use: its LOCK file is held by another process (or another open Db in this one)",

@@ -24,7 +24,10 @@ fn a_directory_of_foreign_files_is_refused_by_name() {
         .append(b"hello")
         .unwrap();
     let error = try_open(&fs, small_options()).unwrap_err();
-    assert!(matches!(error, Error::InvalidArgument(_)), "{error}");
+    assert!(
+        matches!(&error, Error::NotADatabase { found, .. } if found == "notes.txt"),
+        "{error}"
+    );
     assert!(error.to_string().contains("notes.txt"), "{error}");
 }
 
@@ -39,7 +42,8 @@ fn a_missing_directory_is_created_only_when_asked() {
         },
     )
     .unwrap_err();
-    assert!(error.to_string().contains("does not exist"), "{error}");
+    assert!(matches!(error, Error::NoDatabase { .. }), "{error}");
+    assert!(error.to_string().contains("no database in db"), "{error}");
     let db = try_open(&fs, small_options()).unwrap();
     db.put(b"k", b"v", WriteOptions::SYNC).unwrap();
 }
@@ -210,7 +214,7 @@ fn a_refused_directory_on_the_real_disk_is_left_as_it_was() {
     std::fs::create_dir(&foreign).unwrap();
     std::fs::write(foreign.join("notes.txt"), b"mine").unwrap();
     let error = Db::open(real(), &foreign, Options::default()).unwrap_err();
-    assert!(matches!(error, Error::InvalidArgument(_)), "{error}");
+    assert!(matches!(error, Error::NotADatabase { .. }), "{error}");
     let empty = tmp.path().join("empty");
     std::fs::create_dir(&empty).unwrap();
     let no_create = Options {
@@ -218,7 +222,7 @@ fn a_refused_directory_on_the_real_disk_is_left_as_it_was() {
         ..Options::default()
     };
     let error = Db::open(real(), &empty, no_create).unwrap_err();
-    assert!(error.to_string().contains("no database"), "{error}");
+    assert!(matches!(error, Error::NoDatabase { .. }), "{error}");
     let names = |dir: &Path| -> Vec<String> {
         let mut names: Vec<String> = std::fs::read_dir(dir)
             .unwrap()
@@ -251,4 +255,24 @@ fn an_open_that_fails_after_taking_the_lock_releases_it() {
     // Neither failure kept the lock: the error now is the corruption, not `Locked`.
     let error = try_open(&fs, small_options()).unwrap_err();
     assert!(error.is_corruption(), "{error}");
+}
+
+/// `error_if_exists` has its own error, and the engine says which write errors mean the
+/// write had no effect.
+#[test]
+fn an_existing_database_and_refused_writes_have_their_own_errors() {
+    let fs = sim(31);
+    drop(try_open(&fs, small_options()).unwrap());
+    let error = try_open(
+        &fs,
+        Options {
+            error_if_exists: true,
+            ..small_options()
+        },
+    )
+    .unwrap_err();
+    assert!(matches!(error, Error::AlreadyExists { .. }), "{error}");
+    assert!(Error::InvalidArgument("x".into()).write_had_no_effect());
+    assert!(Error::Poisoned { reason: "x".into() }.write_had_no_effect());
+    assert!(!Error::corruption("f", 0, "x").write_had_no_effect());
 }

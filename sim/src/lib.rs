@@ -74,7 +74,10 @@ pub mod cli {
             let text = format!("{context}: {error}");
             match error {
                 strata_engine::Error::Corruption { .. } => CliError::Corruption(text),
-                strata_engine::Error::InvalidArgument(_) => CliError::Usage(text),
+                strata_engine::Error::InvalidArgument(_)
+                | strata_engine::Error::NoDatabase { .. }
+                | strata_engine::Error::NotADatabase { .. }
+                | strata_engine::Error::AlreadyExists { .. } => CliError::Usage(text),
                 _ => CliError::Failure(text),
             }
         }

@@ -286,9 +286,8 @@ impl<'a> Runner<'a> {
                 });
                 match &result {
                     Ok(()) => self.checker.write_completed(id, Outcome::Ok),
-                    Err(Error::Poisoned { .. })
-                    | Err(Error::Closed)
-                    | Err(Error::InvalidArgument(_)) => {
+                    // The engine says which errors mean "refused, no effect".
+                    Err(error) if error.write_had_no_effect() => {
                         self.checker.write_completed(id, Outcome::Rejected)
                     }
                     Err(_) => self.checker.write_completed(id, Outcome::Failed),

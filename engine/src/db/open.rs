@@ -38,10 +38,7 @@ impl Db {
         let dir = dir.as_ref().to_path_buf();
         if !vfs.exists(&dir)? {
             if !options.create_if_missing {
-                return Err(Error::InvalidArgument(format!(
-                    "database directory {} does not exist",
-                    dir.display()
-                )));
+                return Err(Error::NoDatabase { dir });
             }
             // Every directory created here needs its entry made durable in its parent,
             // from the top down, or a crash could lose the database with its path.
@@ -82,10 +79,7 @@ impl Db {
         let names = vfs.list(&dir)?;
         if names.iter().any(|name| name == filenames::CURRENT) {
             if options.error_if_exists {
-                return Err(Error::InvalidArgument(format!(
-                    "a database already exists in {}",
-                    dir.display()
-                )));
+                return Err(Error::AlreadyExists { dir });
             }
         } else {
             Self::create_new(vfs.as_ref(), &dir, &names, &options)?;
@@ -137,18 +131,17 @@ impl Db {
                 }
                 Some(_) => {}
                 None => {
-                    return Err(Error::InvalidArgument(format!(
-                        "{} is not empty and holds no Strata database (found {name:?})",
-                        dir.display()
-                    )))
+                    return Err(Error::NotADatabase {
+                        dir: dir.to_path_buf(),
+                        found: name.clone(),
+                    })
                 }
             }
         }
         if !options.create_if_missing {
-            return Err(Error::InvalidArgument(format!(
-                "no database in {}",
-                dir.display()
-            )));
+            return Err(Error::NoDatabase {
+                dir: dir.to_path_buf(),
+            });
         }
         Ok(())
     }
