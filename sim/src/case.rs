@@ -89,6 +89,10 @@ pub enum Liar {
     SyncDirNoop,
     /// A failed `sync` is reported as success.
     FailedSyncReportedOk,
+    /// The third `rename` (the `CURRENT` switch of the first reopen) panics: a stand-in for
+    /// an engine that panics, to check how a panic is reported (not a lie of storage, so
+    /// not in [`Liar::ALL`]).
+    PanicsAtThirdRename,
 }
 
 impl Liar {

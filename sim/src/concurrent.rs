@@ -173,6 +173,7 @@ impl Client {
                 }
                 None => {}
             }
+            crate::flight::at_step(step, Some(format!("client {}", self.number)));
             if let Err(stop) = self.execute(step, &op) {
                 lock(&self.shared).stop.get_or_insert(stop);
                 return;
@@ -191,9 +192,9 @@ impl Client {
 
     fn note(&self, shared: &mut Shared, line: impl FnOnce() -> String) {
         if self.tracing {
-            shared
-                .trace
-                .push(format!("client {}: {}", self.number, line()));
+            let line = format!("client {}: {}", self.number, line());
+            crate::flight::trace_line(&line);
+            shared.trace.push(line);
         }
     }
 

@@ -12,12 +12,17 @@ use strata_vfs::{Result, Vfs, VfsFile, VfsLock};
 pub struct LyingFs {
     inner: Arc<dyn Vfs>,
     liar: Liar,
+    renames: std::sync::atomic::AtomicU64,
 }
 
 impl LyingFs {
     /// Wraps `inner`.
     pub fn new(inner: Arc<dyn Vfs>, liar: Liar) -> LyingFs {
-        LyingFs { inner, liar }
+        LyingFs {
+            inner,
+            liar,
+            renames: std::sync::atomic::AtomicU64::new(0),
+        }
     }
 
     fn wrap(&self, file: Box<dyn VfsFile>) -> Box<dyn VfsFile> {
@@ -79,6 +84,15 @@ impl Vfs for LyingFs {
         self.inner.open_write(path).map(|file| self.wrap(file))
     }
     fn rename(&self, from: &Path, to: &Path) -> Result<()> {
+        let count = self
+            .renames
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if self.liar == Liar::PanicsAtThirdRename && count == 2 {
+            panic!(
+                "the planted panic: rename of {} (third rename)",
+                from.display()
+            );
+        }
         self.inner.rename(from, to)
     }
     fn remove(&self, path: &Path) -> Result<()> {

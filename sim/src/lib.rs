@@ -113,6 +113,7 @@ pub mod concurrent;
 pub mod corpus;
 mod damage;
 pub mod dbcmd;
+pub mod flight;
 pub mod inspect;
 pub mod liar;
 pub mod runner;

@@ -164,8 +164,10 @@ fn parse_liar(text: &str) -> Result<Liar, String> {
         "wal-sync-noop" => Ok(Liar::WalSyncNoop),
         "sync-dir-noop" => Ok(Liar::SyncDirNoop),
         "failed-sync-reported-ok" => Ok(Liar::FailedSyncReportedOk),
+        "panics-at-third-rename" => Ok(Liar::PanicsAtThirdRename),
         _ => Err(format!(
-            "unknown liar {text:?}; known: wal-sync-noop, sync-dir-noop, failed-sync-reported-ok"
+            "unknown liar {text:?}; known: wal-sync-noop, sync-dir-noop, failed-sync-reported-ok, \
+             panics-at-third-rename"
         )),
     }
 }
@@ -275,9 +277,10 @@ fn run_sweep(args: SweepArgs) -> Result<ExitCode, CliError> {
         corpus: Some(args.corpus.clone()),
         progress: !args.json,
     };
-    std::panic::set_hook(Box::new(|_| {}));
+    // Panics are reported per seed (with message, location, step and task), not printed.
+    strata_sim::flight::set_quiet(true);
     let (summary, failures) = sweep(&config);
-    let _ = std::panic::take_hook();
+    strata_sim::flight::set_quiet(false);
     if args.json {
         strata_sim::outln!(
             "{}",

@@ -206,7 +206,9 @@ impl<'a> Runner<'a> {
     pub(crate) fn drain_events(&mut self) {
         if self.tracing {
             for event in self.fs.take_events() {
-                self.trace.push(format!("      vfs {event}"));
+                let line = format!("      vfs {event}");
+                crate::flight::trace_line(&line);
+                self.trace.push(line);
             }
         }
     }
@@ -215,10 +217,12 @@ impl<'a> Runner<'a> {
         if self.tracing {
             self.drain_events();
             let task = self.runtime.as_ref().and_then(Runtime::current_task);
-            match task {
-                Some(task) => self.trace.push(format!("[task {task}] {}", line())),
-                None => self.trace.push(line()),
-            }
+            let line = match task {
+                Some(task) => format!("[task {task}] {}", line()),
+                None => line(),
+            };
+            crate::flight::trace_line(&line);
+            self.trace.push(line);
         }
     }
 
@@ -248,6 +252,7 @@ impl<'a> Runner<'a> {
                 continue;
             }
             let step = index as u64;
+            crate::flight::at_step(step, None);
             if let Some(after) = planned.crash_after {
                 if !self.case.no_crash.contains(&index) {
                     self.fs.set_crash_at(Some(self.fs.op_count() + after));
@@ -693,24 +698,49 @@ pub(crate) fn classify_error(step: u64, error: &Error, damage_injected: bool) ->
     }
 }
 
-/// The report of a run that panicked (or, concurrent, deadlocked or ran out of steps).
+/// The report of a run that panicked (or, concurrent, deadlocked or ran out of steps): the
+/// message, and from the flight recorder where the panic was raised, at which step and in
+/// which task, and (tracing) the trace up to it.
 pub(crate) fn failed_run(seed: u64, kind: &str, message: &str) -> RunReport {
+    let flight = crate::flight::take();
+    let step = flight.step.unwrap_or(0);
+    let mut explanation = match &flight.panic {
+        Some((first, location)) if kind == "panic" => {
+            format!("the engine or simulator panicked at {location}: {first}")
+        }
+        _ => format!("the engine or simulator failed: {message}"),
+    };
+    match (&flight.step, &flight.task) {
+        (Some(step), Some(task)) => {
+            explanation.push_str(&format!(" (step {step}, the last begun, by {task})"))
+        }
+        (Some(step), None) => explanation.push_str(&format!(" (step {step})")),
+        _ => {}
+    }
+    if flight.panic.is_some() && kind == "panic" && !explanation.contains(message) {
+        explanation.push_str(&format!("\nreported as: {message}"));
+    }
+    let mut trace = flight.trace.unwrap_or_default();
+    if !trace.is_empty() {
+        trace.push(format!("step {step}: {}", explanation.replace('\n', "; ")));
+    }
     RunReport {
         seed,
         finding: Some(Finding {
             kind: kind.into(),
-            step: 0,
-            explanation: format!("the engine or simulator failed: {message}"),
+            step,
+            explanation,
         }),
         stats: RunStats::default(),
         trace_hash: 0,
-        trace: Vec::new(),
+        trace,
         switch_decisions: Vec::new(),
     }
 }
 
 /// Runs one case; `trace` keeps a readable trace of every step and VFS event.
 pub fn run_case(case: &Case, trace: bool) -> RunReport {
+    crate::flight::begin(trace);
     if case.mode == Mode::Concurrent {
         return crate::concurrent::run_concurrent_case(case, trace);
     }

@@ -56,3 +56,43 @@ fn honest_storage_passes_the_same_seeds() {
         );
     }
 }
+
+/// A panic in a run is reported with its message, where it was raised, the step (and, in
+/// concurrent mode, the task), and with a trace, the steps up to it.
+#[test]
+fn a_panic_is_reported_with_its_location_step_and_trace() {
+    use strata_sim::case::Mode;
+    for mode in [Mode::Sequential, Mode::Concurrent] {
+        let mut case = strata_sim::case::Case::new(
+            11,
+            300,
+            strata_sim::case::Fault::ALL.into_iter().collect(),
+        );
+        case.mode = mode;
+        case.liar = Some(Liar::PanicsAtThirdRename);
+        let report = strata_sim::runner::run_case(&case, true);
+        let finding = report.finding.expect("the planted panic is a finding");
+        assert_eq!(finding.kind, "panic", "{mode:?}: {}", finding.explanation);
+        assert!(
+            finding.explanation.contains("the planted panic")
+                && finding.explanation.contains("sim/src/liar.rs:"),
+            "{mode:?}: {}",
+            finding.explanation
+        );
+        assert!(finding.step > 0, "{mode:?}: {}", finding.explanation);
+        assert!(
+            finding
+                .explanation
+                .contains(&format!("(step {}", finding.step)),
+            "{mode:?}: {}",
+            finding.explanation
+        );
+        let last = report.trace.last().expect("the trace up to the panic");
+        assert!(last.contains("panicked at"), "{mode:?}: {last}");
+        assert!(
+            report.trace.len() > 10,
+            "{mode:?}: {} lines",
+            report.trace.len()
+        );
+    }
+}
