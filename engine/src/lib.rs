@@ -40,3 +40,8 @@ pub use options::{
 pub use repair::{repair, KeptTable, Placement, RepairReport, SalvagedTable, SetAside};
 pub use stats::Stats;
 pub use verify::{verify, Problem, Severity, VerifyReport};
+
+/// The README's example, compiled and run as a doctest so that it cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeExample;
