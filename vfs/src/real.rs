@@ -139,8 +139,6 @@ impl VfsFile for RealFile {
 
     fn sync(&self) -> Result<()> {
         self.check_writable("sync")?;
-        #[cfg(target_os = "linux")]
-        lock_mapping(&self.mapping).flush(&self.path)?;
         self.file
             .sync_data()
             .map_err(|e| VfsError::from_io("sync", &self.path, e))
@@ -150,7 +148,7 @@ impl VfsFile for RealFile {
         self.check_writable("set_len")?;
         // A mapping past the new end would fault (SIGBUS) on its next store.
         #[cfg(target_os = "linux")]
-        lock_mapping(&self.mapping).unmap(&self.path)?;
+        lock_mapping(&self.mapping).unmap();
         self.file
             .set_len(len)
             .map_err(|e| VfsError::from_io("set_len", &self.path, e))?;
