@@ -134,6 +134,17 @@ impl WalWriter {
 
     /// Hands the buffered bytes to the file (no fsync).
     pub fn flush(&mut self) -> Result<()> {
+        self.hand_over(true)
+    }
+
+    /// Hands the buffered bytes to the file: into preallocated space with `mapped` a store
+    /// through `write_mapped` (no syscall on the real disk), otherwise a `write_at`.
+    ///
+    /// A flush that a sync follows uses `write_at`: the fsync is a syscall anyway, and on
+    /// ext4 a store into a mapped page that the last fsync cleaned faults into the
+    /// filesystem, which made every synced write cost about three times as much (measured
+    /// with `strata bench --sync`: 3.7k against 10.8k fillrandom/s).
+    fn hand_over(&mut self, mapped: bool) -> Result<()> {
         if self.buffer.is_empty() {
             return Ok(());
         }
@@ -146,8 +157,12 @@ impl WalWriter {
                 self.file.write_at(self.file_len, &zeros)?;
                 self.file_len = target;
             }
-            // Into preallocated space: a copy into a shared mapping, no syscall (`RealFs`).
-            self.file.write_mapped(self.buffer_offset, &self.buffer)?;
+            if mapped {
+                // Into preallocated space: a copy into a shared mapping, no syscall (`RealFs`).
+                self.file.write_mapped(self.buffer_offset, &self.buffer)?;
+            } else {
+                self.file.write_at(self.buffer_offset, &self.buffer)?;
+            }
         } else {
             self.file.write_at(self.buffer_offset, &self.buffer)?;
         }
@@ -159,7 +174,7 @@ impl WalWriter {
 
     /// Flushes and fsyncs: every record added so far is durable when this returns Ok.
     pub fn sync(&mut self) -> Result<()> {
-        self.flush()?;
+        self.hand_over(false)?;
         self.file.sync()?;
         self.synced_through = self.end;
         Ok(())
