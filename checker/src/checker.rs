@@ -269,7 +269,7 @@ impl Checker {
         }
         let expected = self.model.get(key).map(Vec::as_slice);
         let mut text = format!(
-            "get({}) at op {op_index} returned a value the model does not allow\n",
+            "get({}) at step {op_index} returned a value the model does not allow\n",
             printable(key)
         );
         text.push_str(&self.key_report(key, expected, answer, "answered"));
@@ -319,7 +319,7 @@ impl Checker {
             };
             if let Some(problem) = shape_error {
                 let text = format!(
-                    "{range} at op {op_index} returned a malformed answer ({} entries): {problem}\n",
+                    "{range} at step {op_index} returned a malformed answer ({} entries): {problem}\n",
                     answer.len()
                 );
                 return Err(self.violation(op_index, ViolationKind::ScanMismatch, text));
@@ -395,7 +395,7 @@ impl Checker {
             _ => "has a wrong value for key",
         };
         let mut text = format!(
-            "{range} at op {op_index} {what} {} (the model has {model_count} entries in range, the answer {})\n",
+            "{range} at step {op_index} {what} {} (the model has {model_count} entries in range, the answer {})\n",
             printable(&key),
             answer.len()
         );
@@ -734,7 +734,7 @@ impl Checker {
                 self.faults.len()
             );
             for (op, text) in &self.faults {
-                let _ = writeln!(explanation, "    op {op}: {text}");
+                let _ = writeln!(explanation, "    step {op}: {text}");
             }
         }
         Violation {
@@ -744,7 +744,7 @@ impl Checker {
         }
     }
 
-    /// "op 40 (epoch 1, write #5, Ok, sync)".
+    /// "step 40 (epoch 1, write #5, Ok, sync)".
     fn describe_write(&self, id: usize) -> String {
         let Some(meta) = self.metas.get(id) else {
             return format!("write {id} (unknown)");
@@ -759,7 +759,7 @@ impl Checker {
             String::new()
         };
         format!(
-            "op {} (epoch {}{position}, {}{})",
+            "step {} (epoch {}{position}, {}{})",
             meta.op_index,
             meta.epoch,
             meta.status.label(),
@@ -950,10 +950,10 @@ impl Checker {
         let mut text = String::new();
         let crash = self
             .crash_op
-            .map_or_else(|| "no crash".to_owned(), |op| format!("crash at op {op}"));
+            .map_or_else(|| "no crash".to_owned(), |op| format!("crash at step {op}"));
         let _ = writeln!(
             text,
-            "recovery at op {op_index} (epoch {}, {crash}) yielded a state that is not the state after any allowed prefix of the epoch's writes",
+            "recovery at step {op_index} (epoch {}, {crash}) yielded a state that is not the state after any allowed prefix of the epoch's writes",
             self.epoch
         );
         let _ = writeln!(
@@ -977,7 +977,7 @@ impl Checker {
                 };
                 let _ = writeln!(
                     text,
-                    "{durable} (through {}); last durable ack at op {}",
+                    "{durable} (through {}); last durable ack at step {}",
                     self.describe_write(self.epoch_first + order[k_min - 1]),
                     durable_op.map_or_else(|| "?".to_owned(), |op| op.to_string())
                 );
@@ -1078,7 +1078,7 @@ impl Checker {
                 let meta = &self.metas[self.epoch_first + local];
                 let _ = writeln!(
                     text,
-                    "    #{position}{} op {} [{}{}] {}",
+                    "    #{position}{} step {} [{}{}] {}",
                     if position == best_k {
                         " (last in prefix)"
                     } else {
@@ -1105,7 +1105,7 @@ impl Checker {
         let mut text = String::new();
         let _ = writeln!(
             text,
-            "point read get({}) after recovery at op {op_index} (epoch {}) disagrees with the recovered state (full scan)",
+            "point read get({}) after recovery at step {op_index} (epoch {}) disagrees with the recovered state (full scan)",
             printable(key),
             self.epoch
         );

@@ -288,7 +288,7 @@ impl History {
                 op_index: unordered.op_index,
                 kind: ViolationKind::OrderNotRealTime,
                 explanation: format!(
-                    "client {}'s write (op {}) was acknowledged without a sequence number",
+                    "client {}'s write (step {}) was acknowledged without a sequence number",
                     unordered.client, unordered.op_index
                 ),
             });
@@ -310,7 +310,7 @@ impl History {
                     op_index: second.op_index,
                     kind: ViolationKind::OrderNotRealTime,
                     explanation: format!(
-                        "the sequence numbers of op {} (client {}, {:?}..={:?}) and op {} \
+                        "the sequence numbers of step {} (client {}, {:?}..={:?}) and step {} \
                          (client {}, from {:?}) overlap",
                         first.op_index,
                         first.client,
@@ -334,8 +334,8 @@ impl History {
                         op_index: write.op_index,
                         kind: ViolationKind::OrderNotRealTime,
                         explanation: format!(
-                            "op {} (client {}) was acknowledged with sequence {:?} before op {} \
-                             (client {}) was invoked, yet op {} got the lower sequence {:?}: \
+                            "step {} (client {}) was acknowledged with sequence {:?} before step {} \
+                             (client {}) was invoked, yet step {} got the lower sequence {:?}: \
                              the engine's commit order contradicts real time",
                             later.op_index,
                             later.client,
@@ -445,7 +445,7 @@ impl History {
                 let listed: Vec<String> = allowed
                     .iter()
                     .map(|(value, op, _)| match op {
-                        Some(op) => format!("{} (op {op})", printable_opt(*value)),
+                        Some(op) => format!("{} (step {op})", printable_opt(*value)),
                         None => format!("{} (the epoch's base)", printable_opt(*value)),
                     })
                     .collect();
@@ -453,11 +453,11 @@ impl History {
                     .iter()
                     .find(|c| c.1 == answer.as_deref())
                     .map_or("no write of this epoch".to_string(), |c| {
-                        format!("op {}", c.2)
+                        format!("step {}", c.2)
                     });
                 let floor_note = floor.map_or(String::new(), |(_, seen, op)| {
                     format!(
-                        "; op {op}, which answered before this read began, saw position {seen:?}"
+                        "; step {op}, which answered before this read began, saw position {seen:?}"
                     )
                 });
                 return Err(Violation {
@@ -468,7 +468,7 @@ impl History {
                         ViolationKind::ScanMismatch
                     },
                     explanation: format!(
-                        "client {}'s {} (op {}) answered {} for key {}, which {} wrote; a \
+                        "client {}'s {} (step {}) answered {} for key {}, which {} wrote; a \
                          linearization allows only: {}\n  (visible through position {:?}, \
                          nothing past position {:?}{floor_note})",
                         read.client,

@@ -189,16 +189,16 @@ fn a_lost_synced_write_is_caught() {
     let violation = run.crash_and_recover(&[("a", "1")]).unwrap_err();
     assert_eq!(violation.kind, ViolationKind::RecoveryNotAPrefix);
     assert_explains(&violation, "k in [2, 3]");
-    assert_explains(&violation, "last durable ack at op 2");
+    assert_explains(&violation, "last durable ack at step 2");
     assert_explains(&violation, "equals prefix k=1 exactly, below k_min=2");
     assert_explains(&violation, "first differing key: \"b\"");
     assert_explains(
         &violation,
-        "expected (k=2): \"2\" — written by op 2 (epoch 0, write #2, Ok, sync)",
+        "expected (k=2): \"2\" — written by step 2 (epoch 0, write #2, Ok, sync)",
     );
     assert_explains(
         &violation,
-        "recovered: <absent> — no delete ever issued; last written by op 2",
+        "recovered: <absent> — no delete ever issued; last written by step 2",
     );
 }
 
@@ -287,8 +287,8 @@ fn a_resurrected_delete_is_caught() {
     run.synced(vec![del("a")]);
     let violation = run.crash_and_recover(&[("a", "1")]).unwrap_err();
     assert_eq!(violation.kind, ViolationKind::RecoveryNotAPrefix);
-    assert_explains(&violation, "expected (k=2): <absent> — deleted by op 2");
-    assert_explains(&violation, "recovered: \"1\" — written by op 1");
+    assert_explains(&violation, "expected (k=2): <absent> — deleted by step 2");
+    assert_explains(&violation, "recovered: \"1\" — written by step 1");
 
     // The same delete unsynced may be lost (as a suffix).
     let mut run = Run::new();
@@ -305,14 +305,14 @@ fn reads_are_checked_against_the_model() {
     run.read("b", None).unwrap();
     let violation = run.read("a", Some("0")).unwrap_err();
     assert_eq!(violation.kind, ViolationKind::ReadMismatch);
-    assert_explains(&violation, "expected: \"1\" — written by op 1");
+    assert_explains(&violation, "expected: \"1\" — written by step 1");
     assert_explains(&violation, "answered: \"0\" — NEVER WRITTEN");
     let violation = run.read("a", None).unwrap_err();
     assert_eq!(violation.kind, ViolationKind::ReadMismatch);
     run.ok(vec![del("a")]);
     let violation = run.read("a", Some("1")).unwrap_err();
-    assert_explains(&violation, "expected: <absent> — deleted by op");
-    assert!(violation.to_string().starts_with("read mismatch at op"));
+    assert_explains(&violation, "expected: <absent> — deleted by step");
+    assert!(violation.to_string().starts_with("read mismatch at step"));
 }
 
 #[test]
@@ -332,7 +332,7 @@ fn rejected_writes_never_count() {
     other.write(vec![put("a", "bad")], true, Outcome::Rejected);
     other.ok(vec![put("c", "3")]);
     let violation = other.crash_and_recover(&[("a", "bad")]).unwrap_err();
-    assert_explains(&violation, "written only by op 2");
+    assert_explains(&violation, "written only by step 2");
     assert_explains(&violation, "(1 rejected, not counted)");
     // k counts only the non-rejected writes.
     assert_eq!(run.crash_and_recover(&[("a", "1"), ("c", "3")]).unwrap(), 2);
@@ -495,7 +495,7 @@ fn durable_points_make_acknowledged_writes_durable() {
     };
     assert_eq!(build().checker.prefix_bounds(), (2, 3));
     let violation = build().crash_and_recover(&[("a", "1")]).unwrap_err();
-    assert_explains(&violation, "last durable ack at op 3");
+    assert_explains(&violation, "last durable ack at step 3");
     assert_eq!(
         build()
             .crash_and_recover(&[("a", "1"), ("b", "2")])
@@ -561,7 +561,7 @@ fn point_reads_after_recovery_must_match_the_recovered_state() {
     let op = run.next_op();
     let violation = run.checker.recovered(op, &recovered, &bad).unwrap_err();
     assert_eq!(violation.kind, ViolationKind::PointReadMismatch);
-    assert_explains(&violation, "scan: \"1\" — written by op 1");
+    assert_explains(&violation, "scan: \"1\" — written by step 1");
     assert_explains(&violation, "get:  <absent>");
 }
 
@@ -582,9 +582,9 @@ fn epochs_chain_and_origins_reach_back_across_epochs() {
         .unwrap_err();
     assert_explains(
         &violation,
-        "recovered: \"lost\" — written by op 2 (epoch 0, Ok)",
+        "recovered: \"lost\" — written by step 2 (epoch 0, Ok)",
     );
-    assert_explains(&violation, "recovery at op 8 (epoch 1, crash at op 7)");
+    assert_explains(&violation, "recovery at step 8 (epoch 1, crash at step 7)");
     // The recovered state is adopted anyway.
     assert_eq!(run.checker.epoch(), 2);
     assert_eq!(run.checker.base(), &state(&[("a", "old"), ("b", "lost")]));
@@ -636,11 +636,11 @@ fn explanations_name_faults_and_the_writes_around_the_cut() {
         "{violation}"
     );
     assert_explains(&violation, "writes around the cut");
-    assert_explains(&violation, "#1 op 1 [Ok, sync] put \"k1\" = \"v1\"");
+    assert_explains(&violation, "#1 step 1 [Ok, sync] put \"k1\" = \"v1\"");
     // k=2 differs in one key ("k1" missing), k=1 in two: k=2 is the closest.
     assert_explains(
         &violation,
-        "#2 (last in prefix) op 2 [Ok] put \"k2\" = \"v2\"",
+        "#2 (last in prefix) step 2 [Ok] put \"k2\" = \"v2\"",
     );
     assert_explains(&violation, "write #1 is durable");
     assert_eq!(run.checker.recent_faults().count(), 20);
@@ -673,7 +673,7 @@ fn violations_serialize_and_display() {
     assert_eq!(back, violation);
     let shown = violation.to_string();
     assert!(
-        shown.starts_with("read mismatch at op 2\nget(\"a\") at op 2 returned"),
+        shown.starts_with("read mismatch at step 2\nget(\"a\") at step 2 returned"),
         "{shown}"
     );
     let mutation = put("k", "v");

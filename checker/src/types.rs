@@ -136,7 +136,7 @@ impl fmt::Display for Violation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} at op {}\n{}",
+            "{} at step {}\n{}",
             self.kind, self.op_index, self.explanation
         )
     }
