@@ -288,3 +288,27 @@ fn a_cleanly_closed_wal_cut_at_a_record_boundary_is_corruption() {
     assert_eq!(file, Path::new(&wal));
     assert!(reason.contains("closing record"), "{reason}");
 }
+
+/// A database closed with its WAL a few bytes short of a block boundary: the closing record
+/// goes to the next block, and the manifest's record of the close must say so. It recorded
+/// the end of the log instead, and the database did not open again (found by the sweep:
+/// corpus/0006).
+#[test]
+fn a_close_at_the_end_of_a_block_reopens() {
+    for left in 1..=7usize {
+        let fs = sim(40 + left as u64);
+        let options = Options {
+            memtable_size: 1 << 20,
+            ..options()
+        };
+        let db = open_with(&fs, &options).unwrap();
+        // One record of 7 header bytes and a payload of 25 + value bytes (sequence, synced
+        // mark, count, kind, key length, key "k", 2-byte value length), ending `left` bytes
+        // before the first block boundary.
+        let value = vec![b'v'; 32 * 1024 - left - 7 - 25];
+        db.put(b"k", &value, WriteOptions::NO_SYNC).unwrap();
+        db.close().unwrap();
+        let db = open_with(&fs, &options).unwrap_or_else(|error| panic!("{left}: {error}"));
+        assert_eq!(db.get(b"k").unwrap(), Some(value), "{left} bytes left");
+    }
+}

@@ -463,8 +463,9 @@ impl Db {
                     writer.wal.synced_through(),
                     0,
                 );
-                let closing_offset = writer.wal.end();
-                writer.wal.add_record(&payload);
+                // Where the record starts: past `end()` if the block's trailer had to be
+                // padded (found by the sweep: corpus/0006).
+                let closing_offset = writer.wal.add_record(&payload);
                 writer.wal.sync()?;
                 // And the manifest says where the closing record is: a WAL cut at a record
                 // boundary after a clean close would otherwise read as a crash's early end.
