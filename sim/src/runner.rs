@@ -454,9 +454,10 @@ impl<'a> Runner<'a> {
         // Whether an attempt recovered past WAL damage (point in time); sticky across the
         // attempts, since a later one no longer sees what an earlier one dropped.
         let mut recovered_past = None;
-        // A point-in-time recovery that crashed after it committed its result leaves no
-        // report for the next attempt, which finds the damage gone (set aside or left
-        // behind): with damage pending, any crashed attempt may have recovered past it.
+        // A point-in-time recovery that crashed (or failed on an I/O error) after it
+        // committed its result leaves no report for the next attempt, which finds the damage
+        // gone (set aside or left behind): with damage pending, any interrupted attempt may
+        // have recovered past it (corpus/0005; corpus/0007 for the I/O error).
         let point_in_time = self.plan.options.wal_recovery == WalRecovery::PointInTime;
         let mut attempt_crashed = false;
         let db = loop {
@@ -482,6 +483,7 @@ impl<'a> Runner<'a> {
                     self.crash_filesystem(step);
                 }
                 Err(Error::Io(error)) => {
+                    attempt_crashed = true;
                     transient_failures += 1;
                     self.note(|| format!("step {step}: open failed: {error}"));
                     if transient_failures >= 5 {
