@@ -224,12 +224,22 @@ fn point_in_time_recovery_keeps_the_prefix_before_the_damage_and_reports_it() {
     );
     let lost = format!("db/lost/{}", wal.trim_start_matches("db/"));
     assert_eq!(report.set_aside, vec![Path::new(&lost).to_path_buf()]);
+    // And it wrote that down, durably, before committing the shorter state.
+    assert_eq!(report.damage_notes.len(), 1, "{report:?}");
+    let note = report.damage_notes[0].to_str().unwrap().to_string();
+    let text = String::from_utf8(fs.snapshot()[&note].clone()).unwrap();
+    assert!(text.contains(&wal) && text.contains("dropped"), "{text}");
     // The database goes on from there.
     db.put(key(500), b"after", WriteOptions::SYNC).unwrap();
     db.close().unwrap();
     let db = open_with(&fs, &point_in_time).unwrap();
     assert_eq!(contents(&db).len(), 1);
     assert!(db.recovery_report().wal_damage.is_none());
+    // Every later open still says that a recovery dropped writes, until the note is removed.
+    assert_eq!(
+        db.recovery_report().damage_notes,
+        vec![Path::new(&note).to_path_buf()]
+    );
 }
 
 /// Damage in the middle of the chain under point-in-time recovery: every record before it

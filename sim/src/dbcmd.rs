@@ -175,6 +175,12 @@ pub fn run(args: DbArgs) -> Result<ExitCode, crate::cli::CliError> {
             CliError::engine(format!("cannot open {}", args.dir.display()), error)
         }
     })?;
+    for note in &db.recovery_report().damage_notes {
+        eprintln!(
+            "strata: warning: a point-in-time recovery dropped writes past damage; see {}",
+            note.display()
+        );
+    }
     let code = match args.action {
         Action::Get { key } => match db
             .get(codec.input(&key, "key")?)

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use strata_checker::{Checker, Mutation as CheckedMutation, Outcome};
-use strata_engine::{Db, Error, WalRecovery, WriteBatch, WriteOptions};
+use strata_engine::{Db, Error, WriteBatch, WriteOptions};
 use strata_sched::Runtime;
 use strata_vfs::sim::{SimRng, StableHasher};
 use strata_vfs::{FaultConfig, FaultCounters, FaultKind, SimFs, Vfs};
@@ -150,9 +150,8 @@ pub(crate) struct Runner<'a> {
     pub(crate) stats: RunStats,
     bitflips: u64,
     pub(crate) damage_injected: bool,
-    /// Damage a point-in-time recovery could recover past (to a WAL or a manifest) was done
-    /// since the last recovery the checker accepted.
-    damage_pending: bool,
+    /// Point-in-time recoveries' notes in `lost/` as of the last open.
+    damage_notes_seen: usize,
     /// The damage and kind of file of the last damage done.
     last_damage: Option<String>,
     pub(crate) hasher: StableHasher,
@@ -194,7 +193,7 @@ impl<'a> Runner<'a> {
             stats: RunStats::default(),
             bitflips: 0,
             damage_injected: false,
-            damage_pending: false,
+            damage_notes_seen: 0,
             last_damage: None,
             hasher: StableHasher::default(),
             tracing,
@@ -420,8 +419,6 @@ impl<'a> Runner<'a> {
     /// exactly), for the checker's explanations, the trace and the summary.
     pub(crate) fn record_damage(&mut self, step: u64, label: String, text: String) {
         self.damage_injected = true;
-        // Only damage to a WAL or a manifest can make recovery drop WAL records.
-        self.damage_pending |= label.ends_with(" wal") || label.ends_with(" manifest");
         *self
             .stats
             .damage_by_target
@@ -455,18 +452,29 @@ impl<'a> Runner<'a> {
         // attempts, since a later one no longer sees what an earlier one dropped.
         let mut recovered_past = None;
         // A point-in-time recovery that crashed (or failed on an I/O error) after it
-        // committed its result leaves no report for the next attempt, which finds the damage
-        // gone (set aside or left behind): with damage pending, any interrupted attempt may
-        // have recovered past it (corpus/0005; corpus/0007 for the I/O error).
-        let point_in_time = self.plan.options.wal_recovery == WalRecovery::PointInTime;
-        let mut attempt_crashed = false;
+        // committed its result returns no report, and the next attempt finds the damage gone
+        // (corpus/0005, 0007). Its durable note in `lost/` tells: a new note since the last
+        // open means some attempt recovered past damage.
         let db = loop {
             let result = Db::open(Arc::clone(&self.vfs), DB_DIR, self.plan.options.clone());
             self.hasher.write_u64(result.is_ok() as u64);
             if let Ok(db) = &result {
-                if let Some(damage) = &db.recovery_report().wal_damage {
+                let report = db.recovery_report();
+                if let Some(damage) = &report.wal_damage {
                     recovered_past = Some(damage.clone());
                 }
+                if report.damage_notes.len() > self.damage_notes_seen {
+                    recovered_past.get_or_insert_with(|| {
+                        format!(
+                            "an interrupted attempt did, by its note {}",
+                            report
+                                .damage_notes
+                                .last()
+                                .map_or(String::new(), |note| { note.display().to_string() })
+                        )
+                    });
+                }
+                self.damage_notes_seen = report.damage_notes.len();
             }
             match result {
                 // Best-effort steps (removing obsolete files) may hit the crash point
@@ -474,16 +482,11 @@ impl<'a> Runner<'a> {
                 Ok(db) if self.fs.is_halted() => {
                     self.count_engine_work(&db);
                     drop(db);
-                    attempt_crashed = true;
                     self.crash_filesystem(step);
                 }
                 Ok(db) => break db,
-                Err(_) if self.fs.is_halted() => {
-                    attempt_crashed = true;
-                    self.crash_filesystem(step);
-                }
+                Err(_) if self.fs.is_halted() => self.crash_filesystem(step),
                 Err(Error::Io(error)) => {
-                    attempt_crashed = true;
                     transient_failures += 1;
                     self.note(|| format!("step {step}: open failed: {error}"));
                     if transient_failures >= 5 {
@@ -518,10 +521,6 @@ impl<'a> Runner<'a> {
                 }
             }
         };
-        if recovered_past.is_none() && point_in_time && attempt_crashed && self.damage_pending {
-            self.note(|| format!("step {step}: a crashed recovery may have recovered past damage"));
-            self.checker.waive_durability();
-        }
         if let Some(damage) = recovered_past {
             self.note(|| format!("step {step}: recovered past WAL damage: {damage}"));
             if !self.damage_injected {
@@ -548,9 +547,6 @@ impl<'a> Runner<'a> {
         self.fs.set_config(self.quiet());
         let result = self.verify(step);
         self.fs.set_config(self.config.clone());
-        if result.is_ok() {
-            self.damage_pending = false;
-        }
         result
     }
 

@@ -240,6 +240,19 @@ impl Db {
         );
         let manifest_name = filenames::manifest_name(manifest_number);
         let manifest = ManifestWriter::create(fs, &dir.join(&manifest_name), &state)?;
+        // What a point-in-time recovery dropped is written down durably before the shorter
+        // state is committed, so that no crash or failure after it can hide it.
+        let mut damage_notes: Vec<PathBuf> = lost_names
+            .iter()
+            .filter(|name| name.starts_with(DAMAGE_NOTE_PREFIX))
+            .map(|name| dir.join(filenames::LOST).join(name))
+            .collect();
+        if let Some(damage) = &report.wal_damage {
+            damage_notes.push(write_damage_note(fs, &dir, manifest_number, damage)?);
+        }
+        damage_notes.sort();
+        damage_notes.dedup();
+        report.damage_notes = damage_notes;
         manifest::set_current(fs, &dir, &manifest_name)?;
         let version = Arc::new(Version::open(
             fs,
@@ -317,6 +330,31 @@ impl Db {
             recovery: report,
         })
     }
+}
+
+/// The name prefix of a point-in-time recovery's note in `lost/`.
+const DAMAGE_NOTE_PREFIX: &str = "RECOVERY-";
+
+/// Writes `lost/RECOVERY-NNNNNN.txt` (NNNNNN: the manifest the recovery commits), durably.
+fn write_damage_note(fs: &dyn Vfs, dir: &Path, manifest_number: u64, damage: &str) -> Result<PathBuf> {
+    let lost = dir.join(filenames::LOST);
+    if !fs.exists(&lost)? {
+        fs.create_dir_all(&lost)?;
+        fs.sync_dir(dir)?;
+    }
+    let path = lost.join(format!("{DAMAGE_NOTE_PREFIX}{manifest_number:06}.txt"));
+    let file = fs.create(&path)?;
+    file.append(
+        format!(
+            "A point-in-time recovery (Options::wal_recovery = PointInTime) went past damage \
+             and dropped every WAL record after it; the WALs it dropped are in this directory.\n\
+             The damage: {damage}\n"
+        )
+        .as_bytes(),
+    )?;
+    file.sync()?;
+    fs.sync_dir(&lost)?;
+    Ok(path)
 }
 
 /// Moves `names` (files in `dir`) into `dir/lost/`, durably; returns their new paths.

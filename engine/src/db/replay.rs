@@ -54,6 +54,10 @@ pub struct RecoveryReport {
     /// Tables written from the replayed records (more than one when they exceed
     /// `memtable_size`).
     pub tables_written: usize,
+    /// The notes in `lost/` (`RECOVERY-NNNNNN.txt`) of every point-in-time recovery that
+    /// went past damage, this one's included, until an operator removes them: the report
+    /// of a recovery that crashed after it committed is not lost with it.
+    pub damage_notes: Vec<PathBuf>,
 }
 
 /// The WALs of `names` (a directory listing) numbered at least `log_number`, ascending:
