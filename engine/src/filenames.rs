@@ -7,7 +7,8 @@
 //! NNNNNN.log         a write-ahead log
 //! NNNNNN.sst         an SSTable
 //! LOCK               locked (flock) by the process that has the database open; empty
-//! lost/              files recovery could not prove obsolete, set aside instead of deleted
+//! lost/              files recovery could not prove obsolete, set aside instead of deleted,
+//!                    and RECOVERY-NNNNNN.txt: what a point-in-time recovery dropped
 //! ```
 //! Every number comes from one counter, so a number names one file for the life of the
 //! database.
