@@ -336,7 +336,12 @@ impl Db {
 const DAMAGE_NOTE_PREFIX: &str = "RECOVERY-";
 
 /// Writes `lost/RECOVERY-NNNNNN.txt` (NNNNNN: the manifest the recovery commits), durably.
-fn write_damage_note(fs: &dyn Vfs, dir: &Path, manifest_number: u64, damage: &str) -> Result<PathBuf> {
+fn write_damage_note(
+    fs: &dyn Vfs,
+    dir: &Path,
+    manifest_number: u64,
+    damage: &str,
+) -> Result<PathBuf> {
     let lost = dir.join(filenames::LOST);
     if !fs.exists(&lost)? {
         fs.create_dir_all(&lost)?;
