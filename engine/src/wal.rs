@@ -420,6 +420,24 @@ impl<'a> WalReader<'a> {
 /// Records with the file offset each starts at.
 pub type Records = Vec<(u64, Vec<u8>)>;
 
+/// Whether a log holds any valid record: its first, or one after damage at its start. The
+/// WAL chain's rules (`db/replay.rs`) turn on it, and the simulator's damage model asks it
+/// the same question.
+pub fn holds_records(file: &dyn VfsFile) -> Result<bool> {
+    let mut reader = WalReader::new(file)?;
+    if reader.next_record()?.is_some() {
+        return Ok(true);
+    }
+    Ok(match reader.end() {
+        Some(LogEnd::Broken { offset, .. }) => {
+            let offset = *offset;
+            drop(reader);
+            !WalReader::scan_after(file, offset)?.is_empty()
+        }
+        _ => false,
+    })
+}
+
 /// Reads a whole log: its records in order and how it ended. Errors only for I/O.
 pub fn read_log(file: &dyn VfsFile) -> Result<(Records, LogEnd)> {
     let mut reader = WalReader::new(file)?;

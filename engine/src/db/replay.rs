@@ -261,18 +261,7 @@ impl<'a> Replay<'a> {
     /// Whether a WAL holds any valid record (its first, or one after damage at its start).
     fn holds_records(&self, number: u64) -> Result<bool> {
         let file = self.fs.open_read(&wal_path(self.dir, number))?;
-        let mut reader = WalReader::new(file.as_ref())?;
-        if reader.next_record()?.is_some() {
-            return Ok(true);
-        }
-        Ok(match reader.end() {
-            Some(LogEnd::Broken { offset, .. }) => {
-                let offset = *offset;
-                drop(reader);
-                !WalReader::scan_after(file.as_ref(), offset)?.is_empty()
-            }
-            _ => false,
-        })
+        wal::holds_records(file.as_ref())
     }
 
     fn replay_one(

@@ -1423,6 +1423,22 @@ impl SimFile {
     }
 }
 
+impl SimFile {
+    /// One write operation: `write_at`, or with `may_run_out` false a mapped store.
+    fn store(&self, offset: u64, data: &[u8], may_run_out: bool) -> Result<()> {
+        let (mut world, index) = self.enter(OpKind::Write, true)?;
+        let outcome = world.write_checked(self.inode, offset, data, may_run_out);
+        self.finish(
+            world,
+            index,
+            OpKind::Write,
+            offset,
+            data.len() as u64,
+            outcome,
+        )
+    }
+}
+
 impl VfsFile for SimFile {
     fn path(&self) -> &Path {
         &self.path
@@ -1467,16 +1483,7 @@ impl VfsFile for SimFile {
     }
 
     fn write_at(&self, offset: u64, data: &[u8]) -> Result<()> {
-        let (mut world, index) = self.enter(OpKind::Write, true)?;
-        let outcome = world.write(self.inode, offset, data);
-        self.finish(
-            world,
-            index,
-            OpKind::Write,
-            offset,
-            data.len() as u64,
-            outcome,
-        )
+        self.store(offset, data, true)
     }
 
     /// A store into a shared mapping of allocated space: visible at once, durable after
@@ -1485,16 +1492,7 @@ impl VfsFile for SimFile {
     /// it fails as `RealFs` does (a mapping there would fault).
     fn write_mapped(&self, offset: u64, data: &[u8]) -> Result<()> {
         crate::check_mapped_bounds(&self.path, offset, data.len(), self.len()?)?;
-        let (mut world, index) = self.enter(OpKind::Write, true)?;
-        let outcome = world.write_checked(self.inode, offset, data, false);
-        self.finish(
-            world,
-            index,
-            OpKind::Write,
-            offset,
-            data.len() as u64,
-            outcome,
-        )
+        self.store(offset, data, false)
     }
 
     fn sync(&self) -> Result<()> {
