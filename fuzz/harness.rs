@@ -60,11 +60,14 @@ pub fn batch_payload(data: &[u8]) {
 
 /// A data or index block: parse, list, and look up a key taken from the input.
 pub fn block(data: &[u8]) {
-    if let Ok(block) = Block::parse(data.to_vec()) {
+    // Both formats: the first byte picks one, so the saved corpus reaches both.
+    let format = 1 + u32::from(data.first().is_some_and(|byte| byte & 1 == 1));
+    if let Ok(block) = Block::parse(data.to_vec(), format) {
         let _ = block.entries();
         let key = &data[..data.len().min(8)];
-        let _ = block.get(key);
-        let _ = block.get(b"");
+        let _ = block.get(key, u64::MAX);
+        let _ = block.get(key, 1);
+        let _ = block.get(b"", u64::MAX);
     }
 }
 
@@ -86,7 +89,7 @@ fn write_footer_template() -> Vec<u8> {
     let fs = SimFs::new(0, FaultConfig::none());
     let path = Path::new("t.sst");
     let mut builder = TableBuilder::new(fs.create(path).expect("create"), 256, 10);
-    builder.add(b"a", Some(b"1")).expect("add");
+    builder.add(b"a", 0, Some(b"1")).expect("add");
     builder.finish().expect("finish");
     let file = fs.open_read(path).expect("open");
     let len = file.len().expect("len");
@@ -114,7 +117,8 @@ pub fn table(data: &[u8]) {
                 let _ = block.entries();
             }
         }
-        let _ = reader.get(b"a", &mut counters);
+        let _ = reader.get(b"a", u64::MAX, &mut counters);
+        let _ = reader.get(b"a", 1, &mut counters);
         let _ = reader.may_contain(KeyHash::of(b"a"));
         let _ = reader.seek_block(b"m");
     }

@@ -33,9 +33,10 @@
 //!   format change.
 
 use crate::error::Result;
-use crate::iterator::{Merger, Source, TableSource};
+use crate::iterator::{Bounds, Direction, Merger, Source, TableSource};
 use crate::manifest::TableMeta;
 use crate::options::Options;
+use crate::retention::Retention;
 use crate::sstable::TableBuilder;
 use crate::version::{Table, Version};
 use std::ops::Bound;
@@ -219,16 +220,22 @@ pub fn run(
     vfs: &dyn Vfs,
     dir: &Path,
     options: &Options,
+    retention: &Retention,
     mut allocate_number: impl FnMut() -> u64,
 ) -> Result<CompactionOutput> {
+    let everything = Bounds {
+        lower: Bound::Unbounded,
+        upper: Bound::Unbounded,
+    };
     let mut sources: Vec<Box<dyn Source>> = Vec::new();
     for table in compaction.inputs.iter().chain(&compaction.overlapping) {
         sources.push(Box::new(TableSource::new(
             Arc::clone(table),
-            Bound::Unbounded,
+            everything.clone(),
+            Direction::Forward,
         )));
     }
-    let mut merger = Merger::new(sources);
+    let mut merger = Merger::new(sources, Direction::Forward);
     let output_level = compaction.output_level();
     let bits_per_key = options.bloom_bits_for_level(output_level, version.deepest_level());
     let mut output = CompactionOutput {
@@ -245,8 +252,14 @@ pub fn run(
     let mut grandparents =
         GrandparentCut::new(&compaction.grandparents, grandparent_limit(options));
     let mut written_entries = 0u64;
-    while let Some((key, slot)) = merger.next_entry()? {
-        if slot.is_none() && !version.may_exist_below(output_level, &key) {
+    let mut versions = Vec::new();
+    // Key by key, all of a key's versions at once: an output table is never cut between
+    // two versions of one key (tables of a level must not share a key).
+    while let Some(key) = merger.next_key(|_, sequence, slot| versions.push((sequence, slot)))? {
+        retention.retain(&mut versions, || {
+            !version.may_exist_below(output_level, &key)
+        });
+        if versions.is_empty() {
             continue;
         }
         if grandparents.cut_before(&key, current.is_some()) {
@@ -262,8 +275,10 @@ pub fn run(
             ));
         }
         let (_, builder) = current.as_mut().expect("a table is open");
-        builder.add(&key, slot.as_deref())?;
-        written_entries += 1;
+        for (sequence, slot) in versions.drain(..) {
+            builder.add(&key, sequence, slot.as_deref())?;
+            written_entries += 1;
+        }
         if builder.estimated_size() >= options.target_file_size {
             let (number, builder) = current.take().expect("a table is open");
             output.tables.push(finish(number, builder, output_level)?);

@@ -1,8 +1,16 @@
 //! Range scans: a merge of every source (memtable, immutable memtables, tables) in key
-//! order, where for equal keys the newest source wins and a tombstone hides the key.
+//! order, forward or in reverse, read at a sequence number.
+//!
+//! Sources are ordered newest first, and for one key every version in a newer source is
+//! newer than every version in an older one (the LSM invariant: a flush or compaction moves
+//! a key's versions down together). Within a source a key's versions come newest first
+//! (forward) or oldest first (reverse). So the merge never compares sequence numbers across
+//! sources: the version a reader at sequence `s` sees is the first version at or below `s`
+//! in the newest source that has one.
 //!
 //! Sources own what they read (`Arc`s), so an iterator stays valid while the database
-//! changes: it reads the view that was current when it was made.
+//! changes: it reads the view that was current when it was made, at the sequence that was
+//! visible then, so a batch is in it whole or not at all.
 
 use crate::error::Result;
 use crate::memtable::{Memtable, Slot};
@@ -11,34 +19,83 @@ use std::collections::VecDeque;
 use std::ops::Bound;
 use std::sync::Arc;
 
-/// One sorted stream of entries.
+/// One version of a key, as a source yields it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// The user key.
+    pub key: Vec<u8>,
+    /// The version's sequence number; 0: visible to every reader.
+    pub sequence: u64,
+    /// The value, or `None` for a tombstone.
+    pub slot: Slot,
+}
+
+/// One sorted stream of entries within the bounds it was made with.
 pub trait Source: Send {
-    /// The next entry at or after the lower bound, in key order.
-    fn next_entry(&mut self) -> Result<Option<(Vec<u8>, Slot)>>;
+    /// The next entry, in the source's direction.
+    fn next_entry(&mut self) -> Result<Option<Entry>>;
 }
 
-/// Memtable entries, fetched a chunk at a time.
-pub struct MemtableSource {
-    memtable: Arc<Memtable>,
-    lower: Bound<Vec<u8>>,
-    upper: Bound<Vec<u8>>,
-    buffer: VecDeque<(Vec<u8>, Slot)>,
-    scratch: Vec<(Vec<u8>, Slot)>,
-    done: bool,
+/// Which way a scan goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// Increasing keys.
+    Forward,
+    /// Decreasing keys.
+    Reverse,
 }
 
-const MEMTABLE_CHUNK: usize = 256;
+/// A key range.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bounds {
+    /// The lower bound.
+    pub lower: Bound<Vec<u8>>,
+    /// The upper bound.
+    pub upper: Bound<Vec<u8>>,
+}
 
-impl MemtableSource {
-    /// Entries of `memtable` within the bounds.
-    pub fn new(memtable: Arc<Memtable>, lower: Bound<Vec<u8>>, upper: Bound<Vec<u8>>) -> Self {
-        MemtableSource {
-            memtable,
+impl Bounds {
+    /// Whether `key` is above the lower bound.
+    pub fn above_lower(&self, key: &[u8]) -> bool {
+        match &self.lower {
+            Bound::Included(lower) => key >= lower.as_slice(),
+            Bound::Excluded(lower) => key > lower.as_slice(),
+            Bound::Unbounded => true,
+        }
+    }
+
+    /// Whether `key` is below the upper bound.
+    pub fn below_upper(&self, key: &[u8]) -> bool {
+        match &self.upper {
+            Bound::Included(upper) => key <= upper.as_slice(),
+            Bound::Excluded(upper) => key < upper.as_slice(),
+            Bound::Unbounded => true,
+        }
+    }
+
+    /// The bounds narrowed to keys at or above `key`.
+    fn from_key(&self, key: &[u8]) -> Bounds {
+        let lower = if self.above_lower(key) {
+            Bound::Included(key.to_vec())
+        } else {
+            self.lower.clone()
+        };
+        Bounds {
             lower,
+            upper: self.upper.clone(),
+        }
+    }
+
+    /// The bounds narrowed to keys at or below `key`.
+    fn to_key(&self, key: &[u8]) -> Bounds {
+        let upper = if self.below_upper(key) {
+            Bound::Included(key.to_vec())
+        } else {
+            self.upper.clone()
+        };
+        Bounds {
+            lower: self.lower.clone(),
             upper,
-            buffer: VecDeque::new(),
-            scratch: Vec::new(),
-            done: false,
         }
     }
 }
@@ -51,170 +108,390 @@ fn as_ref_bound(bound: &Bound<Vec<u8>>) -> Bound<&[u8]> {
     }
 }
 
-impl Source for MemtableSource {
-    fn next_entry(&mut self) -> Result<Option<(Vec<u8>, Slot)>> {
-        if self.buffer.is_empty() && !self.done {
-            self.scratch.clear();
-            self.memtable.collect_range(
-                as_ref_bound(&self.lower),
-                as_ref_bound(&self.upper),
-                MEMTABLE_CHUNK,
-                &mut self.scratch,
-            );
-            if self.scratch.len() < MEMTABLE_CHUNK {
-                self.done = true;
-            }
-            if let Some((last, _)) = self.scratch.last() {
-                self.lower = Bound::Excluded(last.clone());
-            }
-            self.buffer.extend(self.scratch.drain(..));
+/// What a reader sees of a memtable at its sequence, fetched a chunk at a time. Entries
+/// come out with sequence 0: each is the version visible to the reader.
+pub struct MemtableSource {
+    memtable: Arc<Memtable>,
+    bounds: Bounds,
+    direction: Direction,
+    sequence: u64,
+    buffer: VecDeque<(Vec<u8>, Slot)>,
+    scratch: Vec<(Vec<u8>, Slot)>,
+    done: bool,
+}
+
+const MEMTABLE_CHUNK: usize = 256;
+
+impl MemtableSource {
+    /// Entries of `memtable` within `bounds`, as a reader at `sequence` sees them.
+    pub fn new(
+        memtable: Arc<Memtable>,
+        bounds: Bounds,
+        direction: Direction,
+        sequence: u64,
+    ) -> Self {
+        MemtableSource {
+            memtable,
+            bounds,
+            direction,
+            sequence,
+            buffer: VecDeque::new(),
+            scratch: Vec::new(),
+            done: false,
         }
-        Ok(self.buffer.pop_front())
     }
 }
 
-/// Entries of one table, a block at a time.
+impl Source for MemtableSource {
+    fn next_entry(&mut self) -> Result<Option<Entry>> {
+        while self.buffer.is_empty() && !self.done {
+            self.scratch.clear();
+            let last = self.memtable.collect_range(
+                as_ref_bound(&self.bounds.lower),
+                as_ref_bound(&self.bounds.upper),
+                self.direction == Direction::Reverse,
+                MEMTABLE_CHUNK,
+                self.sequence,
+                &mut self.scratch,
+            );
+            match last {
+                // Resume past the last key examined (visible or not).
+                Some(last) => match self.direction {
+                    Direction::Forward => self.bounds.lower = Bound::Excluded(last),
+                    Direction::Reverse => self.bounds.upper = Bound::Excluded(last),
+                },
+                None => self.done = true,
+            }
+            self.buffer.extend(self.scratch.drain(..));
+        }
+        Ok(self.buffer.pop_front().map(|(key, slot)| Entry {
+            key,
+            sequence: 0,
+            slot,
+        }))
+    }
+}
+
+/// Entries of one table within bounds, a block at a time.
 pub struct TableSource {
     table: Arc<Table>,
-    lower: Bound<Vec<u8>>,
-    next_block: usize,
+    bounds: Bounds,
+    direction: Direction,
+    /// The next block to read: counts up (forward) or down (reverse; `None`: none left).
+    next_block: Option<usize>,
     buffer: std::vec::IntoIter<crate::sstable::BlockEntry>,
+    done: bool,
 }
 
 impl TableSource {
-    /// Entries of `table` from the lower bound on (the merge applies the upper bound).
-    pub fn new(table: Arc<Table>, lower: Bound<Vec<u8>>) -> Self {
-        let next_block = match &lower {
-            Bound::Included(key) | Bound::Excluded(key) => table.reader.seek_block(key),
-            Bound::Unbounded => 0,
+    /// Entries of `table` within `bounds`.
+    pub fn new(table: Arc<Table>, bounds: Bounds, direction: Direction) -> Self {
+        let blocks = table.reader.index().len();
+        let next_block = match direction {
+            Direction::Forward => match &bounds.lower {
+                Bound::Included(key) | Bound::Excluded(key) => table.reader.seek_block(key),
+                Bound::Unbounded => 0,
+            },
+            // The block that may hold the upper bound's key, or the last block.
+            Direction::Reverse => match &bounds.upper {
+                Bound::Included(key) | Bound::Excluded(key) => {
+                    table.reader.seek_block(key).min(blocks.saturating_sub(1))
+                }
+                Bound::Unbounded => blocks.saturating_sub(1),
+            },
         };
         TableSource {
+            done: blocks == 0,
             table,
-            lower,
-            next_block,
+            bounds,
+            direction,
+            next_block: Some(next_block),
             buffer: Vec::new().into_iter(),
         }
     }
 }
 
 impl Source for TableSource {
-    fn next_entry(&mut self) -> Result<Option<(Vec<u8>, Slot)>> {
-        loop {
+    fn next_entry(&mut self) -> Result<Option<Entry>> {
+        while !self.done {
             for entry in self.buffer.by_ref() {
-                let wanted = match &self.lower {
-                    Bound::Included(key) => entry.key >= *key,
-                    Bound::Excluded(key) => entry.key > *key,
-                    Bound::Unbounded => true,
+                let (before_start, past_end) = match self.direction {
+                    Direction::Forward => (
+                        !self.bounds.above_lower(&entry.key),
+                        !self.bounds.below_upper(&entry.key),
+                    ),
+                    Direction::Reverse => (
+                        !self.bounds.below_upper(&entry.key),
+                        !self.bounds.above_lower(&entry.key),
+                    ),
                 };
-                if wanted {
-                    return Ok(Some((entry.key, entry.value)));
+                if past_end {
+                    self.done = true;
+                    return Ok(None);
+                }
+                if !before_start {
+                    return Ok(Some(Entry {
+                        key: entry.key,
+                        sequence: entry.sequence,
+                        slot: entry.value,
+                    }));
                 }
             }
-            if self.next_block >= self.table.reader.index().len() {
+            let reader = &self.table.reader;
+            let Some(block_index) = self.next_block.filter(|&i| i < reader.index().len()) else {
+                self.done = true;
                 return Ok(None);
-            }
-            let block = self.table.reader.read_block(self.next_block)?;
-            let offset = self.table.reader.index()[self.next_block].offset;
-            let entries = block.entries().map_err(|reason| {
-                crate::error::Error::corruption(self.table.reader.path(), offset, reason)
-            })?;
-            self.next_block += 1;
+            };
+            let block = reader.read_block(block_index)?;
+            let offset = reader.index()[block_index].offset;
+            let mut entries = block
+                .entries()
+                .map_err(|reason| crate::error::Error::corruption(reader.path(), offset, reason))?;
+            self.next_block = match self.direction {
+                Direction::Forward => Some(block_index + 1),
+                Direction::Reverse => {
+                    entries.reverse();
+                    block_index.checked_sub(1)
+                }
+            };
             self.buffer = entries.into_iter();
         }
+        Ok(None)
     }
 }
 
-/// Merges sorted sources into one sorted stream: for equal keys the newest source (the
-/// lowest index) wins and the others' entries are skipped. Tombstones are passed through
-/// (compaction needs them); [`DbIterator`] hides them.
+/// Merges sorted sources, newest first, into one stream grouped by key.
 pub struct Merger {
     sources: Vec<Box<dyn Source>>,
-    heads: Vec<Option<(Vec<u8>, Slot)>>,
+    heads: Vec<Option<Entry>>,
+    direction: Direction,
     started: bool,
 }
 
 impl Merger {
-    /// Merges `sources`, newest first.
-    pub fn new(sources: Vec<Box<dyn Source>>) -> Merger {
+    /// Merges `sources` (newest first), all going in `direction`.
+    pub fn new(sources: Vec<Box<dyn Source>>, direction: Direction) -> Merger {
         let heads = sources.iter().map(|_| None).collect();
         Merger {
             sources,
             heads,
+            direction,
             started: false,
         }
     }
-}
 
-impl Source for Merger {
-    fn next_entry(&mut self) -> Result<Option<(Vec<u8>, Slot)>> {
+    /// The next key in the merge's direction: visits every version of it, source by source
+    /// from the newest (in each source's own order), and returns the key; `None` at the end.
+    pub fn next_key(&mut self, mut visit: impl FnMut(usize, u64, Slot)) -> Result<Option<Vec<u8>>> {
         if !self.started {
             for i in 0..self.sources.len() {
                 self.heads[i] = self.sources[i].next_entry()?;
             }
             self.started = true;
         }
-        // The smallest key among the heads; on a tie the newest source (lowest index).
+        // The first key in the direction; on a tie the newest source (lowest index), so no
+        // source before the winner holds the key.
         let mut winner: Option<usize> = None;
         for (i, head) in self.heads.iter().enumerate() {
-            if let Some((key, _)) = head {
-                match winner {
-                    Some(w) if self.heads[w].as_ref().is_some_and(|(best, _)| best <= key) => {}
-                    _ => winner = Some(i),
-                }
+            let Some(entry) = head else { continue };
+            let better = match winner.and_then(|w| self.heads[w].as_ref()) {
+                None => true,
+                Some(best) => match self.direction {
+                    Direction::Forward => entry.key < best.key,
+                    Direction::Reverse => entry.key > best.key,
+                },
+            };
+            if better {
+                winner = Some(i);
             }
         }
         let Some(winner) = winner else {
             return Ok(None);
         };
-        let (key, slot) = self.heads[winner].take().expect("winner has a head");
-        self.heads[winner] = self.sources[winner].next_entry()?;
-        for i in winner + 1..self.sources.len() {
-            if self.heads[i]
-                .as_ref()
-                .is_some_and(|(other, _)| *other == key)
-            {
+        let first = self.heads[winner].take().expect("the winner has a head");
+        let key = first.key;
+        visit(winner, first.sequence, first.slot);
+        for i in winner..self.sources.len() {
+            if i == winner {
+                self.heads[i] = self.sources[i].next_entry()?;
+            }
+            while self.heads[i].as_ref().is_some_and(|entry| entry.key == key) {
+                let entry = self.heads[i].take().expect("checked");
+                visit(i, entry.sequence, entry.slot);
                 self.heads[i] = self.sources[i].next_entry()?;
             }
         }
-        Ok(Some((key, slot)))
+        Ok(Some(key))
+    }
+
+    /// The next key that has a version visible at `sequence`, with that version.
+    pub fn next_visible(&mut self, sequence: u64) -> Result<Option<(Vec<u8>, Slot)>> {
+        let direction = self.direction;
+        loop {
+            let mut chosen: Option<(usize, Slot)> = None;
+            let key = self.next_key(|source, version, slot| {
+                if version > sequence {
+                    return;
+                }
+                match direction {
+                    // Newest first within a source: the first visible version wins.
+                    Direction::Forward => {
+                        if chosen.is_none() {
+                            chosen = Some((source, slot));
+                        }
+                    }
+                    // Oldest first within a source: the last visible one of the newest
+                    // source that has any wins.
+                    Direction::Reverse => {
+                        if chosen.as_ref().is_none_or(|(first, _)| *first == source) {
+                            chosen = Some((source, slot));
+                        }
+                    }
+                }
+            })?;
+            let Some(key) = key else {
+                return Ok(None);
+            };
+            if let Some((_, slot)) = chosen {
+                return Ok(Some((key, slot)));
+            }
+        }
     }
 }
 
-/// A forward scan over the database: `(key, value)` pairs in key order.
+/// Makes the sources of a scan: the read view an iterator was created on.
+pub(crate) trait SourceSet: Send + Sync {
+    /// Every source of the view within `bounds`, newest first, going in `direction`, as a
+    /// reader at `sequence` sees them.
+    fn sources(&self, bounds: &Bounds, direction: Direction, sequence: u64)
+        -> Vec<Box<dyn Source>>;
+}
+
+/// A scan over the database: `(key, value)` pairs in key order from the front
+/// ([`Iterator`]) or from the back ([`DoubleEndedIterator`], e.g. `.rev()`), at one
+/// sequence number: it sees every batch committed before it was made, whole, and nothing
+/// committed after. The two ends meet in the middle and never pass each other.
+///
+/// ```
+/// # use std::sync::Arc;
+/// # use strata_engine::{Db, Options, WriteOptions};
+/// # let dir = tempfile::tempdir().unwrap();
+/// # let db = Db::open(Arc::new(strata_vfs::RealFs::new()), dir.path(), Options::default()).unwrap();
+/// for key in ["a", "b", "c", "d"] {
+///     db.put(key, "v", WriteOptions::default()).unwrap();
+/// }
+/// let keys = |iter: strata_engine::DbIterator| -> Vec<Vec<u8>> {
+///     iter.map(|entry| entry.unwrap().0).collect()
+/// };
+/// assert_eq!(keys(db.range("b".."d").unwrap()), [b"b".to_vec(), b"c".to_vec()]);
+/// let mut iter = db.iter().unwrap();
+/// iter.seek_for_prev("c");
+/// assert_eq!(iter.next_back().unwrap().unwrap().0, b"c");
+/// assert_eq!(iter.next_back().unwrap().unwrap().0, b"b");
+/// ```
 pub struct DbIterator {
-    merger: Merger,
-    upper: Bound<Vec<u8>>,
+    view: Arc<dyn SourceSet>,
+    sequence: u64,
+    bounds: Bounds,
+    front: End,
+    back: End,
+    failed: bool,
+}
+
+/// One end of a [`DbIterator`].
+struct End {
+    /// Where this end scans; narrowed by a seek.
+    bounds: Bounds,
+    merger: Option<Merger>,
+    /// The last key this end returned.
+    last: Option<Vec<u8>>,
     done: bool,
 }
 
-impl DbIterator {
-    /// Merges `sources`, newest first, up to `upper`.
-    pub(crate) fn new(sources: Vec<Box<dyn Source>>, upper: Bound<Vec<u8>>) -> DbIterator {
-        DbIterator {
-            merger: Merger::new(sources),
-            upper,
+impl End {
+    fn new(bounds: Bounds) -> End {
+        End {
+            bounds,
+            merger: None,
+            last: None,
             done: false,
         }
     }
+}
 
-    fn within_upper(&self, key: &[u8]) -> bool {
-        match &self.upper {
-            Bound::Included(upper) => key <= upper.as_slice(),
-            Bound::Excluded(upper) => key < upper.as_slice(),
-            Bound::Unbounded => true,
+impl DbIterator {
+    /// A scan of `view` within `bounds` at `sequence`.
+    pub(crate) fn new(view: Arc<dyn SourceSet>, bounds: Bounds, sequence: u64) -> DbIterator {
+        DbIterator {
+            view,
+            sequence,
+            front: End::new(bounds.clone()),
+            back: End::new(bounds.clone()),
+            bounds,
+            failed: false,
         }
     }
 
-    fn step(&mut self) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
-        while let Some((key, slot)) = self.merger.next_entry()? {
-            if !self.within_upper(&key) {
-                return Ok(None);
-            }
-            if let Some(value) = slot {
-                return Ok(Some((key, value)));
+    /// The sequence number the scan reads at: it sees exactly the writes numbered up to it.
+    pub fn sequence(&self) -> u64 {
+        self.sequence
+    }
+
+    /// Moves the front to the first key at or after `key` (within the scan's bounds): the
+    /// next [`Iterator::next`] returns it. The back is not moved.
+    pub fn seek(&mut self, key: impl AsRef<[u8]>) {
+        self.front = End::new(self.bounds.from_key(key.as_ref()));
+    }
+
+    /// Moves the back to the last key at or before `key` (within the scan's bounds): the
+    /// next [`DoubleEndedIterator::next_back`] returns it. The front is not moved.
+    pub fn seek_for_prev(&mut self, key: impl AsRef<[u8]>) {
+        self.back = End::new(self.bounds.to_key(key.as_ref()));
+    }
+
+    fn step(&mut self, direction: Direction) -> Option<Result<(Vec<u8>, Vec<u8>)>> {
+        if self.failed {
+            return None;
+        }
+        let (end, other) = match direction {
+            Direction::Forward => (&mut self.front, &self.back),
+            Direction::Reverse => (&mut self.back, &self.front),
+        };
+        if end.done {
+            return None;
+        }
+        let merger = end.merger.get_or_insert_with(|| {
+            Merger::new(
+                self.view.sources(&end.bounds, direction, self.sequence),
+                direction,
+            )
+        });
+        loop {
+            match merger.next_visible(self.sequence) {
+                Err(error) => {
+                    self.failed = true;
+                    return Some(Err(error));
+                }
+                Ok(None) => {
+                    end.done = true;
+                    return None;
+                }
+                Ok(Some((key, slot))) => {
+                    let crossed = other.last.as_ref().is_some_and(|met| match direction {
+                        Direction::Forward => key >= *met,
+                        Direction::Reverse => key <= *met,
+                    });
+                    if crossed {
+                        end.done = true;
+                        return None;
+                    }
+                    if let Some(value) = slot {
+                        end.last = Some(key.clone());
+                        return Some(Ok((key, value)));
+                    }
+                }
             }
         }
-        Ok(None)
     }
 }
 
@@ -222,19 +499,12 @@ impl Iterator for DbIterator {
     type Item = Result<(Vec<u8>, Vec<u8>)>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if self.done {
-            return None;
-        }
-        match self.step() {
-            Ok(Some(entry)) => Some(Ok(entry)),
-            Ok(None) => {
-                self.done = true;
-                None
-            }
-            Err(error) => {
-                self.done = true;
-                Some(Err(error))
-            }
-        }
+        self.step(Direction::Forward)
+    }
+}
+
+impl DoubleEndedIterator for DbIterator {
+    fn next_back(&mut self) -> Option<Self::Item> {
+        self.step(Direction::Reverse)
     }
 }

@@ -22,6 +22,7 @@ pub mod manifest;
 mod memtable;
 mod options;
 mod repair;
+mod retention;
 pub mod sstable;
 mod stats;
 mod verify;
@@ -30,7 +31,7 @@ pub mod wal;
 
 pub use batch::{decode_payload, BatchOp, DecodedPayload, LogSuccessor, WriteBatch};
 pub use compaction::{GRANDPARENT_OVERLAP_FACTOR, TRIVIAL_MOVE_SIZE_FACTOR};
-pub use db::{Db, RecoveryReport};
+pub use db::{Db, RecoveryReport, Snapshot};
 pub use error::{Error, Result};
 pub use iterator::DbIterator;
 pub use options::{

@@ -1,7 +1,13 @@
 //! The memtable: a concurrent sorted map (crossbeam's lock-free skip list) from user key to
-//! its newest value or a tombstone. Writers insert under the engine's write leader; readers
-//! read without locks. There is one version per key: Strata has no snapshots, so an
-//! overwrite replaces the old value in place.
+//! its versions, each a sequence number and a value or a tombstone. Writers insert under the
+//! engine's write leader; readers read without locks, at a sequence number: they see the
+//! newest version at or below it, so a commit group's versions, inserted before the group's
+//! last sequence is published, are invisible until all of them are there (batches are atomic
+//! for readers), and a snapshot keeps reading what it saw.
+//!
+//! Every version stays until the memtable is flushed: the memtable's size already counts
+//! every write, overwritten or not, so keeping them costs no more memory than the budget,
+//! and the flush (which knows the live snapshots) keeps only the versions one needs.
 //!
 //! A concurrent bloom filter (atomic words, one 64-bit word per key) sits in front of the
 //! skip list, so that a read of a key the memtable does not hold — most reads, once the data
@@ -100,13 +106,36 @@ impl Eq for MemKey {}
 /// vectors).
 const ENTRY_OVERHEAD: usize = 80;
 
-fn lock(cell: &Mutex<Slot>) -> MutexGuard<'_, Slot> {
+fn lock(cell: &Mutex<Versions>) -> MutexGuard<'_, Versions> {
     // A cell holds plain data; a panic elsewhere cannot leave it half-written.
     cell.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// What a key maps to.
+/// What a key maps to: a value, or `None` for a tombstone.
 pub type Slot = Option<Vec<u8>>;
+
+/// One key's versions. Versions are inserted in increasing sequence order (the commit order),
+/// so the newest is the last inserted.
+#[derive(Debug)]
+struct Versions {
+    newest: (u64, Slot),
+    /// Oldest first; empty (no allocation) for a key written once.
+    older: Vec<(u64, Slot)>,
+}
+
+impl Versions {
+    /// The newest version at or below `sequence`.
+    fn visible(&self, sequence: u64) -> Option<&Slot> {
+        if self.newest.0 <= sequence {
+            return Some(&self.newest.1);
+        }
+        self.older
+            .iter()
+            .rev()
+            .find(|(version, _)| *version <= sequence)
+            .map(|(_, slot)| slot)
+    }
+}
 
 /// A sorted in-memory table of recent writes.
 #[derive(Debug)]
@@ -114,7 +143,7 @@ pub struct Memtable {
     /// Values sit in a cell updated in place: crossbeam's `insert` over an existing key
     /// unlinks the old node before linking the new one, and a reader in between would find
     /// the key absent and fall through to older data (a deleted value could reappear).
-    map: SkipMap<MemKey, Mutex<Slot>>,
+    map: SkipMap<MemKey, Mutex<Versions>>,
     approximate_size: AtomicUsize,
     filter: MemFilter,
 }
@@ -129,30 +158,41 @@ impl Memtable {
         }
     }
 
-    /// Sets `key` to `value` (`None`: a tombstone).
-    pub fn insert(&self, key: &[u8], value: Option<&[u8]>) {
+    /// Adds version `sequence` of `key`: `value`, or a tombstone. Sequences must increase
+    /// from one insert of a key to the next.
+    pub fn insert(&self, key: &[u8], sequence: u64, value: Option<&[u8]>) {
         let size = key.len() + value.map_or(0, |v| v.len()) + ENTRY_OVERHEAD;
         self.approximate_size.fetch_add(size, Ordering::Relaxed);
         // Filter bits first, entry second: once the entry is visible its bits are set, so
         // the filter never hides an entry a reader could otherwise see.
         self.filter.insert(KeyHash::of(key));
-        let mut fresh = Some(value.map(|v| v.to_vec()));
+        let mut fresh = Some((sequence, value.map(|v| v.to_vec())));
         let entry = self.map.get_or_insert_with(MemKey::new(key), || {
-            Mutex::new(fresh.take().expect("called once"))
+            Mutex::new(Versions {
+                newest: fresh.take().expect("called once"),
+                older: Vec::new(),
+            })
         });
-        if let Some(value) = fresh {
-            // The key was there already: replace its value in place.
-            *lock(entry.value()) = value;
+        if let Some(version) = fresh {
+            // The key was there already: its newest version becomes an older one.
+            let mut versions = lock(entry.value());
+            assert!(
+                versions.newest.0 < version.0,
+                "memtable versions are inserted in sequence order"
+            );
+            let previous = std::mem::replace(&mut versions.newest, version);
+            versions.older.push(previous);
         }
     }
 
-    /// `None`: the memtable knows nothing of `key` (whose hash the caller computed);
-    /// `Some(None)`: a tombstone; `Some(Some(v))`: the value.
-    pub fn get_hashed(&self, key: &[u8], hash: KeyHash) -> Option<Slot> {
+    /// The newest version of `key` (whose hash the caller computed) at or below `sequence`.
+    /// `None`: the memtable has no such version; `Some(None)`: a tombstone; `Some(Some(v))`:
+    /// the value.
+    pub fn get_hashed(&self, key: &[u8], hash: KeyHash, sequence: u64) -> Option<Slot> {
         if !self.may_contain(hash) {
             return None;
         }
-        self.get_unfiltered(key)
+        self.get_unfiltered(key, sequence)
     }
 
     /// False if the memtable certainly does not hold the key `hash` was computed from.
@@ -161,10 +201,10 @@ impl Memtable {
     }
 
     /// [`Memtable::get_hashed`] without asking the filter (the caller did).
-    pub fn get_unfiltered(&self, key: &[u8]) -> Option<Slot> {
-        self.map
-            .get(&MemKey::new(key))
-            .map(|entry| lock(entry.value()).clone())
+    pub fn get_unfiltered(&self, key: &[u8], sequence: u64) -> Option<Slot> {
+        let entry = self.map.get(&MemKey::new(key))?;
+        let versions = lock(entry.value());
+        versions.visible(sequence).cloned()
     }
 
     /// Bytes written into this memtable (including overwritten versions).
@@ -177,31 +217,53 @@ impl Memtable {
         self.map.is_empty()
     }
 
-    /// Appends up to `limit` entries with keys after `after` (or from `start`) and up to
-    /// `end`, in order, to `out`. Iteration is done in chunks like this so an iterator can own
-    /// its memtable (an `Arc`) without borrowing into it.
+    /// Examines up to `limit` keys within the bounds, in key order (descending if
+    /// `reverse`), and appends to `out` each one's newest version at or below `sequence`
+    /// (keys with none are skipped). Returns the last key examined, `None` if there were no
+    /// more. Iteration is done in chunks like this so an iterator can own its memtable (an
+    /// `Arc`) without borrowing into it.
     pub fn collect_range(
         &self,
         lower: Bound<&[u8]>,
         upper: Bound<&[u8]>,
+        reverse: bool,
         limit: usize,
+        sequence: u64,
         out: &mut Vec<(Vec<u8>, Slot)>,
-    ) {
+    ) -> Option<Vec<u8>> {
         let lower = lower.map(MemKey::new);
         let upper = upper.map(MemKey::new);
-        for entry in self.map.range((lower, upper)).take(limit) {
-            out.push((entry.key().bytes.clone(), lock(entry.value()).clone()));
+        let range = self.map.range((lower, upper));
+        let mut last = None;
+        let mut visit = |entry: crossbeam_skiplist::map::Entry<'_, MemKey, Mutex<Versions>>| {
+            let key = &entry.key().bytes;
+            if let Some(slot) = lock(entry.value()).visible(sequence) {
+                out.push((key.clone(), slot.clone()));
+            }
+            last = Some(key.clone());
+        };
+        if reverse {
+            range.rev().take(limit).for_each(&mut visit);
+        } else {
+            range.take(limit).for_each(&mut visit);
         }
+        last
     }
 
-    /// Visits every entry in key order. The slot's lock is not held while `visit` runs:
-    /// a flush's `visit` writes to the table file, and a slot lock held across that would
-    /// block every reader of the key for the write (and hang a simulation, where the write is
-    /// a scheduling point and the lock is not the scheduler's).
-    pub fn for_each(&self, mut visit: impl FnMut(&[u8], Option<&[u8]>)) {
+    /// Visits every key in key order with its versions, newest first. The key's lock is not
+    /// held while `visit` runs: a flush's `visit` writes to the table file, and a lock held
+    /// across that would block every reader of the key for the write (and hang a simulation,
+    /// where the write is a scheduling point and the lock is not the scheduler's).
+    pub fn for_each(&self, mut visit: impl FnMut(&[u8], &[(u64, Slot)])) {
+        let mut versions = Vec::new();
         for entry in self.map.iter() {
-            let value = lock(entry.value()).clone();
-            visit(&entry.key().bytes, value.as_deref());
+            versions.clear();
+            {
+                let held = lock(entry.value());
+                versions.push(held.newest.clone());
+                versions.extend(held.older.iter().rev().cloned());
+            }
+            visit(&entry.key().bytes, &versions);
         }
     }
 }
@@ -239,30 +301,32 @@ mod tests {
         let mut order: Vec<usize> = (0..keys.len()).collect();
         order.sort_by_key(|i| (i * 7919) % keys.len());
         for &i in &order {
-            memtable.insert(&keys[i], Some(&keys[i]));
+            memtable.insert(&keys[i], 1, Some(&keys[i]));
         }
         keys.sort();
         let mut seen = Vec::new();
-        memtable.for_each(|key, value| {
-            assert_eq!(Some(key), value);
+        memtable.for_each(|key, versions| {
+            assert_eq!(versions, &[(1, Some(key.to_vec()))]);
             seen.push(key.to_vec());
         });
         assert_eq!(seen, keys);
         for key in &keys {
             assert_eq!(
-                memtable.get_hashed(key, KeyHash::of(key)),
+                memtable.get_hashed(key, KeyHash::of(key), 1),
                 Some(Some(key.clone()))
             );
         }
         let absent = b"a-shared-prefix-of-16+/4x".to_vec();
-        assert_eq!(memtable.get_hashed(&absent, KeyHash::of(&absent)), None);
+        assert_eq!(memtable.get_hashed(&absent, KeyHash::of(&absent), 1), None);
         let lower = b"a-shared-prefix-of-16+/1".to_vec();
         let upper = b"a-shared-prefix-of-16+/2".to_vec();
         let mut out = Vec::new();
         memtable.collect_range(
             Bound::Excluded(&lower),
             Bound::Included(&upper),
+            false,
             usize::MAX,
+            1,
             &mut out,
         );
         let expected: Vec<Vec<u8>> = keys
@@ -274,5 +338,35 @@ mod tests {
             out.into_iter().map(|(k, _)| k).collect::<Vec<_>>(),
             expected
         );
+    }
+
+    #[test]
+    fn a_reader_sees_the_newest_version_at_or_below_its_sequence() {
+        let memtable = Memtable::new(1 << 20);
+        memtable.insert(b"k", 3, Some(b"three"));
+        memtable.insert(b"k", 5, None);
+        memtable.insert(b"k", 9, Some(b"nine"));
+        let at = |sequence| memtable.get_unfiltered(b"k", sequence);
+        assert_eq!(at(2), None, "nothing is visible below the first version");
+        assert_eq!(at(3), Some(Some(b"three".to_vec())));
+        assert_eq!(at(4), Some(Some(b"three".to_vec())));
+        assert_eq!(at(5), Some(None), "the tombstone");
+        assert_eq!(at(8), Some(None));
+        assert_eq!(at(9), Some(Some(b"nine".to_vec())));
+        let mut versions = Vec::new();
+        memtable.for_each(|_, all| versions = all.to_vec());
+        assert_eq!(
+            versions,
+            vec![
+                (9, Some(b"nine".to_vec())),
+                (5, None),
+                (3, Some(b"three".to_vec()))
+            ]
+        );
+        let mut out = Vec::new();
+        let last =
+            memtable.collect_range(Bound::Unbounded, Bound::Unbounded, true, 10, 4, &mut out);
+        assert_eq!(out, vec![(b"k".to_vec(), Some(b"three".to_vec()))]);
+        assert_eq!(last, Some(b"k".to_vec()));
     }
 }

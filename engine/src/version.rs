@@ -193,6 +193,7 @@ impl Version {
         probe: Probe<'_>,
         key: &[u8],
         hash: KeyHash,
+        sequence: u64,
         counters: &mut ReadCounters,
     ) -> Result<Option<Slot>> {
         let in_array = probe.tables.iter().flatten().zip(probe.may);
@@ -204,7 +205,7 @@ impl Version {
             counters.tables_probed += 1;
             if !may {
                 counters.bloom_negatives += 1;
-            } else if let Some(slot) = table.reader.get_unfiltered(key, counters)? {
+            } else if let Some(slot) = table.reader.get_unfiltered(key, sequence, counters)? {
                 return Ok(Some(slot));
             }
         }

@@ -11,6 +11,7 @@ use crate::filenames::{table_path, wal_path};
 use crate::manifest::{TableMeta, VersionEdit};
 use crate::memtable::Memtable;
 use crate::options::Options;
+use crate::retention::Retention;
 use crate::sstable::TableBuilder;
 use crate::stats::Counters;
 use crate::version::Version;
@@ -60,6 +61,7 @@ pub(super) fn write_table(
     number: u64,
     memtable: &Memtable,
     options: &Options,
+    retention: &Retention,
 ) -> Result<TableMeta> {
     let path = table_path(dir, number);
     let mut builder = TableBuilder::new(
@@ -69,9 +71,20 @@ pub(super) fn write_table(
         options.bloom_bits_for_level(0, 0),
     );
     let mut result = Ok(());
-    memtable.for_each(|key, value| {
-        if result.is_ok() {
-            result = builder.add(key, value);
+    let mut kept = Vec::new();
+    memtable.for_each(|key, versions| {
+        if result.is_err() {
+            return;
+        }
+        kept.clear();
+        kept.extend_from_slice(versions);
+        // A flush keeps tombstones: older data may lie in any table below.
+        retention.retain(&mut kept, || false);
+        for (sequence, slot) in &kept {
+            if let Err(error) = builder.add(key, *sequence, slot.as_deref()) {
+                result = Err(error);
+                return;
+            }
         }
     });
     result?;
@@ -141,6 +154,7 @@ impl DbInner {
                 self.vfs.as_ref(),
                 &self.dir,
                 &self.options,
+                &self.retention(),
                 || lock(&self.state).allocate_file_number(),
             )?
         };
@@ -231,6 +245,7 @@ impl DbInner {
                 number,
                 memtable,
                 &self.options,
+                &self.retention(),
             )?)
         };
         Counters::add(&self.counters.flushes, 1);

@@ -177,15 +177,21 @@ impl DbInner {
         );
         Counters::add(&self.counters.user_bytes, user_bytes as u64);
         Counters::add(&self.counters.wal_bytes, writer.wal.end() - wal_start);
+        let mut version = first_sequence;
         for pending in group {
             for op in pending.batch.iter() {
                 match op {
-                    BatchOp::Put(key, value) => writer.memtable.insert(key, Some(value)),
-                    BatchOp::Delete(key) => writer.memtable.insert(key, None),
+                    BatchOp::Put(key, value) => writer.memtable.insert(key, version, Some(value)),
+                    BatchOp::Delete(key) => writer.memtable.insert(key, version, None),
                 }
+                version += 1;
             }
         }
+        assert_eq!(version, sequence, "one sequence number per operation");
         writer.last_sequence = sequence - 1;
+        // Published last: a reader sees the whole group or none of it.
+        self.visible_sequence
+            .store(writer.last_sequence, std::sync::atomic::Ordering::Release);
         (Some(first_sequence), Ok(()))
     }
 

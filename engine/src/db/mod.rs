@@ -51,9 +51,11 @@ mod commit;
 mod open;
 mod poison;
 pub(crate) mod replay;
+mod snapshot;
 
 pub(crate) use self::open::set_aside_files;
 pub use self::replay::RecoveryReport;
+pub use self::snapshot::Snapshot;
 
 use self::background::BackgroundJobs;
 use self::commit::CommitPipeline;
@@ -62,7 +64,9 @@ use crate::batch::{encode_closing, WriteBatch};
 use crate::block_cache::BlockCache;
 use crate::compaction;
 use crate::error::{Error, Result};
-use crate::iterator::{DbIterator, MemtableSource, Source, TableSource};
+use crate::iterator::{
+    Bounds, DbIterator, Direction, MemtableSource, Source, SourceSet, TableSource,
+};
 use crate::manifest::{ManifestState, ManifestWriter, TableMeta, VersionEdit};
 use crate::memtable::Memtable;
 use crate::options::{Options, WriteOptions};
@@ -73,7 +77,7 @@ use arc_swap::ArcSwap;
 use std::collections::VecDeque;
 use std::ops::{Bound, RangeBounds};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use strata_sched::{JoinHandle, Mutex, MutexGuard};
 use strata_vfs::{Vfs, VfsLock};
@@ -112,6 +116,11 @@ struct DbInner {
     dir_lock: Mutex<Option<Box<dyn VfsLock>>>,
     /// What the recovery that opened the database found.
     recovery: RecoveryReport,
+    /// The last sequence number whose write readers may see: stored by the commit leader
+    /// after its whole group is in the memtable.
+    visible_sequence: AtomicU64,
+    /// The live snapshots.
+    snapshots: snapshot::Snapshots,
 }
 
 struct ReadView {
@@ -182,9 +191,8 @@ impl Db {
         self.write(batch, options)
     }
 
-    /// Applies a batch atomically with respect to crashes: after recovery all of it is there
-    /// or none. A reader running concurrently with the write may see part of the batch
-    /// (there are no snapshots yet).
+    /// Applies a batch atomically, with respect to crashes (after recovery all of it is
+    /// there or none) and to readers (a read, scan or snapshot sees all of it or none).
     pub fn write(&self, batch: WriteBatch, options: WriteOptions) -> Result<()> {
         self.write_sequenced(batch, options).1
     }
@@ -229,33 +237,14 @@ impl Db {
 
     /// The value of `key`, if any.
     pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Vec<u8>>> {
-        self.inner.check_open()?;
-        let key = key.as_ref();
-        // A guard, not a clone: concurrent readers share no cache line to write.
-        let view = self.inner.view.load();
-        // Every filter first, every answer second: the memtable's filter word and each
-        // candidate table's filter line are independent cache misses the CPU overlaps
-        // (a missing key then costs about one miss however many levels it passes).
-        let hash = KeyHash::of(key);
-        let in_memtable = view.memtable.may_contain(hash);
-        let probe = view.version.probe(key, hash);
-        let in_memory = if in_memtable {
-            view.memtable.get_unfiltered(key)
-        } else {
-            None
-        };
-        let in_memory = in_memory.or_else(|| {
-            view.immutables
-                .iter()
-                .find_map(|memtable| memtable.get_hashed(key, hash))
-        });
-        let mut read = ReadCounters::default();
-        let found = match in_memory {
-            Some(slot) => slot,
-            None => view.version.finish(probe, key, hash, &mut read)?.flatten(),
-        };
-        self.inner.counters.add_read(&read, found.is_some());
-        Ok(found)
+        let sequence = self.inner.visible_sequence.load(Ordering::Acquire);
+        self.inner.get_at(key.as_ref(), sequence)
+    }
+
+    /// A snapshot: a consistent view of the database as of now, for reads that must not
+    /// see later writes.
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot::new(&self.inner)
     }
 
     /// What the recovery that opened this database found beyond whole logs: damage a
@@ -329,29 +318,15 @@ impl Db {
         Ok(())
     }
 
-    /// A forward scan over `range`, in key order.
+    /// A scan over `range`, in key order (or in reverse, with `.rev()`), of the database as
+    /// of now: every batch committed before the call is in it whole, and nothing later.
     pub fn range<K: AsRef<[u8]>, R: RangeBounds<K>>(&self, range: R) -> Result<DbIterator> {
-        self.inner.check_open()?;
-        let lower = owned_bound(range.start_bound());
-        let upper = owned_bound(range.end_bound());
-        let view = self.inner.read_view();
-        let mut sources: Vec<Box<dyn Source>> = Vec::new();
-        sources.push(Box::new(MemtableSource::new(
-            Arc::clone(&view.memtable),
-            lower.clone(),
-            upper.clone(),
-        )));
-        for memtable in &view.immutables {
-            sources.push(Box::new(MemtableSource::new(
-                Arc::clone(memtable),
-                lower.clone(),
-                upper.clone(),
-            )));
-        }
-        for table in view.version.tables_in_read_order() {
-            sources.push(Box::new(TableSource::new(Arc::clone(table), lower.clone())));
-        }
-        Ok(DbIterator::new(sources, upper))
+        let bounds = Bounds {
+            lower: owned_bound(range.start_bound()),
+            upper: owned_bound(range.end_bound()),
+        };
+        let sequence = self.inner.visible_sequence.load(Ordering::Acquire);
+        self.inner.scan_at(bounds, sequence)
     }
 
     /// A scan over every key.
@@ -490,7 +465,74 @@ impl Drop for Db {
     }
 }
 
+impl SourceSet for ReadView {
+    fn sources(
+        &self,
+        bounds: &Bounds,
+        direction: Direction,
+        sequence: u64,
+    ) -> Vec<Box<dyn Source>> {
+        let mut sources: Vec<Box<dyn Source>> = Vec::new();
+        for memtable in std::iter::once(&self.memtable).chain(&self.immutables) {
+            sources.push(Box::new(MemtableSource::new(
+                Arc::clone(memtable),
+                bounds.clone(),
+                direction,
+                sequence,
+            )));
+        }
+        for table in self.version.tables_in_read_order() {
+            sources.push(Box::new(TableSource::new(
+                Arc::clone(table),
+                bounds.clone(),
+                direction,
+            )));
+        }
+        sources
+    }
+}
+
 impl DbInner {
+    /// A point read at `sequence`.
+    fn get_at(&self, key: &[u8], sequence: u64) -> Result<Option<Vec<u8>>> {
+        self.check_open()?;
+        // A guard, not a clone: concurrent readers share no cache line to write.
+        let view = self.view.load();
+        // Every filter first, every answer second: the memtable's filter word and each
+        // candidate table's filter line are independent cache misses the CPU overlaps
+        // (a missing key then costs about one miss however many levels it passes).
+        let hash = KeyHash::of(key);
+        let in_memtable = view.memtable.may_contain(hash);
+        let probe = view.version.probe(key, hash);
+        let in_memory = if in_memtable {
+            view.memtable.get_unfiltered(key, sequence)
+        } else {
+            None
+        };
+        let in_memory = in_memory.or_else(|| {
+            view.immutables
+                .iter()
+                .find_map(|memtable| memtable.get_hashed(key, hash, sequence))
+        });
+        let mut read = ReadCounters::default();
+        let found = match in_memory {
+            Some(slot) => slot,
+            None => view
+                .version
+                .finish(probe, key, hash, sequence, &mut read)?
+                .flatten(),
+        };
+        self.counters.add_read(&read, found.is_some());
+        Ok(found)
+    }
+
+    /// A scan of `bounds` at `sequence`, over the current view.
+    fn scan_at(&self, bounds: Bounds, sequence: u64) -> Result<DbIterator> {
+        self.check_open()?;
+        let view: Arc<dyn SourceSet> = self.read_view();
+        Ok(DbIterator::new(view, bounds, sequence))
+    }
+
     fn read_view(&self) -> Arc<ReadView> {
         self.view.load_full()
     }

@@ -328,6 +328,8 @@ impl Db {
             dir_lock: runtime.mutex(Some(dir_lock)),
             options,
             recovery: report,
+            visible_sequence: std::sync::atomic::AtomicU64::new(last_sequence),
+            snapshots: Default::default(),
         })
     }
 }

@@ -34,6 +34,7 @@ use crate::filenames::{self, FileKind};
 use crate::manifest::ManifestState;
 use crate::memtable::Memtable;
 use crate::options::{Options, WalRecovery};
+use crate::retention::Retention;
 use crate::wal::{self, LogEnd, WalReader};
 use std::path::{Path, PathBuf};
 use strata_vfs::Vfs;
@@ -85,6 +86,8 @@ pub(crate) struct TableSink<'a> {
     memtable: Memtable,
     /// The numbers of the tables written, in order (newest data last).
     pub(crate) written: Vec<u64>,
+    /// Operations applied so far: each one's version number in the memtable.
+    applied: u64,
 }
 
 impl<'a> TableSink<'a> {
@@ -95,15 +98,20 @@ impl<'a> TableSink<'a> {
             options,
             memtable: Memtable::new(options.memtable_size),
             written: Vec::new(),
+            applied: 0,
         }
     }
 
     /// Applies one batch; writes a table (numbered from `state`, added to it) when full.
     pub(crate) fn apply(&mut self, batch: &WriteBatch, state: &mut ManifestState) -> Result<()> {
         for op in batch.iter() {
+            // The order of application, not the logged sequence: a replay has no snapshots,
+            // so only recency matters, and a repair may apply records whose logged numbers
+            // do not increase.
+            self.applied += 1;
             match op {
-                BatchOp::Put(key, value) => self.memtable.insert(key, Some(value)),
-                BatchOp::Delete(key) => self.memtable.insert(key, None),
+                BatchOp::Put(key, value) => self.memtable.insert(key, self.applied, Some(value)),
+                BatchOp::Delete(key) => self.memtable.insert(key, self.applied, None),
             }
         }
         if self.memtable.approximate_size() >= self.options.memtable_size {
@@ -123,7 +131,14 @@ impl<'a> TableSink<'a> {
     fn write_table(&mut self, state: &mut ManifestState) -> Result<()> {
         let number = state.next_file_number;
         state.next_file_number += 1;
-        let meta = write_table(self.fs, self.dir, number, &self.memtable, self.options)?;
+        let meta = write_table(
+            self.fs,
+            self.dir,
+            number,
+            &self.memtable,
+            self.options,
+            &Retention::default(),
+        )?;
         state.tables.insert(number, meta);
         self.written.push(number);
         self.memtable = Memtable::new(self.options.memtable_size);

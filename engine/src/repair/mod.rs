@@ -234,7 +234,10 @@ pub fn repair(vfs: &dyn Vfs, dir: &Path, options: &Options) -> Result<RepairRepo
         });
     }
 
-    let floor = prefix.map_or(0, |prefix| prefix.state.last_sequence);
+    // Above every sequence a kept table's entries carry, or reads would not see them.
+    let floor = prefix
+        .map_or(0, |prefix| prefix.state.last_sequence)
+        .max(plan.largest_sequence);
     let mut state = ManifestState {
         log_number: prefix.map_or(0, |prefix| prefix.state.log_number),
         next_file_number: next_number,

@@ -42,6 +42,8 @@ pub(super) struct Planned {
 pub(super) struct TablePlan {
     pub(super) keep: BTreeMap<u64, Planned>,
     pub(super) set_aside: Vec<(u64, String)>,
+    /// The largest sequence number an entry of a kept table carries.
+    pub(super) largest_sequence: u64,
 }
 
 /// A damaged table that may be salvaged, in number order.
@@ -92,6 +94,7 @@ pub(super) fn plan_tables(
         let scan = scan_table(vfs, &table_path(dir, number), listed, false)?;
         match scan.meta(number, level).filter(|_| scan.is_intact()) {
             Some(meta) => {
+                plan.largest_sequence = plan.largest_sequence.max(scan.largest_sequence);
                 plan.keep.insert(number, Planned { meta, placement });
             }
             None => {
@@ -113,7 +116,8 @@ pub(super) fn plan_tables(
     for table in damaged {
         let salvaged = salvage(vfs, dir, options, &table, &plan, first_new, next_number)?;
         let why = match salvaged {
-            Some((meta, blocks_lost)) => {
+            Some((meta, blocks_lost, largest_sequence)) => {
+                plan.largest_sequence = plan.largest_sequence.max(largest_sequence);
                 report.salvaged.push(SalvagedTable {
                     from: table.number,
                     into: meta.number,
@@ -148,7 +152,7 @@ fn salvage(
     plan: &TablePlan,
     first_new: u64,
     next_number: &mut u64,
-) -> Result<Option<(TableMeta, usize)>> {
+) -> Result<Option<(TableMeta, usize, u64)>> {
     let scan = scan_table(vfs, &table_path(dir, table.number), None, true)?;
     let (Some(first), Some(last)) = (scan.readable.first(), scan.readable.last()) else {
         return Ok(None);
@@ -174,7 +178,7 @@ fn salvage(
         options.bloom_bits_for_level(0, 0),
     );
     for entry in &scan.readable {
-        builder.add(&entry.key, entry.value.as_deref())?;
+        builder.add(&entry.key, entry.sequence, entry.value.as_deref())?;
     }
     let summary = builder.finish()?;
     let meta = TableMeta {
@@ -185,7 +189,7 @@ fn salvage(
         smallest: summary.smallest,
         largest: summary.largest,
     };
-    Ok(Some((meta, scan.bad_blocks)))
+    Ok(Some((meta, scan.bad_blocks, summary.largest_sequence)))
 }
 
 /// Levels 1 and below must be sorted runs of tables that do not overlap (reads find one

@@ -3,12 +3,21 @@
 //! Grammar (see `docs/sstable-format.md`):
 //! ```text
 //! block        := entry* restart:u32le{restarts} restarts:u32le
-//! entry        := shared:varint unshared:varint value_field:varint key_suffix value
+//! entry        := shared_field:varint unshared:varint value_field:varint sequence?
+//!                 key_suffix value
+//! shared_field := shared * 2 + has_sequence        -- format 2; format 1: shared
+//! sequence     := varint                            -- present iff has_sequence (non-zero)
 //! value_field  := 0 (tombstone, no value bytes) | value_length + 1
 //! ```
 //! Keys are prefix-compressed against the previous key, except at *restart points* (every
 //! `RESTART_INTERVAL` entries) where `shared` is 0; the restart offsets let a reader binary
 //! search a block. On disk a block is followed by the CRC-32 (IEEE, crc32fast) of its bytes.
+//!
+//! Entries are ordered by key, and a key's versions by recency, newest first. A version
+//! carries its sequence number only while a live snapshot may need to tell it from a newer
+//! one; an entry without one (sequence 0) is visible to every reader and is always its key's
+//! oldest version in the table. A key's versions never span two blocks, so one block answers
+//! a point read.
 
 use crate::coding::{get_u32, put_u32, put_varint, Decoder};
 use crate::memtable::Slot;
@@ -22,6 +31,7 @@ pub struct BlockBuilder {
     buffer: Vec<u8>,
     restarts: Vec<u32>,
     last_key: Vec<u8>,
+    last_sequence: u64,
     entries: usize,
 }
 
@@ -31,11 +41,15 @@ impl BlockBuilder {
         BlockBuilder::default()
     }
 
-    /// Adds an entry; keys must be added in strictly increasing order.
-    pub fn add(&mut self, key: &[u8], value: Option<&[u8]>) {
+    /// Adds an entry: version `sequence` (0: visible to every reader) of `key`. Keys must
+    /// be added in increasing order, and a key's versions newest first (decreasing
+    /// sequences, 0 last).
+    pub fn add(&mut self, key: &[u8], sequence: u64, value: Option<&[u8]>) {
         assert!(
-            self.entries == 0 || key > self.last_key.as_slice(),
-            "block keys must be strictly increasing"
+            self.entries == 0
+                || key > self.last_key.as_slice()
+                || (key == self.last_key.as_slice() && sequence < self.last_sequence),
+            "block keys must increase, and a key's versions go newest first"
         );
         let shared = if self.entries.is_multiple_of(RESTART_INTERVAL) {
             self.restarts.push(self.buffer.len() as u32);
@@ -46,15 +60,22 @@ impl BlockBuilder {
                 .take_while(|(a, b)| a == b)
                 .count()
         };
-        put_varint(&mut self.buffer, shared as u64);
+        put_varint(
+            &mut self.buffer,
+            (shared as u64) << 1 | u64::from(sequence != 0),
+        );
         put_varint(&mut self.buffer, (key.len() - shared) as u64);
         put_varint(&mut self.buffer, value.map_or(0, |v| v.len() as u64 + 1));
+        if sequence != 0 {
+            put_varint(&mut self.buffer, sequence);
+        }
         self.buffer.extend_from_slice(&key[shared..]);
         if let Some(value) = value {
             self.buffer.extend_from_slice(value);
         }
         self.last_key.clear();
         self.last_key.extend_from_slice(key);
+        self.last_sequence = sequence;
         self.entries += 1;
     }
 
@@ -92,6 +113,8 @@ pub struct Block {
     data: Vec<u8>,
     restarts_at: usize,
     restarts: usize,
+    /// Format 2: entries may carry sequence numbers.
+    versioned: bool,
 }
 
 /// One decoded entry.
@@ -99,13 +122,24 @@ pub struct Block {
 pub struct BlockEntry {
     /// The full key.
     pub key: Vec<u8>,
+    /// The version's sequence number; 0: visible to every reader.
+    pub sequence: u64,
     /// The value, or `None` for a tombstone.
     pub value: Slot,
 }
 
+/// Where a decoded entry's parts are in the block.
+#[derive(Debug, Clone, Copy)]
+struct Decoded {
+    next: usize,
+    sequence: u64,
+    value: Option<(usize, usize)>,
+}
+
 impl Block {
-    /// Parses a block's bytes (already checksum-verified); `Err` says what is malformed.
-    pub fn parse(data: Vec<u8>) -> Result<Block, String> {
+    /// Parses a block's bytes (already checksum-verified) of a table of format
+    /// `format_version`; `Err` says what is malformed.
+    pub fn parse(data: Vec<u8>, format_version: u32) -> Result<Block, String> {
         if data.len() < 4 {
             return Err(format!(
                 "block of {} bytes has no restart count",
@@ -125,6 +159,7 @@ impl Block {
             data,
             restarts_at,
             restarts,
+            versioned: format_version >= 2,
         };
         for i in 0..restarts {
             if block.restart(i) >= restarts_at {
@@ -143,25 +178,35 @@ impl Block {
         get_u32(&self.data, self.restarts_at + 4 * index).unwrap_or(0) as usize
     }
 
-    /// Decodes the entry at `offset` given the previous key; returns the position after it.
-    fn decode_at(
-        &self,
-        offset: usize,
-        key: &mut Vec<u8>,
-    ) -> Result<(usize, Option<(usize, usize)>), String> {
+    /// Decodes the entry at `offset` given the previous key (rebuilt in `key`).
+    fn decode_at(&self, offset: usize, key: &mut Vec<u8>) -> Result<Decoded, String> {
         let body = &self.data[..self.restarts_at];
         let mut decoder = Decoder::new(&body[offset..]);
         let malformed = || format!("malformed entry at block offset {offset}");
-        let shared = decoder.varint().ok_or_else(malformed)? as usize;
+        let shared_field = decoder.varint().ok_or_else(malformed)?;
         let unshared = decoder.varint().ok_or_else(malformed)? as usize;
         let value_field = decoder.varint().ok_or_else(malformed)?;
+        let (shared, has_sequence) = if self.versioned {
+            (shared_field >> 1, shared_field & 1 == 1)
+        } else {
+            (shared_field, false)
+        };
+        let sequence = if has_sequence {
+            match decoder.varint() {
+                Some(0) | None => return Err(malformed()),
+                Some(sequence) => sequence,
+            }
+        } else {
+            0
+        };
+        let shared = usize::try_from(shared).map_err(|_| malformed())?;
         if shared > key.len() {
             return Err(malformed());
         }
         let suffix = decoder.bytes(unshared).ok_or_else(malformed)?;
         key.truncate(shared);
         key.extend_from_slice(suffix);
-        let value_range = if value_field == 0 {
+        let value = if value_field == 0 {
             None
         } else {
             let len = usize::try_from(value_field - 1).map_err(|_| malformed())?;
@@ -169,15 +214,20 @@ impl Block {
             decoder.bytes(len).ok_or_else(malformed)?;
             Some((start, start + len))
         };
-        Ok((offset + decoder.position(), value_range))
+        Ok(Decoded {
+            next: offset + decoder.position(),
+            sequence,
+            value,
+        })
     }
 
     fn slot(&self, range: Option<(usize, usize)>) -> Slot {
         range.map(|(start, end)| self.data[start..end].to_vec())
     }
 
-    /// Finds `key` in the block.
-    pub fn get(&self, key: &[u8]) -> Result<Option<Slot>, String> {
+    /// Finds the newest version of `key` at or below `sequence` in the block (`None`: the
+    /// block has none).
+    pub fn get(&self, key: &[u8], sequence: u64) -> Result<Option<Slot>, String> {
         // Binary search the restart points for the last one whose key is <= `key`; restart
         // keys are stored whole, so this compares slices of the block without copying.
         let (mut low, mut high) = (0usize, self.restarts);
@@ -198,11 +248,13 @@ impl Block {
             current.clear();
             let mut offset = self.restart(low);
             while offset < self.restarts_at {
-                let (next, value) = self.decode_at(offset, current)?;
+                let entry = self.decode_at(offset, current)?;
                 match current.as_slice().cmp(key) {
-                    std::cmp::Ordering::Equal => return Ok(Some(self.slot(value))),
+                    std::cmp::Ordering::Equal if entry.sequence <= sequence => {
+                        return Ok(Some(self.slot(entry.value)))
+                    }
                     std::cmp::Ordering::Greater => return Ok(None),
-                    std::cmp::Ordering::Less => offset = next,
+                    _ => offset = entry.next,
                 }
             }
             Ok(None)
@@ -215,9 +267,17 @@ impl Block {
         let body = &self.data[..self.restarts_at];
         let mut decoder = Decoder::new(&body[offset..]);
         let malformed = || format!("malformed restart entry at block offset {offset}");
-        let shared = decoder.varint().ok_or_else(malformed)?;
+        let shared_field = decoder.varint().ok_or_else(malformed)?;
         let unshared = decoder.varint().ok_or_else(malformed)? as usize;
         decoder.varint().ok_or_else(malformed)?;
+        let shared = if self.versioned {
+            if shared_field & 1 == 1 {
+                decoder.varint().ok_or_else(malformed)?;
+            }
+            shared_field >> 1
+        } else {
+            shared_field
+        };
         if shared != 0 {
             return Err(malformed());
         }
@@ -230,12 +290,13 @@ impl Block {
         let mut offset = 0;
         let mut key = Vec::new();
         while offset < self.restarts_at {
-            let (next, value) = self.decode_at(offset, &mut key)?;
+            let entry = self.decode_at(offset, &mut key)?;
             out.push(BlockEntry {
                 key: key.clone(),
-                value: self.slot(value),
+                sequence: entry.sequence,
+                value: self.slot(entry.value),
             });
-            offset = next;
+            offset = entry.next;
         }
         Ok(out)
     }
@@ -257,19 +318,19 @@ mod tests {
             } else {
                 Some(key.as_slice())
             };
-            builder.add(key, value);
+            builder.add(key, 0, value);
         }
         let mut data = Vec::new();
         builder.finish_into(&mut data);
-        let block = Block::parse(data).unwrap();
+        let block = Block::parse(data, 2).unwrap();
         for (i, key) in keys.iter().enumerate() {
             let expected = if i % 7 == 0 { None } else { Some(key.clone()) };
-            assert_eq!(block.get(key).unwrap(), Some(expected));
+            assert_eq!(block.get(key, u64::MAX).unwrap(), Some(expected));
             let missing = format!("key{:05}", i * 2 + 1).into_bytes();
-            assert_eq!(block.get(&missing).unwrap(), None);
+            assert_eq!(block.get(&missing, u64::MAX).unwrap(), None);
         }
-        assert_eq!(block.get(b"a").unwrap(), None);
-        assert_eq!(block.get(b"z").unwrap(), None);
+        assert_eq!(block.get(b"a", u64::MAX).unwrap(), None);
+        assert_eq!(block.get(b"z", u64::MAX).unwrap(), None);
         assert_eq!(block.entries().unwrap().len(), keys.len());
     }
 
@@ -281,10 +342,52 @@ mod tests {
             vec![0, 0, 0, 0],
             vec![9, 9, 9, 9, 1, 0, 0, 0],
         ] {
-            if let Ok(block) = Block::parse(data) {
-                let _ = block.get(b"x");
-                let _ = block.entries();
+            for format in [1, 2] {
+                if let Ok(block) = Block::parse(data.clone(), format) {
+                    let _ = block.get(b"x", u64::MAX);
+                    let _ = block.entries();
+                }
             }
         }
+    }
+
+    #[test]
+    fn a_read_finds_the_newest_version_at_or_below_its_sequence() {
+        let mut builder = BlockBuilder::new();
+        // Versions of "b" at a restart point and past it, around other keys.
+        builder.add(b"a", 0, Some(b"a0"));
+        builder.add(b"b", 12, Some(b"b12"));
+        builder.add(b"b", 7, None);
+        builder.add(b"b", 0, Some(b"b0"));
+        builder.add(b"c", 30, Some(b"c30"));
+        let mut data = Vec::new();
+        builder.finish_into(&mut data);
+        let block = Block::parse(data, 2).unwrap();
+        let b = |sequence| block.get(b"b", sequence).unwrap();
+        assert_eq!(b(u64::MAX), Some(Some(b"b12".to_vec())));
+        assert_eq!(b(12), Some(Some(b"b12".to_vec())));
+        assert_eq!(b(11), Some(None));
+        assert_eq!(b(7), Some(None));
+        assert_eq!(b(6), Some(Some(b"b0".to_vec())));
+        assert_eq!(
+            block.get(b"c", 29).unwrap(),
+            None,
+            "no version of c is that old"
+        );
+        let sequences: Vec<u64> = block
+            .entries()
+            .unwrap()
+            .iter()
+            .map(|e| e.sequence)
+            .collect();
+        assert_eq!(sequences, vec![0, 12, 7, 0, 30]);
+    }
+
+    #[test]
+    #[should_panic(expected = "newest first")]
+    fn a_key_versions_out_of_order_are_refused() {
+        let mut builder = BlockBuilder::new();
+        builder.add(b"b", 7, None);
+        builder.add(b"b", 12, None);
     }
 }

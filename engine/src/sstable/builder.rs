@@ -19,6 +19,8 @@ pub struct TableSummary {
     pub smallest: Vec<u8>,
     /// Largest key.
     pub largest: Vec<u8>,
+    /// The largest sequence number an entry carries (0: none carries one).
+    pub largest_sequence: u64,
 }
 
 /// Writes sorted entries into a new table file.
@@ -35,6 +37,7 @@ pub struct TableBuilder {
     handle_scratch: Vec<u8>,
     filter: FilterBuilder,
     bits_per_key: usize,
+    largest_sequence: u64,
 }
 
 impl TableBuilder {
@@ -53,22 +56,29 @@ impl TableBuilder {
             handle_scratch: Vec::new(),
             filter: FilterBuilder::new(),
             bits_per_key,
+            largest_sequence: 0,
         }
     }
 
-    /// Adds an entry; keys must be strictly increasing across the whole table.
-    pub fn add(&mut self, key: &[u8], value: Option<&[u8]>) -> Result<()> {
+    /// Adds an entry: version `sequence` of `key` (0: visible to every reader). Keys must
+    /// increase across the whole table, and a key's versions go newest first.
+    pub fn add(&mut self, key: &[u8], sequence: u64, value: Option<&[u8]>) -> Result<()> {
+        // The block builder keeps its last key across blocks.
+        let same_key = self.entries > 0 && self.data_block.last_key() == key;
         if self.entries == 0 {
             self.smallest = key.to_vec();
         }
-        self.data_block.add(key, value);
-        if self.bits_per_key > 0 {
-            self.filter.add(key);
-        }
-        self.entries += 1;
-        if self.data_block.estimated_size() >= self.block_size {
+        // A full block is cut before the next key, never between two versions of one key:
+        // a point read then finds every version of its key in one block.
+        if !same_key && self.data_block.estimated_size() >= self.block_size {
             self.finish_data_block()?;
         }
+        self.data_block.add(key, sequence, value);
+        if self.bits_per_key > 0 && !same_key {
+            self.filter.add(key);
+        }
+        self.largest_sequence = self.largest_sequence.max(sequence);
+        self.entries += 1;
         Ok(())
     }
 
@@ -105,7 +115,8 @@ impl TableBuilder {
         self.handle_scratch.clear();
         put_varint(&mut self.handle_scratch, offset);
         put_varint(&mut self.handle_scratch, size);
-        self.index_block.add(&last_key, Some(&self.handle_scratch));
+        self.index_block
+            .add(&last_key, 0, Some(&self.handle_scratch));
         if self.out.len() >= WRITE_CHUNK {
             self.file.append(&self.out)?;
             self.offset += self.out.len() as u64;
@@ -148,6 +159,7 @@ impl TableBuilder {
             entries: self.entries,
             smallest: self.smallest,
             largest,
+            largest_sequence: self.largest_sequence,
         })
     }
 

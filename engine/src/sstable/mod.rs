@@ -26,8 +26,11 @@ pub use reader::{IndexEntry, ReadCounters, SstReader};
 
 /// The table magic number ("STRATA.T" little-endian-ish).
 pub const MAGIC: u64 = 0x5441_5254_5341_5453;
-/// The format version this code writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+/// The format version this code writes: 2, whose entries may carry sequence numbers
+/// (`block.rs`). Format 1 tables (no sequence numbers) are still read.
+pub const FORMAT_VERSION: u32 = 2;
+/// The oldest format version this code reads.
+pub const OLDEST_FORMAT_VERSION: u32 = 1;
 /// Bytes in the footer.
 pub const FOOTER_SIZE: usize = 48;
 /// Bytes of checksum after every block.

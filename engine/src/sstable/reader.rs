@@ -1,7 +1,10 @@
 //! `SstReader`: opens a table, verifies its footer and index, and serves point reads and
 //! block reads. Every block read is checksummed.
 
-use super::{Block, Filter, KeyHash, BLOCK_TRAILER, FOOTER_SIZE, FORMAT_VERSION, MAGIC};
+use super::{
+    Block, Filter, KeyHash, BLOCK_TRAILER, FOOTER_SIZE, FORMAT_VERSION, MAGIC,
+    OLDEST_FORMAT_VERSION,
+};
 use crate::block_cache::BlockCache;
 use crate::coding::{get_u32, get_u64, Decoder};
 use crate::error::{Error, Result};
@@ -35,6 +38,7 @@ pub struct SstReader {
     number: u64,
     cache: Option<Arc<BlockCache>>,
     filter: Option<Filter>,
+    format_version: u32,
 }
 
 /// What point lookups cost, counted by the caller across tables.
@@ -80,8 +84,11 @@ impl SstReader {
             return Err(bad("footer checksum mismatch".into()));
         }
         let version = get_u32(&footer, 32).unwrap_or(0);
-        if version != FORMAT_VERSION {
-            return Err(bad(format!("unsupported format version {version}")));
+        if !(OLDEST_FORMAT_VERSION..=FORMAT_VERSION).contains(&version) {
+            return Err(bad(format!(
+                "unsupported format version {version} (this build reads \
+                 {OLDEST_FORMAT_VERSION} to {FORMAT_VERSION})"
+            )));
         }
         let index_offset = get_u64(&footer, 0).unwrap_or(0);
         let index_size = get_u64(&footer, 8).unwrap_or(0);
@@ -96,6 +103,7 @@ impl SstReader {
             number,
             cache,
             filter: None,
+            format_version: version,
         };
         if index_offset
             .saturating_add(index_size)
@@ -163,7 +171,8 @@ impl SstReader {
 
     fn read_block_at(&self, offset: u64, size: u64, limit: u64) -> Result<Block> {
         let data = self.read_raw_at(offset, size, limit)?;
-        Block::parse(data).map_err(|reason| Error::corruption(&self.path, offset, reason))
+        Block::parse(data, self.format_version)
+            .map_err(|reason| Error::corruption(&self.path, offset, reason))
     }
 
     /// Reads `size` bytes at `offset` and verifies the checksum that follows them.
@@ -248,18 +257,34 @@ impl SstReader {
             .is_none_or(|filter| filter.may_contain(hash))
     }
 
-    /// Point lookup: `None` if the table knows nothing of `key`.
-    pub fn get(&self, key: &[u8], counters: &mut ReadCounters) -> Result<Option<Slot>> {
+    /// The table's format version.
+    pub fn format_version(&self) -> u32 {
+        self.format_version
+    }
+
+    /// Point lookup of the newest version of `key` at or below `sequence`: `None` if the
+    /// table has none.
+    pub fn get(
+        &self,
+        key: &[u8],
+        sequence: u64,
+        counters: &mut ReadCounters,
+    ) -> Result<Option<Slot>> {
         counters.tables_probed += 1;
         if !self.may_contain(KeyHash::of(key)) {
             counters.bloom_negatives += 1;
             return Ok(None);
         }
-        self.get_unfiltered(key, counters)
+        self.get_unfiltered(key, sequence, counters)
     }
 
     /// Point lookup that skips the filter (the caller consulted it).
-    pub fn get_unfiltered(&self, key: &[u8], counters: &mut ReadCounters) -> Result<Option<Slot>> {
+    pub fn get_unfiltered(
+        &self,
+        key: &[u8],
+        sequence: u64,
+        counters: &mut ReadCounters,
+    ) -> Result<Option<Slot>> {
         let i = self.seek_block(key);
         if i == self.index.len() {
             return Ok(None);
@@ -268,7 +293,7 @@ impl SstReader {
         let block = self.read_block(i)?;
         let offset = self.index[i].offset;
         block
-            .get(key)
+            .get(key, sequence)
             .map_err(|reason| Error::corruption(&self.path, offset, reason))
     }
 }

@@ -35,6 +35,8 @@ pub(crate) struct TableScan {
     pub(crate) largest: Option<Vec<u8>>,
     /// The entries of the readable blocks, in order, when the caller asked for them.
     pub(crate) readable: Vec<BlockEntry>,
+    /// The largest sequence number an entry of a readable block carries.
+    pub(crate) largest_sequence: u64,
 }
 
 impl TableScan {
@@ -159,6 +161,10 @@ pub(crate) fn scan_table(
             }
         }
         scan.entries += entries.len() as u64;
+        scan.largest_sequence = entries
+            .iter()
+            .map(|entry| entry.sequence)
+            .fold(scan.largest_sequence, u64::max);
         if scan.smallest.is_none() {
             scan.smallest = entries.first().map(|entry| entry.key.clone());
         }
@@ -185,22 +191,34 @@ pub(crate) fn scan_table(
     Ok(scan)
 }
 
-/// The block's entries if their keys are strictly increasing, after `previous` (the last key
-/// of the block before), and end in the key the index names.
+/// The block's entries if their keys increase, after `previous` (the last key of the block
+/// before), with a key's versions newest first (decreasing sequences, 0 last) and all in this
+/// block, and end in the key the index names.
 fn check_order(
     entries: &[BlockEntry],
     previous: Option<&[u8]>,
     handle: &IndexEntry,
 ) -> std::result::Result<(), String> {
-    let mut last = previous;
-    for entry in entries {
-        if last.is_some_and(|last| entry.key.as_slice() <= last) {
+    if let (Some(previous), Some(first)) = (previous, entries.first()) {
+        if first.key.as_slice() <= previous {
             return Err(format!(
-                "key {:?} is not after the key before it: keys out of order",
-                String::from_utf8_lossy(&entry.key)
+                "key {:?} is not after the last key of the block before: keys out of order",
+                String::from_utf8_lossy(&first.key)
             ));
         }
-        last = Some(&entry.key);
+    }
+    for pair in entries.windows(2) {
+        let (before, entry) = (&pair[0], &pair[1]);
+        let in_order =
+            entry.key > before.key || (entry.key == before.key && entry.sequence < before.sequence);
+        if !in_order {
+            return Err(format!(
+                "key {:?} (sequence {}) is not after the entry before it: keys or versions \
+                 out of order",
+                String::from_utf8_lossy(&entry.key),
+                entry.sequence
+            ));
+        }
     }
     match entries.last() {
         None => Err("data block holds no entry".into()),
