@@ -74,7 +74,7 @@ impl Bounds {
     }
 
     /// The bounds narrowed to keys at or above `key`.
-    fn from_key(&self, key: &[u8]) -> Bounds {
+    fn at_or_after(&self, key: &[u8]) -> Bounds {
         let lower = if self.above_lower(key) {
             Bound::Included(key.to_vec())
         } else {
@@ -87,7 +87,7 @@ impl Bounds {
     }
 
     /// The bounds narrowed to keys at or below `key`.
-    fn to_key(&self, key: &[u8]) -> Bounds {
+    fn at_or_before(&self, key: &[u8]) -> Bounds {
         let upper = if self.below_upper(key) {
             Bound::Included(key.to_vec())
         } else {
@@ -440,13 +440,13 @@ impl DbIterator {
     /// Moves the front to the first key at or after `key` (within the scan's bounds): the
     /// next [`Iterator::next`] returns it. The back is not moved.
     pub fn seek(&mut self, key: impl AsRef<[u8]>) {
-        self.front = End::new(self.bounds.from_key(key.as_ref()));
+        self.front = End::new(self.bounds.at_or_after(key.as_ref()));
     }
 
     /// Moves the back to the last key at or before `key` (within the scan's bounds): the
     /// next [`DoubleEndedIterator::next_back`] returns it. The front is not moved.
     pub fn seek_for_prev(&mut self, key: impl AsRef<[u8]>) {
-        self.back = End::new(self.bounds.to_key(key.as_ref()));
+        self.back = End::new(self.bounds.at_or_before(key.as_ref()));
     }
 
     fn step(&mut self, direction: Direction) -> Option<Result<(Vec<u8>, Vec<u8>)>> {
