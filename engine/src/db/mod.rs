@@ -289,7 +289,9 @@ impl Db {
     }
 
     /// Flushes the memtable and pushes every table down to the deepest level in use (at
-    /// least level 1): afterwards each key has one version and reads probe one table.
+    /// least level 1): afterwards reads probe one table, and each key the compaction merged
+    /// has one version, plus the older ones snapshots live meanwhile still read (tables
+    /// already at the deepest level are not rewritten).
     pub fn compact_all(&self) -> Result<()> {
         self.flush()?;
         loop {
