@@ -79,6 +79,8 @@
 //! epoch; "NEVER WRITTEN" if none did); the key's writes in the epoch, the writes around the
 //! cut, and the last [`MAX_FAULTS`] faults injected.
 
+#![warn(missing_docs)]
+
 mod checker;
 mod history;
 mod show;

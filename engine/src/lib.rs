@@ -9,6 +9,8 @@
 //! Production code only: there are no simulation-only branches. Under simulation the owner
 //! turns off `background_work` and calls [`Db::maintenance`] at the points it chooses.
 
+#![warn(missing_docs)]
+
 mod batch;
 mod block_cache;
 mod coding;

@@ -93,7 +93,7 @@ impl SimClock {
     }
 
     /// How many rounds the next timed wait lasts before it times out (0 to
-    /// [`MAX_TIMED_WAIT_ROUNDS`]).
+    /// `MAX_TIMED_WAIT_ROUNDS`).
     pub fn timed_wait_rounds(&self) -> u64 {
         let mut rng = self
             .rng

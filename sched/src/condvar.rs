@@ -3,7 +3,7 @@
 //!
 //! Shuttle's own timed waits never time out, so a simulated [`Condvar::wait_timeout`] is ours:
 //! it releases the lock and gives the other tasks a seeded number of scheduling rounds (0 to
-//! [`crate::clock::MAX_TIMED_WAIT_ROUNDS`]) to notify it; a notification in that window ends
+//! `clock::MAX_TIMED_WAIT_ROUNDS`) to notify it; a notification in that window ends
 //! the wait early, otherwise the clock moves to the deadline and the wait reports a timeout.
 //! Both are behaviours a real timed wait can show (a notification arrives in time, or the
 //! other threads were too slow), and a timed wait can never deadlock the simulation, just as

@@ -19,7 +19,7 @@
 //! Amazon's ShardStore uses for the same job, and its `Scheduler` trait lets us own the one
 //! part that must be ours: the seeded choice. What shuttle does not model is time (its timed
 //! waits never time out and `sleep` is a context switch), so the timed waits and the clock are
-//! ours, in [`condvar`] and [`clock`].
+//! ours, in [`condvar`] and `clock`.
 //!
 //! Assumptions, and why they hold:
 //! - Code under simulation never blocks on a lock that is not one of ours while another task
@@ -29,6 +29,8 @@
 //!   inside.
 //! - Primitives are created from the runtime of the database that uses them, so a simulated
 //!   mutex is only ever locked inside its simulation.
+
+#![warn(missing_docs)]
 
 mod clock;
 pub mod condvar;

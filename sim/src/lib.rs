@@ -5,12 +5,15 @@
 //! - [`runner`]: the run loop — engine on `SimFs`, crashes, recovery, the checker's verdict.
 //! - [`liar`]: lying filesystems for the self-check.
 //! - [`sweep`], [`shrink`], [`corpus`]: many seeds, minimal cases, saved cases.
-//! - [`bench`], [`dbcmd`], [`inspect`]: the real-disk benchmark, shell and file dumper.
+//! - [`bench`](mod@bench), [`dbcmd`], [`inspect`]: the real-disk benchmark, shell and file dumper.
 //! - [`stress`]: synced writers on the real disk that print their acknowledgements, for
 //!   kill tests.
 //!
 //! Determinism: nothing in a run reads the clock, the OS RNG or thread timing; every random
 //! choice comes from a stream derived from the seed ([`case::stream_seed`]).
+
+// Not `missing_docs`: this is the binary's library, not a public API; the engine, vfs,
+// sched and checker crates warn on undocumented public items.
 
 /// `println!` for the command line: when stdout is closed early (piped into `head`), the
 /// process ends quietly with status 0 instead of panicking; any other failure to write

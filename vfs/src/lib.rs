@@ -19,6 +19,8 @@
 //! - Errors carry the operation, the path and an [`std::io::ErrorKind`], so a caller can
 //!   both print a useful message and branch on the kind (e.g. `NotFound`).
 
+#![warn(missing_docs)]
+
 mod error;
 #[cfg(target_os = "linux")]
 mod mapped;
