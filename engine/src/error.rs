@@ -54,9 +54,15 @@ pub enum Error {
         /// The database directory.
         dir: PathBuf,
     },
-    /// The database was closed: what background work sees when it races `close`. A caller
-    /// of the public API never gets it, since `Db::close` consumes the `Db`.
+    /// The database was closed: what a [`Snapshot`](crate::Snapshot) outliving its `Db`
+    /// reads, and what background work sees when it races `close`.
     Closed,
+    /// A write, flush, compaction or sync on a database opened with
+    /// [`Db::open_read_only`](crate::Db::open_read_only).
+    ReadOnly {
+        /// The database directory.
+        dir: PathBuf,
+    },
 }
 
 /// The engine result type.
@@ -84,7 +90,10 @@ impl Error {
     pub fn write_had_no_effect(&self) -> bool {
         matches!(
             self,
-            Error::InvalidArgument(_) | Error::Poisoned { .. } | Error::Closed
+            Error::InvalidArgument(_)
+                | Error::Poisoned { .. }
+                | Error::Closed
+                | Error::ReadOnly { .. }
         )
     }
 }
@@ -122,6 +131,11 @@ impl fmt::Display for Error {
                 dir.display()
             ),
             Error::Closed => f.write_str("database is closed"),
+            Error::ReadOnly { dir } => write!(
+                f,
+                "database {} is open read-only: writes, flushes, compactions and syncs are refused",
+                dir.display()
+            ),
         }
     }
 }

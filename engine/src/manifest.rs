@@ -321,6 +321,15 @@ impl ManifestWriter {
         Ok(writer)
     }
 
+    /// A writer over `file` that writes nothing: the manifest of a read-only database, whose
+    /// engine refuses every write before it could reach this.
+    pub(crate) fn read_only(file: Box<dyn VfsFile>) -> ManifestWriter {
+        ManifestWriter {
+            log: WalWriter::new(file, 0),
+            failed: false,
+        }
+    }
+
     /// Appends one edit and syncs it: when this returns Ok the edit is durable.
     pub fn append(&mut self, edit: &VersionEdit) -> Result<()> {
         if self.failed {

@@ -50,6 +50,7 @@ mod background;
 mod commit;
 mod open;
 mod poison;
+mod read_only;
 pub(crate) mod replay;
 mod snapshot;
 
@@ -121,6 +122,8 @@ struct DbInner {
     visible_sequence: AtomicU64,
     /// The live snapshots.
     snapshots: snapshot::Snapshots,
+    /// Opened with `Db::open_read_only`: every write path refuses.
+    read_only: bool,
 }
 
 struct ReadView {
@@ -403,6 +406,10 @@ impl Db {
     }
 
     fn stop_and_sync(&self, sync: bool) -> Result<()> {
+        if self.inner.read_only {
+            // No threads, nothing buffered, nothing to mark closed.
+            return Ok(());
+        }
         {
             let mut background = lock(&self.inner.jobs.state);
             background.shutdown = true;
@@ -562,6 +569,11 @@ impl DbInner {
 
     fn check_writable(&self) -> Result<()> {
         self.check_open()?;
+        if self.read_only {
+            return Err(Error::ReadOnly {
+                dir: self.dir.clone(),
+            });
+        }
         self.poison.check()
     }
 

@@ -4,6 +4,7 @@
 
 use super::background::BackgroundRole;
 use super::commit::{CommitPipeline, WriterState};
+use super::read_only::ReadOnlyFile;
 use super::replay::{self, Replay};
 use super::{BackgroundJobs, Db, DbInner, Poison, ReadView, State};
 use crate::block_cache::BlockCache;
@@ -32,6 +33,52 @@ pub(super) fn parent_dir(dir: &Path) -> PathBuf {
 }
 
 impl Db {
+    /// Opens the database in `dir` for reading only: no `LOCK` is taken (any number of
+    /// read-only opens may share a database, beside one writer), and nothing is written,
+    /// created, renamed or deleted; the WALs are replayed into memory. It reads the
+    /// database as it was when opened: a writer's later writes are not seen, and a writer's
+    /// compaction may delete tables under it (reopen to catch up). Writes, flushes,
+    /// compactions and syncs return [`Error::ReadOnly`]. `options.background_work` is
+    /// ignored; damage is handled as `options.wal_recovery` says, but a point-in-time
+    /// open sets nothing aside and writes no note.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use strata_engine::{Db, Error, Options, WriteOptions};
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let fs: Arc<dyn strata_vfs::Vfs> = Arc::new(strata_vfs::RealFs::new());
+    /// let writer = Db::open(Arc::clone(&fs), dir.path(), Options::default()).unwrap();
+    /// writer.put("k", "v", WriteOptions::default()).unwrap();
+    /// let reader = Db::open_read_only(fs, dir.path(), Options::default()).unwrap();
+    /// assert_eq!(reader.get("k").unwrap(), Some(b"v".to_vec()));
+    /// assert!(matches!(reader.put("k", "w", WriteOptions::default()), Err(Error::ReadOnly { .. })));
+    /// ```
+    pub fn open_read_only(
+        vfs: Arc<dyn Vfs>,
+        dir: impl AsRef<Path>,
+        options: Options,
+    ) -> Result<Db> {
+        options.validate()?;
+        let dir = dir.as_ref().to_path_buf();
+        if !vfs.exists(&dir)? {
+            return Err(Error::NoDatabase { dir });
+        }
+        let names = vfs.list(&dir)?;
+        if !names.iter().any(|name| name == filenames::CURRENT) {
+            let never_create = Options {
+                create_if_missing: false,
+                ..options.clone()
+            };
+            Self::check_creatable(&dir, &names, &never_create)?;
+        }
+        let runtime = options.runtime.clone();
+        let inner = Arc::new(Self::recover_read_only(vfs, dir, options)?);
+        Ok(Db {
+            inner,
+            threads: runtime.mutex(Vec::new()),
+        })
+    }
+
     /// Opens (recovering) or creates the database in `dir`.
     pub fn open(vfs: Arc<dyn Vfs>, dir: impl AsRef<Path>, options: Options) -> Result<Db> {
         options.validate()?;
@@ -180,30 +227,10 @@ impl Db {
         dir_lock: Box<dyn VfsLock>,
     ) -> Result<DbInner> {
         let fs = vfs.as_ref();
-        let manifest_file_name = manifest::read_current(fs, &dir)?;
-        let manifest_path = dir.join(&manifest_file_name);
-        let manifest_file = fs.open_read(&manifest_path).map_err(|error| {
-            if error.kind() == ErrorKind::NotFound {
-                Error::corruption(
-                    &manifest_path,
-                    0,
-                    "CURRENT names this manifest, which is missing",
-                )
-            } else {
-                Error::Io(error)
-            }
-        })?;
-        let (mut state, manifest_complete) =
-            manifest::read_manifest_with_end(manifest_file.as_ref())?;
-        drop(manifest_file);
-
+        let (manifest_path, mut state, manifest_complete) = read_live_manifest(fs, &dir)?;
         let names = fs.list(&dir)?;
         // Files set aside earlier keep their numbers: never reuse one.
-        let lost_names = match fs.list(&dir.join(filenames::LOST)) {
-            Ok(lost) => lost,
-            Err(error) if error.kind() == ErrorKind::NotFound => Vec::new(),
-            Err(error) => return Err(Error::Io(error)),
-        };
+        let lost_names = list_lost(fs, &dir)?;
         let highest = names
             .iter()
             .chain(&lost_names)
@@ -223,7 +250,6 @@ impl Db {
         // Every check of the WALs happens here, before anything is deleted.
         let mut replay = Replay::new(fs, &dir, &options, &state);
         replay.run(&wals, &mut state, &manifest_path)?;
-        let last_sequence = state.last_sequence;
         let dropped_wals: Vec<u64> = match replay.first_dropped {
             Some(index) => wals[index..].to_vec(),
             None => Vec::new(),
@@ -242,11 +268,7 @@ impl Db {
         let manifest = ManifestWriter::create(fs, &dir.join(&manifest_name), &state)?;
         // What a point-in-time recovery dropped is written down durably before the shorter
         // state is committed, so that no crash or failure after it can hide it.
-        let mut damage_notes: Vec<PathBuf> = lost_names
-            .iter()
-            .filter(|name| name.starts_with(DAMAGE_NOTE_PREFIX))
-            .map(|name| dir.join(filenames::LOST).join(name))
-            .collect();
+        let mut damage_notes = damage_notes_in(&dir, &lost_names);
         if let Some(damage) = &report.wal_damage {
             damage_notes.push(write_damage_note(fs, &dir, manifest_number, damage)?);
         }
@@ -290,32 +312,113 @@ impl Db {
             report.set_aside = set_aside_files(fs, &dir, &set_aside)?;
         }
 
-        let memtable = Arc::new(Memtable::new(options.memtable_size));
+        let memtable = Memtable::new(options.memtable_size);
+        Ok(DbInner::assemble(
+            vfs,
+            dir,
+            options,
+            Parts {
+                block_cache,
+                version,
+                memtable,
+                manifest_state: state,
+                manifest,
+                wal,
+                wal_number,
+                dir_lock: Some(dir_lock),
+                recovery: report,
+                read_only: false,
+            },
+        ))
+    }
+
+    /// A database opened for reading only (`Db::open_read_only`): its WALs replayed into
+    /// memory, nothing written, deleted or locked.
+    pub(super) fn recover_read_only(
+        vfs: Arc<dyn Vfs>,
+        dir: PathBuf,
+        options: Options,
+    ) -> Result<DbInner> {
+        let fs = vfs.as_ref();
+        let (manifest_path, mut state, _) = read_live_manifest(fs, &dir)?;
+        let names = fs.list(&dir)?;
+        let wals = replay::wals_from(&names, state.log_number);
+        let block_cache = BlockCache::new(options.block_cache_size);
+        let version = Arc::new(Version::open(fs, &dir, &state, None, block_cache.as_ref())?);
+        let mut replay = Replay::in_memory(fs, &dir, &options, &state);
+        replay.run(&wals, &mut state, &manifest_path)?;
+        let mut report = std::mem::take(&mut replay.report);
+        report.damage_notes = damage_notes_in(&dir, &list_lost(fs, &dir)?);
+        let memtable = replay
+            .into_memtable()
+            .expect("an in-memory replay fills a memtable");
+        let wal_number = state.log_number;
+        // Never written: every write path refuses a read-only database first.
+        let wal = WalWriter::new(Box::new(ReadOnlyFile::new(wal_path(&dir, wal_number))), 0);
+        let manifest = ManifestWriter::read_only(Box::new(ReadOnlyFile::new(manifest_path)));
+        Ok(DbInner::assemble(
+            vfs,
+            dir,
+            options,
+            Parts {
+                block_cache,
+                version,
+                memtable,
+                manifest_state: state,
+                manifest,
+                wal,
+                wal_number,
+                dir_lock: None,
+                recovery: report,
+                read_only: true,
+            },
+        ))
+    }
+}
+
+/// What [`DbInner::assemble`] puts together.
+struct Parts {
+    block_cache: Option<Arc<BlockCache>>,
+    version: Arc<Version>,
+    memtable: Memtable,
+    manifest_state: ManifestState,
+    manifest: ManifestWriter,
+    wal: WalWriter,
+    wal_number: u64,
+    dir_lock: Option<Box<dyn VfsLock>>,
+    recovery: replay::RecoveryReport,
+    read_only: bool,
+}
+
+impl DbInner {
+    fn assemble(vfs: Arc<dyn Vfs>, dir: PathBuf, options: Options, parts: Parts) -> DbInner {
+        let memtable = Arc::new(parts.memtable);
         let view = ReadView {
             memtable: Arc::clone(&memtable),
             immutables: Vec::new(),
-            version: Arc::clone(&version),
+            version: Arc::clone(&parts.version),
         };
+        let last_sequence = parts.manifest_state.last_sequence;
         let runtime = options.runtime.clone();
-        Ok(DbInner {
+        DbInner {
             vfs,
             dir,
-            block_cache,
+            block_cache: parts.block_cache,
             view: ArcSwap::from_pointee(view),
             state: runtime.mutex(State {
-                manifest,
-                manifest_state: state,
-                version,
+                manifest: parts.manifest,
+                manifest_state: parts.manifest_state,
+                version: parts.version,
                 immutables: VecDeque::new(),
                 memtable: Arc::clone(&memtable),
-                current_wal_number: wal_number,
+                current_wal_number: parts.wal_number,
                 compact_pointers: vec![Vec::new(); NUM_LEVELS],
             }),
             commit: CommitPipeline::new(
                 &runtime,
                 WriterState {
-                    wal,
-                    wal_number,
+                    wal: parts.wal,
+                    wal_number: parts.wal_number,
                     memtable,
                     last_sequence,
                     payload: Vec::new(),
@@ -325,13 +428,52 @@ impl Db {
             poison: Poison::new(&runtime),
             closed: AtomicBool::new(false),
             counters: Counters::default(),
-            dir_lock: runtime.mutex(Some(dir_lock)),
+            dir_lock: runtime.mutex(parts.dir_lock),
             options,
-            recovery: report,
+            recovery: parts.recovery,
             visible_sequence: std::sync::atomic::AtomicU64::new(last_sequence),
             snapshots: Default::default(),
-        })
+            read_only: parts.read_only,
+        }
     }
+}
+
+/// The manifest `CURRENT` names, read: its path, the state, and whether its last edit is
+/// whole.
+fn read_live_manifest(fs: &dyn Vfs, dir: &Path) -> Result<(PathBuf, ManifestState, bool)> {
+    let manifest_file_name = manifest::read_current(fs, dir)?;
+    let manifest_path = dir.join(&manifest_file_name);
+    let manifest_file = fs.open_read(&manifest_path).map_err(|error| {
+        if error.kind() == ErrorKind::NotFound {
+            Error::corruption(
+                &manifest_path,
+                0,
+                "CURRENT names this manifest, which is missing",
+            )
+        } else {
+            Error::Io(error)
+        }
+    })?;
+    let (state, complete) = manifest::read_manifest_with_end(manifest_file.as_ref())?;
+    Ok((manifest_path, state, complete))
+}
+
+/// The names in `lost/` (none if it does not exist).
+fn list_lost(fs: &dyn Vfs, dir: &Path) -> Result<Vec<String>> {
+    match fs.list(&dir.join(filenames::LOST)) {
+        Ok(lost) => Ok(lost),
+        Err(error) if error.kind() == ErrorKind::NotFound => Ok(Vec::new()),
+        Err(error) => Err(Error::Io(error)),
+    }
+}
+
+/// The point-in-time recoveries' notes among the names in `lost/`.
+fn damage_notes_in(dir: &Path, lost_names: &[String]) -> Vec<PathBuf> {
+    lost_names
+        .iter()
+        .filter(|name| name.starts_with(DAMAGE_NOTE_PREFIX))
+        .map(|name| dir.join(filenames::LOST).join(name))
+        .collect()
 }
 
 /// The name prefix of a point-in-time recovery's note in `lost/`.

@@ -88,6 +88,8 @@ pub(crate) struct TableSink<'a> {
     pub(crate) written: Vec<u64>,
     /// Operations applied so far: each one's version number in the memtable.
     applied: u64,
+    /// Whether full memtables become tables; a read-only open keeps everything in memory.
+    write_tables: bool,
 }
 
 impl<'a> TableSink<'a> {
@@ -99,6 +101,7 @@ impl<'a> TableSink<'a> {
             memtable: Memtable::new(options.memtable_size),
             written: Vec::new(),
             applied: 0,
+            write_tables: true,
         }
     }
 
@@ -114,7 +117,7 @@ impl<'a> TableSink<'a> {
                 BatchOp::Delete(key) => self.memtable.insert(key, self.applied, None),
             }
         }
-        if self.memtable.approximate_size() >= self.options.memtable_size {
+        if self.write_tables && self.memtable.approximate_size() >= self.options.memtable_size {
             self.write_table(state)?;
         }
         Ok(())
@@ -122,7 +125,7 @@ impl<'a> TableSink<'a> {
 
     /// Writes what is left in the memtable as a last table.
     pub(crate) fn finish(&mut self, state: &mut ManifestState) -> Result<()> {
-        if !self.memtable.is_empty() {
+        if self.write_tables && !self.memtable.is_empty() {
             self.write_table(state)?;
         }
         Ok(())
@@ -181,6 +184,28 @@ impl<'a> Replay<'a> {
         let mut replay = Replay::check(fs, dir, state, options.wal_recovery);
         replay.sink = Some(TableSink::new(fs, dir, options));
         replay
+    }
+
+    /// A replay into one memtable, writing nothing (a read-only open); take the memtable
+    /// with [`Replay::into_memtable`].
+    pub(crate) fn in_memory(
+        fs: &'a dyn Vfs,
+        dir: &'a Path,
+        options: &'a Options,
+        state: &ManifestState,
+    ) -> Replay<'a> {
+        let mut replay = Replay::check(fs, dir, state, options.wal_recovery);
+        let mut sink = TableSink::new(fs, dir, options);
+        sink.write_tables = false;
+        replay.sink = Some(sink);
+        replay
+    }
+
+    /// The memtable an in-memory replay filled.
+    pub(crate) fn into_memtable(self) -> Option<Memtable> {
+        self.sink
+            .filter(|sink| !sink.write_tables)
+            .map(|sink| sink.memtable)
     }
 
     /// A check of the same rules that reads the WALs and writes nothing. Under `Strict` the
