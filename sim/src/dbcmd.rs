@@ -44,6 +44,9 @@ enum Action {
         /// One JSON object per entry (`{"key": …, "value": …}`).
         #[arg(long)]
         json: bool,
+        /// From the last key down.
+        #[arg(long)]
+        reverse: bool,
     },
     /// Print the tree's shape and the engine's statistics (JSON with --json).
     Stats {
@@ -162,7 +165,19 @@ pub fn run(args: DbArgs) -> Result<ExitCode, crate::cli::CliError> {
         create_if_missing: creating,
         ..Options::default()
     };
-    let db = Db::open(Arc::new(RealFs::new()), &args.dir, options).map_err(|error| {
+    // Reads open the database read-only: no lock, nothing written, so they work beside a
+    // running writer and on a directory this user may not write.
+    let reading = matches!(
+        args.action,
+        Action::Get { .. } | Action::Scan { .. } | Action::Stats { .. }
+    );
+    let vfs = Arc::new(RealFs::new());
+    let opened = if reading {
+        Db::open_read_only(vfs, &args.dir, options)
+    } else {
+        Db::open(vfs, &args.dir, options)
+    };
+    let db = opened.map_err(|error| {
         let permission = matches!(&error, strata_engine::Error::Io(io)
             if io.kind() == std::io::ErrorKind::PermissionDenied);
         if permission {
@@ -245,6 +260,7 @@ pub fn run(args: DbArgs) -> Result<ExitCode, crate::cli::CliError> {
             to,
             limit,
             json,
+            reverse,
         } => {
             use std::ops::Bound;
             let lower = match from {
@@ -258,6 +274,11 @@ pub fn run(args: DbArgs) -> Result<ExitCode, crate::cli::CliError> {
             let iter = db
                 .range((lower, upper))
                 .map_err(|e| CliError::engine("database", e))?;
+            let iter: Box<dyn Iterator<Item = _>> = if reverse {
+                Box::new(iter.rev())
+            } else {
+                Box::new(iter)
+            };
             for entry in iter.take(limit.unwrap_or(usize::MAX)) {
                 let (key, value) = entry.map_err(|e| CliError::engine("database", e))?;
                 if json {

@@ -242,11 +242,18 @@ fn inspect_table(fs: &RealFs, path: &Path, limit: usize) -> Result<bool, String>
                 for entry in list {
                     entries += 1;
                     if entries <= limit {
+                        // A version kept for a snapshot carries its sequence number.
+                        let version = match entry.sequence {
+                            0 => String::new(),
+                            sequence => format!(" @{sequence}"),
+                        };
                         match &entry.value {
                             Some(value) => {
-                                crate::outln!("    {} = {}", show(&entry.key), show(value))
+                                crate::outln!("    {}{version} = {}", show(&entry.key), show(value))
                             }
-                            None => crate::outln!("    {} = <tombstone>", show(&entry.key)),
+                            None => {
+                                crate::outln!("    {}{version} = <tombstone>", show(&entry.key))
+                            }
                         }
                     }
                 }

@@ -138,8 +138,23 @@ fn a_database_another_process_has_open_is_refused() {
         "a database in use is a failure at run time (exit 3): {stderr}"
     );
     assert!(stderr.contains("in use"), "{stderr}");
+    held.put(
+        "held",
+        "by the writer",
+        strata_engine::WriteOptions::default(),
+    )
+    .unwrap();
+    // Reads open read-only: they take no lock, so they work beside the writer, and see its
+    // acknowledged writes (here still only in its WAL).
+    let (code, stdout, stderr) = strata(&["db", "--dir", db, "get", "held"]);
+    assert_eq!((code, stdout.trim()), (0, "by the writer"), "{stderr}");
+    let (code, stdout, _) = strata(&["db", "--dir", db, "scan", "--reverse"]);
+    assert_eq!((code, stdout.trim()), (0, "held\tby the writer"));
+    assert_eq!(strata(&["db", "--dir", db, "stats"]).0, 0);
     held.close().unwrap();
     assert_eq!(strata(&["db", "--dir", db, "put", "k", "v"]).0, 0);
+    let (code, stdout, _) = strata(&["db", "--dir", db, "scan", "--reverse"]);
+    assert_eq!((code, stdout.trim()), (0, "k\tv\nheld\tby the writer"));
 }
 
 #[test]
