@@ -88,7 +88,12 @@ fn footer_template() -> &'static [u8] {
 fn write_footer_template() -> Vec<u8> {
     let fs = SimFs::new(0, FaultConfig::none());
     let path = Path::new("t.sst");
-    let mut builder = TableBuilder::new(fs.create(path).expect("create"), 256, 10);
+    let mut builder = TableBuilder::new(
+        fs.create(path).expect("create"),
+        256,
+        10,
+        strata_engine::Compression::Lz4,
+    );
     builder.add(b"a", 0, Some(b"1")).expect("add");
     builder.finish().expect("finish");
     let file = fs.open_read(path).expect("open");

@@ -271,7 +271,12 @@ pub fn run(
             let file = vfs.create(&crate::filenames::table_path(dir, number))?;
             current = Some((
                 number,
-                TableBuilder::new(file, options.block_size, bits_per_key),
+                TableBuilder::new(
+                    file,
+                    options.block_size,
+                    bits_per_key,
+                    options.compression_for_level(output_level),
+                ),
             ));
         }
         let (_, builder) = current.as_mut().expect("a table is open");

@@ -41,6 +41,7 @@ pub use options::{
     UPPER_LEVEL_EXTRA_BLOOM_BITS, VALUE_SIZE_LIMIT,
 };
 pub use repair::{repair, KeptTable, Placement, RepairReport, SalvagedTable, SetAside};
+pub use sstable::Compression;
 pub use stats::Stats;
 pub use verify::{verify, Problem, Severity, VerifyReport};
 

@@ -1,6 +1,7 @@
 //! Engine options and their documented limits.
 
 use crate::error::{Error, Result};
+use crate::sstable::Compression;
 use strata_sched::Runtime;
 
 /// How a database is opened and run.
@@ -69,6 +70,11 @@ pub struct Options {
     /// What recovery does with damage to a WAL's durable records (default:
     /// [`WalRecovery::Strict`]).
     pub wal_recovery: WalRecovery,
+    /// How the data blocks of tables written to each level are compressed: entry `i` for
+    /// level `i`, the last entry for every level past the end, none if empty (default:
+    /// LZ4 everywhere, as RocksDB and fjall do). Each block records its own type, so a
+    /// change applies to tables written from then on and old ones stay readable.
+    pub compression_per_level: Vec<Compression>,
 }
 
 /// How recovery treats damaged WAL records, after RocksDB's `WALRecoveryMode`.
@@ -128,11 +134,21 @@ impl Default for Options {
             max_value_size: 16 << 20,
             runtime: Runtime::os(),
             wal_recovery: WalRecovery::Strict,
+            compression_per_level: vec![Compression::Lz4],
         }
     }
 }
 
 impl Options {
+    /// How tables written to `level` compress their data blocks.
+    pub fn compression_for_level(&self, level: usize) -> Compression {
+        self.compression_per_level
+            .get(level)
+            .or(self.compression_per_level.last())
+            .copied()
+            .unwrap_or(Compression::None)
+    }
+
     /// Bits per key of the filter of a table written to `level` while `deepest_level` is
     /// the deepest level holding data (Monkey, Dayan et al., SIGMOD 2017): a read of a
     /// missing key consults one table in every level, and levels above the deepest hold

@@ -7,7 +7,16 @@
 
 mod common;
 
-use common::{contents, key, open, restart_and_expect, sim, small_options, value};
+use common::{contents, key, open, restart_and_expect, sim, value};
+
+/// The common small options without compression: these tests reason about table and level
+/// sizes in bytes of data.
+fn small_options() -> Options {
+    Options {
+        compression_per_level: Vec::new(),
+        ..common::small_options()
+    }
+}
 use std::collections::BTreeMap;
 use strata_engine::{Db, Options, WriteOptions};
 

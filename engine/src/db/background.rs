@@ -69,6 +69,7 @@ pub(super) fn write_table(
         options.block_size,
         // Level-0 tables are compacted down into whatever level lies below them.
         options.bloom_bits_for_level(0, 0),
+        options.compression_for_level(0),
     );
     let mut result = Ok(());
     let mut kept = Vec::new();

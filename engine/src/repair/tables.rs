@@ -176,6 +176,7 @@ fn salvage(
         vfs.create(&table_path(dir, number))?,
         options.block_size,
         options.bloom_bits_for_level(0, 0),
+        options.compression_for_level(table.level as usize),
     );
     for entry in &scan.readable {
         builder.add(&entry.key, entry.sequence, entry.value.as_deref())?;

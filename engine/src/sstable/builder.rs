@@ -1,5 +1,6 @@
 //! `TableBuilder`: writes an SSTable in one sequential pass.
 
+use super::compression::{self, Compression, STORED_RAW};
 use super::{BlockBuilder, FilterBuilder, BLOCK_TRAILER, FORMAT_VERSION, MAGIC};
 use crate::coding::{put_u32, put_u64, put_varint};
 use crate::error::Result;
@@ -38,12 +39,20 @@ pub struct TableBuilder {
     filter: FilterBuilder,
     bits_per_key: usize,
     largest_sequence: u64,
+    compression: Compression,
+    /// A data block's bytes before they are stored (compressed or not).
+    block_scratch: Vec<u8>,
 }
 
 impl TableBuilder {
-    /// A builder writing to `file` (new and empty) with data blocks of about `block_size`
-    /// and a bloom filter of `bits_per_key` (0: no filter).
-    pub fn new(file: Box<dyn VfsFile>, block_size: usize, bits_per_key: usize) -> TableBuilder {
+    /// A builder writing to `file` (new and empty) with data blocks of about `block_size`,
+    /// stored as `compression` says, and a bloom filter of `bits_per_key` (0: no filter).
+    pub fn new(
+        file: Box<dyn VfsFile>,
+        block_size: usize,
+        bits_per_key: usize,
+        compression: Compression,
+    ) -> TableBuilder {
         TableBuilder {
             file,
             block_size,
@@ -57,6 +66,8 @@ impl TableBuilder {
             filter: FilterBuilder::new(),
             bits_per_key,
             largest_sequence: 0,
+            compression,
+            block_scratch: Vec::new(),
         }
     }
 
@@ -94,11 +105,22 @@ impl TableBuilder {
 
     fn write_block(&mut self, block: BlockKind) -> (u64, u64) {
         let start = self.out.len();
-        match block {
-            BlockKind::Data => self.data_block.finish_into(&mut self.out),
-            BlockKind::Index => self.index_block.finish_into(&mut self.out),
-            BlockKind::Filter => self.filter.finish_into(self.bits_per_key, &mut self.out),
-        }
+        let stored = match block {
+            BlockKind::Data => {
+                self.block_scratch.clear();
+                self.data_block.finish_into(&mut self.block_scratch);
+                compression::store(&self.block_scratch, self.compression, &mut self.out)
+            }
+            BlockKind::Index => {
+                self.index_block.finish_into(&mut self.out);
+                STORED_RAW
+            }
+            BlockKind::Filter => {
+                self.filter.finish_into(self.bits_per_key, &mut self.out);
+                STORED_RAW
+            }
+        };
+        self.out.push(stored);
         let crc = crc32fast::hash(&self.out[start..]);
         put_u32(&mut self.out, crc);
         let offset = self.offset + start as u64;

@@ -4,7 +4,9 @@
 //! Grammar (see `docs/sstable-format.md`):
 //! ```text
 //! table     := data_block* filter_block? index_block footer
-//! *_block   := block crc32:u32le           -- CRC-32 (IEEE) of the block's bytes
+//! *_block   := contents compression:u8 crc32:u32le  -- CRC-32 (IEEE) of contents + type;
+//!                                                 -- contents: the block, or compressed
+//!                                                 -- (data blocks, `compression.rs`)
 //! index     := block whose entries map the last key of each data block to its handle
 //! handle    := offset:varint size:varint   -- size excludes the 4-byte checksum
 //! footer    := index_offset:u64le index_size:u64le filter_offset:u64le filter_size:u64le
@@ -16,11 +18,13 @@
 
 mod block;
 mod builder;
+mod compression;
 mod filter;
 mod reader;
 
 pub use block::{Block, BlockBuilder, BlockEntry};
 pub use builder::{TableBuilder, TableSummary};
+pub use compression::{Compression, STORED_LZ4, STORED_RAW};
 pub use filter::{Filter, FilterBuilder, KeyHash};
 pub use reader::{IndexEntry, ReadCounters, SstReader};
 
@@ -33,5 +37,15 @@ pub const FORMAT_VERSION: u32 = 2;
 pub const OLDEST_FORMAT_VERSION: u32 = 1;
 /// Bytes in the footer.
 pub const FOOTER_SIZE: usize = 48;
-/// Bytes of checksum after every block.
-pub const BLOCK_TRAILER: usize = 4;
+/// Bytes after every block in the format this code writes: the compression type and the
+/// checksum (format 1: the checksum only).
+pub const BLOCK_TRAILER: usize = 5;
+
+/// Bytes after every block of a table of `format_version`.
+pub fn block_trailer(format_version: u32) -> usize {
+    if format_version >= 2 {
+        BLOCK_TRAILER
+    } else {
+        4
+    }
+}

@@ -1,8 +1,9 @@
 //! `SstReader`: opens a table, verifies its footer and index, and serves point reads and
 //! block reads. Every block read is checksummed.
 
+use super::compression::{self, STORED_RAW};
 use super::{
-    Block, Filter, KeyHash, BLOCK_TRAILER, FOOTER_SIZE, FORMAT_VERSION, MAGIC,
+    block_trailer, Block, Filter, KeyHash, FOOTER_SIZE, FORMAT_VERSION, MAGIC,
     OLDEST_FORMAT_VERSION,
 };
 use crate::block_cache::BlockCache;
@@ -94,6 +95,7 @@ impl SstReader {
         let index_size = get_u64(&footer, 8).unwrap_or(0);
         let filter_offset = get_u64(&footer, 16).unwrap_or(0);
         let filter_size = get_u64(&footer, 24).unwrap_or(0);
+        let trailer = block_trailer(version) as u64;
         let mut reader = SstReader {
             file,
             path: path.to_path_buf(),
@@ -107,7 +109,7 @@ impl SstReader {
         };
         if index_offset
             .saturating_add(index_size)
-            .saturating_add(BLOCK_TRAILER as u64)
+            .saturating_add(trailer)
             > footer_offset
         {
             return Err(bad(format!(
@@ -115,7 +117,14 @@ impl SstReader {
             )));
         }
         if filter_size > 0 {
-            let raw = reader.read_raw_at(filter_offset, filter_size, index_offset)?;
+            let (raw, stored) = reader.read_raw_at(filter_offset, filter_size, index_offset)?;
+            if stored != STORED_RAW {
+                return Err(Error::corruption(
+                    path,
+                    filter_offset,
+                    format!("filter block stored with compression type {stored}"),
+                ));
+            }
             let filter = Filter::parse(raw).map_err(|reason| {
                 Error::corruption(path, filter_offset, format!("filter block: {reason}"))
             })?;
@@ -141,10 +150,7 @@ impl SstReader {
                     "malformed block handle",
                 ));
             };
-            if offset
-                .saturating_add(size)
-                .saturating_add(BLOCK_TRAILER as u64)
-                > index_offset
+            if offset.saturating_add(size).saturating_add(trailer) > index_offset
             {
                 return Err(Error::corruption(
                     path,
@@ -170,39 +176,49 @@ impl SstReader {
     }
 
     fn read_block_at(&self, offset: u64, size: u64, limit: u64) -> Result<Block> {
-        let data = self.read_raw_at(offset, size, limit)?;
-        Block::parse(data, self.format_version)
+        let (contents, stored) = self.read_raw_at(offset, size, limit)?;
+        compression::load(contents, stored)
+            .and_then(|data| Block::parse(data, self.format_version))
             .map_err(|reason| Error::corruption(&self.path, offset, reason))
     }
 
-    /// Reads `size` bytes at `offset` and verifies the checksum that follows them.
-    fn read_raw_at(&self, offset: u64, size: u64, limit: u64) -> Result<Vec<u8>> {
+    /// Reads `size` bytes at `offset` and verifies the checksum that follows them; returns
+    /// them with their compression type (format 1: always raw).
+    fn read_raw_at(&self, offset: u64, size: u64, limit: u64) -> Result<(Vec<u8>, u8)> {
+        let trailer = block_trailer(self.format_version);
         // Never past the file, whatever limit an (untrusted) handle implies: nothing is
         // allocated by a length the file cannot hold (found by fuzzing the footer).
         let limit = limit.min(self.file_size);
-        if offset
-            .saturating_add(size)
-            .saturating_add(BLOCK_TRAILER as u64)
-            > limit
-        {
+        if offset.saturating_add(size).saturating_add(trailer as u64) > limit {
             return Err(Error::corruption(
                 &self.path,
                 offset,
                 format!("block {offset}+{size} runs past {limit}"),
             ));
         }
-        let mut data = vec![0u8; size as usize + BLOCK_TRAILER];
+        let size = size as usize;
+        let mut data = vec![0u8; size + trailer];
         self.file.read_exact_at(offset, &mut data)?;
-        let stored = get_u32(&data, size as usize).unwrap_or(0);
-        data.truncate(size as usize);
-        if crc32fast::hash(&data) != stored {
+        let checked = data.len() - 4;
+        let stored_crc = get_u32(&data, checked).unwrap_or(0);
+        if crc32fast::hash(&data[..checked]) != stored_crc {
             return Err(Error::corruption(
                 &self.path,
                 offset,
                 "block checksum mismatch",
             ));
         }
-        Ok(data)
+        let stored = if trailer > 4 { data[size] } else { STORED_RAW };
+        data.truncate(size);
+        Ok((data, stored))
+    }
+
+    /// How data block `i` is stored: its compression type and its bytes on disk (for
+    /// `strata inspect`).
+    pub fn block_storage(&self, i: usize) -> Result<(u8, u64)> {
+        let entry = &self.index[i];
+        let (_, stored) = self.read_raw_at(entry.offset, entry.size, self.file_size)?;
+        Ok((stored, entry.size))
     }
 
     /// The table's path.
