@@ -1,15 +1,20 @@
 //! `strata sweep`: many seeds in parallel, a progress bar, a summary, and every failing
-//! seed saved to the corpus.
+//! seed saved to the corpus. A sweep may stop early, at a time limit or a signal: it then
+//! lets the seeds in flight finish and takes no more, so the seeds it ran are always the
+//! first ones of its shard, and the summary says which ([`Summary::seed_ranges`]).
 
-use crate::case::{Case, Fault};
+use crate::case::{Case, Fault, Liar, Mode};
 use crate::corpus::{CorpusEntry, Expected};
 use crate::runner::{run_case, RunReport};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
+
+/// The version of the summary's JSON form ([`Summary::summary_format`]).
+pub const SUMMARY_FORMAT: u32 = 1;
 
 /// The seeds of a sweep: those of `range` with `seed % shards == shard`, never collected
 /// (a range of 2^64 seeds costs no memory).
@@ -79,11 +84,177 @@ pub struct SweepConfig {
     pub corpus: Option<PathBuf>,
     /// Show a progress bar.
     pub progress: bool,
+    /// Stop taking new seeds at this instant (`--duration`); the seeds in flight finish.
+    pub deadline: Option<Instant>,
+    /// Stop taking new seeds once this is set (SIGINT/SIGTERM in a continuous sweep).
+    pub stop: Option<Arc<AtomicBool>>,
 }
 
-/// The sweep summary (`--json` prints it as one object).
-#[derive(Debug, Clone, Default, Serialize)]
+impl SweepConfig {
+    /// A sweep of `seeds` with every option at its default: the available cores, 1,000
+    /// steps per seed, every fault, concurrent mode, clients drawn per seed, no corpus, no
+    /// progress bar, no time limit.
+    pub fn new(seeds: Seeds) -> SweepConfig {
+        SweepConfig {
+            seeds,
+            jobs: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            ops: 1000,
+            faults: Fault::ALL.into_iter().collect(),
+            liar: None,
+            mode: Mode::Concurrent,
+            clients: None,
+            corpus: None,
+            progress: false,
+            deadline: None,
+            stop: None,
+        }
+    }
+
+    fn should_stop(&self) -> bool {
+        self.deadline
+            .is_some_and(|deadline| Instant::now() >= deadline)
+            || self
+                .stop
+                .as_ref()
+                .is_some_and(|flag| flag.load(Ordering::SeqCst))
+    }
+}
+
+/// The build that ran a sweep (as corpus entries record it, without a trace hash).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BuildInfo {
+    /// The crate version.
+    pub version: String,
+    /// The git commit (`-modified` if the working tree had changes; `unknown` outside git).
+    pub commit: String,
+}
+
+impl BuildInfo {
+    /// This build.
+    pub fn current() -> BuildInfo {
+        let record = crate::corpus::BuildRecord::current(0);
+        BuildInfo {
+            version: record.version,
+            commit: record.commit,
+        }
+    }
+}
+
+/// What every seed of a sweep ran with: shards of one sweep must agree on all of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunConfig {
+    /// How the engine ran.
+    pub mode: Mode,
+    /// Steps per seed.
+    pub ops: usize,
+    /// Fault kinds on (the command-line names).
+    pub faults: BTreeSet<Fault>,
+    /// A fixed client count (`None`: drawn per seed).
+    pub clients: Option<usize>,
+    /// A lying filesystem (self-check).
+    pub liar: Option<Liar>,
+}
+
+/// The seed range a sweep was asked to run, before sharding (`end: None`: open-ended, as
+/// `--seeds START..` gives for a continuous sweep).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeclaredRange {
+    /// The first seed.
+    pub start: u64,
+    /// One past the last seed, or `None`.
+    pub end: Option<u64>,
+}
+
+/// Seeds that ran: those `s` of `start..end` with `s % shard_count == shard`, where
+/// `shard_count` is the summary's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeedRange {
+    /// The shard index (the seeds' remainder).
+    pub shard: u64,
+    /// The first seed of the range (it need not be in the shard).
+    pub start: u64,
+    /// One past the last.
+    pub end: u64,
+}
+
+impl SeedRange {
+    /// The seeds, for a summary of `shard_count` shards.
+    pub fn seeds(&self, shard_count: u64) -> Seeds {
+        Seeds {
+            range: self.start..self.end,
+            shard: self.shard,
+            shards: shard_count,
+        }
+    }
+}
+
+/// Why a sweep stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stopped {
+    /// Every seed of the range ran.
+    RangeDone,
+    /// `--duration` ran out.
+    TimeLimit,
+    /// SIGINT or SIGTERM.
+    Interrupted,
+    /// A merge of summaries that stopped for different reasons.
+    Mixed,
+}
+
+impl Stopped {
+    /// A few words for the text summary.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Stopped::RangeDone => "the range is done",
+            Stopped::TimeLimit => "the time limit",
+            Stopped::Interrupted => "a signal",
+            Stopped::Mixed => "different reasons in different shards",
+        }
+    }
+}
+
+/// One failing seed, for the summary (the corpus file has the whole case).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FailureRecord {
+    /// The seed.
+    pub seed: u64,
+    /// The violation kind.
+    pub kind: String,
+    /// The step it was found at.
+    pub step: u64,
+    /// The explanation's first line.
+    pub explanation: String,
+}
+
+/// The sweep summary (`--json` prints it as one object; `strata report merge` reads and
+/// merges them). The first fields say what ran, enough to merge shards and check that
+/// they make up the range: the build, the configuration, the declared range, the shards
+/// and the seeds that ran. The counts follow.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Summary {
+    /// [`SUMMARY_FORMAT`].
+    pub summary_format: u32,
+    /// The build that ran it.
+    pub build: BuildInfo,
+    /// What every seed ran with.
+    pub config: RunConfig,
+    /// The seed range, before sharding.
+    pub range: DeclaredRange,
+    /// Into how many shards the range is split (1: not sharded).
+    pub shard_count: u64,
+    /// The shards this summary covers (one for a sweep; several for a merge).
+    pub shards: Vec<u64>,
+    /// Exactly the seeds that ran, sorted (by shard, then start).
+    pub seed_ranges: Vec<SeedRange>,
+    /// Why it stopped.
+    pub stopped: Stopped,
     /// Seeds run.
     pub seeds: u64,
     /// Steps executed.
@@ -125,9 +296,12 @@ pub struct Summary {
     pub failing_seeds: Vec<u64>,
     /// Violation kinds and counts.
     pub violation_kinds: BTreeMap<String, u64>,
-    /// Wall-clock seconds.
+    /// The failing seeds with their violation, sorted by seed.
+    pub failures: Vec<FailureRecord>,
+    /// Wall-clock seconds (a merge: the longest shard's).
     pub elapsed_s: f64,
-    /// Seeds per second.
+    /// Seeds per second (a merge: the sum over shards, the fleet's rate had they all run
+    /// at once).
     pub seeds_per_s: f64,
     /// Steps per second.
     pub ops_per_s: f64,
@@ -136,6 +310,95 @@ pub struct Summary {
 }
 
 impl Summary {
+    /// An empty summary of the sweep `config` describes (no seeds ran yet).
+    pub fn empty(config: &SweepConfig) -> Summary {
+        let range = &config.seeds.range;
+        Summary {
+            summary_format: SUMMARY_FORMAT,
+            build: BuildInfo::current(),
+            config: RunConfig {
+                mode: config.mode,
+                ops: config.ops,
+                faults: config.faults.clone(),
+                clients: config.clients,
+                liar: config.liar,
+            },
+            range: DeclaredRange {
+                start: range.start,
+                end: (range.end != u64::MAX).then_some(range.end),
+            },
+            shard_count: config.seeds.shards.max(1),
+            shards: vec![config.seeds.shard],
+            seed_ranges: Vec::new(),
+            stopped: Stopped::RangeDone,
+            seeds: 0,
+            ops: 0,
+            crashes: 0,
+            recoveries: 0,
+            restarts: 0,
+            flushes: 0,
+            compactions: 0,
+            clients: 0,
+            commit_groups: 0,
+            multi_writer_groups: 0,
+            writes_overlapping_background: 0,
+            schedule_switches: 0,
+            detected_corruptions: 0,
+            damage_by_target: BTreeMap::new(),
+            damage_detected_by_target: BTreeMap::new(),
+            damage_recovered_past_by_target: BTreeMap::new(),
+            faults: BTreeMap::new(),
+            violations: 0,
+            failing_seeds: Vec::new(),
+            violation_kinds: BTreeMap::new(),
+            failures: Vec::new(),
+            elapsed_s: 0.0,
+            seeds_per_s: 0.0,
+            ops_per_s: 0.0,
+            recoveries_per_s: 0.0,
+        }
+    }
+
+    /// Adds another summary's counts (not its description: the caller checks that the two
+    /// describe parts of one sweep).
+    pub fn add_counts(&mut self, other: &Summary) {
+        self.seeds += other.seeds;
+        self.ops += other.ops;
+        self.crashes += other.crashes;
+        self.recoveries += other.recoveries;
+        self.restarts += other.restarts;
+        self.flushes += other.flushes;
+        self.compactions += other.compactions;
+        self.clients += other.clients;
+        self.commit_groups += other.commit_groups;
+        self.multi_writer_groups += other.multi_writer_groups;
+        self.writes_overlapping_background += other.writes_overlapping_background;
+        self.schedule_switches += other.schedule_switches;
+        self.detected_corruptions += other.detected_corruptions;
+        for (mine, theirs) in [
+            (&mut self.damage_by_target, &other.damage_by_target),
+            (
+                &mut self.damage_detected_by_target,
+                &other.damage_detected_by_target,
+            ),
+            (
+                &mut self.damage_recovered_past_by_target,
+                &other.damage_recovered_past_by_target,
+            ),
+            (&mut self.faults, &other.faults),
+            (&mut self.violation_kinds, &other.violation_kinds),
+        ] {
+            for (label, count) in theirs {
+                *mine.entry(label.clone()).or_default() += count;
+            }
+        }
+        self.violations += other.violations;
+        self.failing_seeds.extend(&other.failing_seeds);
+        self.failing_seeds.sort_unstable();
+        self.failures.extend(other.failures.iter().cloned());
+        self.failures.sort_by_key(|failure| failure.seed);
+    }
+
     fn add(&mut self, report: &RunReport) {
         self.seeds += 1;
         self.ops += report.stats.ops;
@@ -175,24 +438,44 @@ impl Summary {
                 .violation_kinds
                 .entry(finding.kind.clone())
                 .or_default() += 1;
+            self.failures.push(FailureRecord {
+                seed: report.seed,
+                kind: finding.kind.clone(),
+                step: finding.step,
+                explanation: finding.explanation.lines().next().unwrap_or("").to_string(),
+            });
         }
     }
 }
 
-/// Runs the sweep; returns the summary and the failing reports (sorted by seed).
+/// Runs the sweep; returns the summary and the failing reports (sorted by seed). Each
+/// failing seed is saved to the corpus as soon as it fails (a continuous sweep may be
+/// killed). With a deadline or a stop flag, the workers stop taking seeds once it is due
+/// and finish the ones they have: the seeds run are the shard's first `n`, and the
+/// summary's [`Summary::seed_ranges`] and [`Summary::stopped`] say so.
 pub fn sweep(config: &SweepConfig) -> (Summary, Vec<RunReport>) {
     let start = Instant::now();
     let next = AtomicU64::new(0);
-    let summary = Mutex::new(Summary::default());
+    let summary = Mutex::new(Summary::empty(config));
     let failures = Mutex::new(Vec::new());
+    let total = config.seeds.count();
+    let open_ended = config.seeds.range.end == u64::MAX;
     let bar = if config.progress {
-        let bar = indicatif::ProgressBar::new(config.seeds.count());
-        bar.set_style(
-            indicatif::ProgressStyle::with_template(
+        let (bar, template) = if open_ended {
+            (
+                indicatif::ProgressBar::no_length(),
+                "{elapsed_precise} {pos} seeds  {per_sec}  {msg}",
+            )
+        } else {
+            (
+                indicatif::ProgressBar::new(total),
                 "{elapsed_precise} [{bar:40}] {pos}/{len} seeds  {per_sec}  eta {eta}  {msg}",
             )
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-            .progress_chars("=> "),
+        };
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(template)
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+                .progress_chars("=> "),
         );
         bar.set_message("0 violations");
         bar
@@ -202,7 +485,12 @@ pub fn sweep(config: &SweepConfig) -> (Summary, Vec<RunReport>) {
     std::thread::scope(|scope| {
         for _ in 0..config.jobs.max(1) {
             scope.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
+                // Checked before an index is taken: every index taken runs to the end, so
+                // the seeds run are always the first `n` of the shard.
+                if config.should_stop() {
+                    break;
+                }
+                let i = next.fetch_add(1, Ordering::SeqCst);
                 let Some(seed) = config.seeds.nth(i) else {
                     break;
                 };
@@ -211,6 +499,9 @@ pub fn sweep(config: &SweepConfig) -> (Summary, Vec<RunReport>) {
                 case.mode = config.mode;
                 case.clients = config.clients;
                 let report = run_case(&case, false);
+                if report.finding.is_some() {
+                    save_failure(config, &case, &report);
+                }
                 let mut totals = summary.lock().unwrap_or_else(|p| p.into_inner());
                 totals.add(&report);
                 if report.finding.is_some() {
@@ -232,34 +523,67 @@ pub fn sweep(config: &SweepConfig) -> (Summary, Vec<RunReport>) {
     let mut failures = failures.into_inner().unwrap_or_else(|p| p.into_inner());
     failures.sort_by_key(|(case, _)| case.seed);
     summary.failing_seeds.sort_unstable();
+    summary.failures.sort_by_key(|failure| failure.seed);
+    let ran = next.into_inner().min(total);
+    debug_assert_eq!(ran, summary.seeds);
+    let range = &config.seeds.range;
+    summary.seed_ranges = if ran == total {
+        summary.stopped = Stopped::RangeDone;
+        vec![SeedRange {
+            shard: config.seeds.shard,
+            start: range.start,
+            end: range.end,
+        }]
+    } else {
+        summary.stopped = if config
+            .stop
+            .as_ref()
+            .is_some_and(|flag| flag.load(Ordering::SeqCst))
+        {
+            Stopped::Interrupted
+        } else {
+            Stopped::TimeLimit
+        };
+        // One past the last seed run (none ran: an empty range at the start).
+        let end = match ran.checked_sub(1).and_then(|last| config.seeds.nth(last)) {
+            Some(last) => last + 1,
+            None => range.start,
+        };
+        vec![SeedRange {
+            shard: config.seeds.shard,
+            start: range.start,
+            end,
+        }]
+    };
     summary.elapsed_s = start.elapsed().as_secs_f64();
     let seconds = summary.elapsed_s.max(1e-9);
     summary.seeds_per_s = summary.seeds as f64 / seconds;
     summary.ops_per_s = summary.ops as f64 / seconds;
     summary.recoveries_per_s = summary.recoveries as f64 / seconds;
-    if let Some(dir) = &config.corpus {
-        for (case, report) in &failures {
-            if let Some(finding) = &report.finding {
-                let entry = CorpusEntry::new(
-                    case.clone(),
-                    Expected::Violation(finding.clone()),
-                    format!(
-                        "found by sweep: {} at step {}; not yet fixed",
-                        finding.kind, finding.step
-                    ),
-                )
-                .recorded_by_this_build(report.trace_hash);
-                let path = dir.join(format!("seed-{}.json", case.seed));
-                if let Err(error) = entry.save(&path) {
-                    eprintln!("strata: {error}");
-                }
-            }
-        }
-    }
     (
         summary,
         failures.into_iter().map(|(_, report)| report).collect(),
     )
+}
+
+/// Saves a failing seed to the corpus (if the sweep has one), reporting a failure to write.
+fn save_failure(config: &SweepConfig, case: &Case, report: &RunReport) {
+    let (Some(dir), Some(finding)) = (&config.corpus, &report.finding) else {
+        return;
+    };
+    let entry = CorpusEntry::new(
+        case.clone(),
+        Expected::Violation(finding.clone()),
+        format!(
+            "found by sweep: {} at step {}; not yet fixed",
+            finding.kind, finding.step
+        ),
+    )
+    .recorded_by_this_build(report.trace_hash);
+    let path = dir.join(format!("seed-{}.json", case.seed));
+    if let Err(error) = entry.save(&path) {
+        eprintln!("strata: {error}");
+    }
 }
 
 #[cfg(test)]
