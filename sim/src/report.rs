@@ -498,3 +498,93 @@ pub fn describe_seeds(summary: &Summary) -> String {
     }
     text
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sweep::SweepConfig;
+
+    /// A summary of shard `shard`/`n` of `range` that ran `start..end` (counts made up to
+    /// agree with it).
+    fn summary(range: std::ops::Range<u64>, shard: u64, n: u64, ran: (u64, u64)) -> Input {
+        let mut summary = Summary::empty(&SweepConfig::new(Seeds {
+            range,
+            shard,
+            shards: n,
+        }));
+        let seed_range = SeedRange {
+            shard,
+            start: ran.0,
+            end: ran.1,
+        };
+        summary.seed_ranges = vec![seed_range];
+        summary.seeds = seed_range.seeds(n).count();
+        summary.ops = 10 * summary.seeds;
+        Input {
+            name: format!("s{shard}-{}-{}.json", ran.0, ran.1),
+            summary,
+        }
+    }
+
+    fn refused(inputs: &[Input], want: &str) {
+        match merge(inputs) {
+            Err(message) => assert!(message.contains(want), "want {want:?} in {message:?}"),
+            Ok(merged) => panic!("merged, want {want:?}: {merged:?}"),
+        }
+    }
+
+    #[test]
+    fn open_ranges_merge_unless_a_seed_ran_twice() {
+        let open = 100..u64::MAX;
+        let a = summary(open.clone(), 0, 2, (100, 150));
+        let b = summary(open.clone(), 1, 2, (100, 171));
+        let merged = merge(&[a.clone(), b.clone()]).unwrap();
+        assert_eq!(merged.seeds, 25 + 35);
+        assert_eq!(merged.ops, 600);
+        assert_eq!(merged.seed_ranges.len(), 2);
+        // Shard 1 again, from a rerun that overlaps the first: seed 169 ran twice.
+        let again = summary(open.clone(), 1, 2, (169, 200));
+        refused(
+            &[a.clone(), b.clone(), again],
+            "seed 169 (shard 1/2) ran in both",
+        );
+        // Shard 1 again, continuing where the first stopped: no seed twice, and the two
+        // ranges join.
+        let next = summary(open, 1, 2, (171, 200));
+        let merged = merge(&[a, b, next]).unwrap();
+        assert_eq!(merged.seed_ranges.len(), 2, "{:?}", merged.seed_ranges);
+        assert_eq!(
+            merged.seed_ranges[1],
+            SeedRange {
+                shard: 1,
+                start: 100,
+                end: 200
+            }
+        );
+    }
+
+    #[test]
+    fn a_closed_range_must_be_whole() {
+        let a = summary(0..100, 0, 2, (0, 100));
+        // Shard 1 cut short by a time limit at seed 61.
+        let cut = summary(0..100, 1, 2, (0, 60));
+        refused(&[a.clone(), cut], "seed 61 of the declared range 0..100 ran in none of the summaries: shard 1/2 in s1-0-60.json stops before it");
+        refused(std::slice::from_ref(&a), "seed 1 of the declared range 0..100 ran in none of the summaries: no summary holds shard 1/2");
+        let b = summary(0..100, 1, 2, (0, 100));
+        let mut other_build = b.clone();
+        other_build.summary.build.commit = "another".into();
+        refused(&[a.clone(), other_build], "come from different builds");
+        let mut lying = b.clone();
+        lying.summary.violations = 1;
+        refused(
+            &[a.clone(), lying],
+            "counts 1 violations but lists 0 failing seeds",
+        );
+        let merged = merge(&[b, a]).unwrap();
+        assert_eq!(merged.seeds, 100);
+        assert_eq!(
+            describe_seeds(&merged),
+            "0..100 (all 2 shards); stopped by the range is done"
+        );
+    }
+}
