@@ -5,6 +5,7 @@
 //! - [`runner`]: the run loop — engine on `SimFs`, crashes, recovery, the checker's verdict.
 //! - [`liar`]: lying filesystems for the self-check.
 //! - [`sweep`], [`shrink`], [`corpus`]: many seeds, minimal cases, saved cases.
+//! - [`summary`]: what a sweep ran and found, as `--json` prints it.
 //! - [`fleet`], [`report`]: sweeps on a batch system (the shard from Kubernetes or Slurm,
 //!   continuous sweeps, clean stops) and merging the shards' summaries.
 //! - [`bench`], [`dbcmd`], [`inspect`]: the real-disk benchmark, shell and file dumper.
@@ -124,5 +125,6 @@ pub mod runner;
 pub mod scheduled_fs;
 pub mod shrink;
 pub mod stress;
+pub mod summary;
 pub mod sweep;
 pub mod workload;
