@@ -94,7 +94,9 @@ scontrol ping | grep -q 'is UP' || {
   tail -20 /var/log/slurm/slurmctld.log >&2 || true
   exit 1
 }
-if [ ! -s /run/slurmd.pid ] || ! kill -0 "$(cat /run/slurmd.pid)" 2>/dev/null; then
+# A pid file left by a daemon that has ended (the session that started it stopped) may
+# name another process by now: check the name too.
+if [ "$(ps -o comm= -p "$(cat /run/slurmd.pid 2>/dev/null || echo 0)" 2>/dev/null)" != slurmd ]; then
   slurmd
 fi
 
