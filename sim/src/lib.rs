@@ -5,6 +5,9 @@
 //! - [`runner`]: the run loop — engine on `SimFs`, crashes, recovery, the checker's verdict.
 //! - [`liar`]: lying filesystems for the self-check.
 //! - [`sweep`], [`shrink`], [`corpus`]: many seeds, minimal cases, saved cases.
+//! - [`summary`]: what a sweep ran and found, as `--json` prints it.
+//! - [`fleet`], [`report`]: sweeps on a batch system (the shard from Kubernetes or Slurm,
+//!   continuous sweeps, clean stops) and merging the shards' summaries.
 //! - [`bench`](mod@bench), [`dbcmd`], [`inspect`]: the real-disk benchmark, shell and file dumper.
 //! - [`stress`]: synced writers on the real disk that print their acknowledgements, for
 //!   kill tests.
@@ -116,12 +119,15 @@ pub mod concurrent;
 pub mod corpus;
 mod damage;
 pub mod dbcmd;
+pub mod fleet;
 pub mod flight;
 pub mod inspect;
 pub mod liar;
+pub mod report;
 pub mod runner;
 pub mod scheduled_fs;
 pub mod shrink;
 pub mod stress;
+pub mod summary;
 pub mod sweep;
 pub mod workload;

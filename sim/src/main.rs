@@ -18,7 +18,7 @@ use strata_sim::cli::CliError;
 use strata_sim::corpus::{CorpusEntry, Expected};
 use strata_sim::runner::run_case;
 use strata_sim::sweep::{sweep, Seeds, SweepConfig};
-use strata_sim::{bench, dbcmd, inspect, shrink, stress};
+use strata_sim::{bench, dbcmd, fleet, inspect, report, shrink, stress};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -49,6 +49,8 @@ enum Command {
     /// Synced writes from several threads on the real disk, printing each acknowledged one
     /// (for kill tests).
     Stress(stress::StressArgs),
+    /// Work with sweep summaries: `report merge` merges the shards of a sweep.
+    Report(report::ReportArgs),
     /// Dump a WAL, SSTable, manifest or CURRENT file, verifying every checksum.
     Inspect {
         /// The file.
@@ -136,17 +138,33 @@ impl CaseArgs {
 
 #[derive(Args, Debug)]
 struct SweepArgs {
-    /// Seed range A..B (B exclusive).
+    /// Seed range A..B (B exclusive); with --duration or --forever also START.. (open-ended)
+    /// [default with those: 1000000000..].
     #[arg(long)]
-    seeds: String,
+    seeds: Option<String>,
     /// Worker threads (default: every core).
     #[arg(long)]
     jobs: Option<usize>,
     #[command(flatten)]
     case: CaseArgs,
-    /// Run only the seeds of shard I of N (seed % N == I), e.g. 0/4.
+    /// Run only the seeds of shard I of N (seed % N == I), e.g. 0/4; or `env`: the shard of
+    /// a Kubernetes Indexed Job (JOB_COMPLETION_INDEX, with --shard-count) or of a Slurm
+    /// array job (SLURM_ARRAY_TASK_ID, _MIN, _MAX, _STEP and _COUNT).
     #[arg(long)]
     shard: Option<String>,
+    /// With --shard env: the number of shards (a Kubernetes Job's completions; for Slurm,
+    /// if given, it must equal SLURM_ARRAY_TASK_COUNT).
+    #[arg(long)]
+    shard_count: Option<u64>,
+    /// Run fresh seeds until this much time has passed (90s, 10m, 1h30m, 2d), then let the
+    /// seeds in flight finish and stop; the summary says which seeds ran. SIGINT or SIGTERM
+    /// stops it the same way.
+    #[arg(long, conflicts_with = "forever")]
+    duration: Option<String>,
+    /// Run fresh seeds until SIGINT or SIGTERM (or the end of --seeds A..B), then stop as
+    /// --duration does.
+    #[arg(long)]
+    forever: bool,
     /// Print one JSON summary object instead of text.
     #[arg(long)]
     json: bool,
@@ -230,7 +248,23 @@ fn parse_pair(text: &str, separator: &str, flag: &str, form: &str) -> Result<(u6
     Ok((number(a)?, number(b)?))
 }
 
-fn parse_seeds(text: &str) -> Result<(u64, u64), String> {
+/// Where a continuous sweep (`--duration`, `--forever`) starts without `--seeds`: above
+/// every range the tests and the README's sweeps use.
+const FRESH_SEEDS_START: u64 = 1_000_000_000;
+
+/// Parses `A..B`, or with `open_allowed` also `A..` (to `u64::MAX`, exclusive).
+fn parse_seeds(text: &str, open_allowed: bool) -> Result<(u64, u64), String> {
+    if let Some(start) = text.strip_suffix("..") {
+        if !open_allowed {
+            return Err(format!(
+                "--seeds {text}: an open-ended range needs --duration or --forever"
+            ));
+        }
+        let start = start
+            .parse::<u64>()
+            .map_err(|_| format!("--seeds: {start:?} is not a number"))?;
+        return Ok((start, u64::MAX));
+    }
     let (a, b) = parse_pair(text, "..", "--seeds", "a range A..B")?;
     if a >= b {
         return Err(format!(
@@ -240,46 +274,55 @@ fn parse_seeds(text: &str) -> Result<(u64, u64), String> {
     Ok((a, b))
 }
 
-fn parse_shard(text: &str) -> Result<(u64, u64), String> {
-    let (i, n) = parse_pair(text, "/", "--shard", "I/N")?;
-    if n == 0 || i >= n {
-        return Err(format!("--shard {text}: need 0 <= I < N"));
-    }
-    Ok((i, n))
-}
-
 fn run_sweep(args: SweepArgs) -> Result<ExitCode, CliError> {
-    let (a, b) = parse_seeds(&args.seeds).map_err(CliError::Usage)?;
+    let continuous = args.duration.is_some() || args.forever;
+    let (a, b) = match &args.seeds {
+        Some(text) => parse_seeds(text, continuous).map_err(CliError::Usage)?,
+        None if continuous => (FRESH_SEEDS_START, u64::MAX),
+        None => {
+            return Err(CliError::Usage(
+                "sweep needs --seeds A..B (or --duration/--forever, which run fresh seeds)".into(),
+            ))
+        }
+    };
     let faults = args.case.faults().map_err(CliError::Usage)?;
     // Validates the case options once, for every seed.
     args.case.case(a).map_err(CliError::Usage)?;
-    let (shard, shards) = match &args.shard {
-        Some(text) => parse_shard(text).map_err(CliError::Usage)?,
-        None => (0, 1),
-    };
+    let (shard, shards) =
+        fleet::resolve_shard(args.shard.as_deref(), args.shard_count, &fleet::process_env)
+            .map_err(CliError::Usage)?;
+    let duration = args
+        .duration
+        .as_deref()
+        .map(fleet::parse_duration)
+        .transpose()
+        .map_err(CliError::Usage)?;
     let jobs = match args.jobs {
         Some(0) => return Err(CliError::Usage("--jobs must be at least 1".into())),
         Some(jobs) => jobs,
         None => std::thread::available_parallelism().map_or(1, |n| n.get()),
     };
-    let config = SweepConfig {
-        seeds: Seeds {
-            range: a..b,
-            shard,
-            shards,
-        },
-        jobs,
-        ops: args.case.ops(),
-        faults,
-        liar: args.liar,
-        mode: args.case.mode(),
-        clients: args.case.clients,
-        corpus: Some(args.corpus.clone()),
-        progress: !args.json,
-    };
+    let mut config = SweepConfig::new(Seeds {
+        range: a..b,
+        shard,
+        shards,
+    });
+    config.jobs = jobs;
+    config.ops = args.case.ops();
+    config.faults = faults;
+    config.liar = args.liar;
+    config.mode = args.case.mode();
+    config.clients = args.case.clients;
+    config.corpus = Some(args.corpus.clone());
+    config.progress = !args.json;
+    if continuous {
+        // The wall clock decides only when to stop taking seeds; no run reads it.
+        config.deadline = duration.map(|limit| std::time::Instant::now() + limit);
+        config.stop = Some(fleet::stop_on_signal().map_err(CliError::Failure)?);
+    }
     // Panics are reported per seed (with message, location, step and task), not printed.
     strata_sim::flight::set_quiet(true);
-    let (summary, failures) = sweep(&config);
+    let (summary, _failures) = sweep(&config);
     strata_sim::flight::set_quiet(false);
     if args.json {
         strata_sim::outln!(
@@ -287,75 +330,7 @@ fn run_sweep(args: SweepArgs) -> Result<ExitCode, CliError> {
             serde_json::to_string(&summary).map_err(|e| e.to_string())?
         );
     } else {
-        strata_sim::outln!(
-            "{} seeds, {} ops, {} crashes, {} recoveries, {} restarts in {:.1}s ({:.0} seeds/s, {:.0} ops/s, {:.0} recoveries/s)",
-            summary.seeds,
-            summary.ops,
-            summary.crashes,
-            summary.recoveries,
-            summary.restarts,
-            summary.elapsed_s,
-            summary.seeds_per_s,
-            summary.ops_per_s,
-            summary.recoveries_per_s
-        );
-        let faults: Vec<String> = summary
-            .faults
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect();
-        strata_sim::outln!("faults: {}", faults.join(" "));
-        strata_sim::outln!(
-            "engine work: {} flushes, {} compactions",
-            summary.flushes,
-            summary.compactions
-        );
-        if summary.clients > 0 {
-            strata_sim::outln!(
-                "concurrency: {:.2} clients per seed on average, {} commit groups ({} with more than one writer), {} writes overlapped by a flush or compaction, {} task switches",
-                summary.clients as f64 / summary.seeds.max(1) as f64,
-                summary.commit_groups,
-                summary.multi_writer_groups,
-                summary.writes_overlapping_background,
-                summary.schedule_switches
-            );
-        }
-        let damage: Vec<String> = summary
-            .damage_by_target
-            .iter()
-            .map(|(label, &count)| {
-                let of = |map: &std::collections::BTreeMap<String, u64>| {
-                    map.get(label).copied().unwrap_or(0)
-                };
-                let detected = of(&summary.damage_detected_by_target);
-                let recovered = of(&summary.damage_recovered_past_by_target);
-                format!(
-                    "{label} {count} ({detected} detected, {recovered} recovered past, {} harmless)",
-                    count.saturating_sub(detected + recovered)
-                )
-            })
-            .collect();
-        strata_sim::outln!(
-            "damage to durable files: {} injected, {} runs ended by detected corruption; by damage and file: {}",
-            summary.damage_by_target.values().sum::<u64>(),
-            summary.detected_corruptions,
-            if damage.is_empty() { "none".to_string() } else { damage.join(", ") }
-        );
-        strata_sim::outln!("violations: {}", summary.violations);
-        for report in &failures {
-            if let Some(finding) = &report.finding {
-                let first = finding.explanation.lines().next().unwrap_or("");
-                strata_sim::outln!(
-                    "  seed {}: {} at step {}: {first}  -> {}",
-                    report.seed,
-                    finding.kind,
-                    finding.step,
-                    args.corpus
-                        .join(format!("seed-{}.json", report.seed))
-                        .display()
-                );
-            }
-        }
+        report::print_text(&summary, Some(&args.corpus));
     }
     Ok(if summary.violations > 0 {
         ExitCode::from(1)
@@ -496,6 +471,7 @@ fn main() -> ExitCode {
         Command::Bench(args) => bench::run(args),
         Command::Db(args) => dbcmd::run(args),
         Command::Stress(args) => stress::run(args),
+        Command::Report(args) => report::run(args),
         Command::Inspect { path, limit } => inspect::run(&path, limit),
     };
     match result {

@@ -1,14 +1,18 @@
 //! `strata sweep`: many seeds in parallel, a progress bar, a summary, and every failing
-//! seed saved to the corpus.
+//! seed saved to the corpus. A sweep may stop early, at a time limit or a signal: it then
+//! lets the seeds in flight finish and takes no more, so the seeds it ran are always the
+//! first ones of its shard, and the summary says which ([`Summary::seed_ranges`]).
 
-use crate::case::{Case, Fault};
+use crate::case::{Case, Fault, Mode};
 use crate::corpus::{CorpusEntry, Expected};
 use crate::runner::{run_case, RunReport};
-use serde::Serialize;
-use std::collections::{BTreeMap, BTreeSet};
+pub use crate::summary::{
+    BuildInfo, DeclaredRange, FailureRecord, RunConfig, SeedRange, Stopped, Summary, SUMMARY_FORMAT,
+};
+use std::collections::BTreeSet;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 /// The seeds of a sweep: those of `range` with `seed % shards == shard`, never collected
@@ -79,120 +83,70 @@ pub struct SweepConfig {
     pub corpus: Option<PathBuf>,
     /// Show a progress bar.
     pub progress: bool,
+    /// Stop taking new seeds at this instant (`--duration`); the seeds in flight finish.
+    pub deadline: Option<Instant>,
+    /// Stop taking new seeds once this is set (SIGINT/SIGTERM in a continuous sweep).
+    pub stop: Option<Arc<AtomicBool>>,
 }
 
-/// The sweep summary (`--json` prints it as one object).
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct Summary {
-    /// Seeds run.
-    pub seeds: u64,
-    /// Steps executed.
-    pub ops: u64,
-    /// Machine crashes.
-    pub crashes: u64,
-    /// Recoveries verified.
-    pub recoveries: u64,
-    /// Process restarts after a poisoned engine.
-    pub restarts: u64,
-    /// Memtable flushes.
-    pub flushes: u64,
-    /// Compactions (rewrites and trivial moves).
-    pub compactions: u64,
-    /// Concurrent mode: client tasks over all seeds (divide by `seeds` for the average).
-    pub clients: u64,
-    /// Commit groups the engine ran.
-    pub commit_groups: u64,
-    /// Commit groups that carried more than one writer's batch.
-    pub multi_writer_groups: u64,
-    /// Writes during which a flush or compaction finished.
-    pub writes_overlapping_background: u64,
-    /// Scheduling decisions that switched tasks.
-    pub schedule_switches: u64,
-    /// Runs whose injected damage the engine reported as corruption.
-    pub detected_corruptions: u64,
-    /// Damage injected, by damage and kind of file (`flip wal`, `truncate table`, ...).
-    pub damage_by_target: BTreeMap<String, u64>,
-    /// Of those, the ones reported as corruption.
-    pub damage_detected_by_target: BTreeMap<String, u64>,
-    /// Of those, the ones a point-in-time recovery reported and recovered past; the rest
-    /// (neither) were harmless: the checker accepted what the engine returned.
-    pub damage_recovered_past_by_target: BTreeMap<String, u64>,
-    /// Faults injected, by kind.
-    pub faults: BTreeMap<String, u64>,
-    /// Runs with a violation.
-    pub violations: u64,
-    /// Their seeds, sorted.
-    pub failing_seeds: Vec<u64>,
-    /// Violation kinds and counts.
-    pub violation_kinds: BTreeMap<String, u64>,
-    /// Wall-clock seconds.
-    pub elapsed_s: f64,
-    /// Seeds per second.
-    pub seeds_per_s: f64,
-    /// Steps per second.
-    pub ops_per_s: f64,
-    /// Crash-recoveries per second.
-    pub recoveries_per_s: f64,
-}
+impl SweepConfig {
+    /// A sweep of `seeds` with every option at its default: the available cores, 1,000
+    /// steps per seed, every fault, concurrent mode, clients drawn per seed, no corpus, no
+    /// progress bar, no time limit.
+    pub fn new(seeds: Seeds) -> SweepConfig {
+        SweepConfig {
+            seeds,
+            jobs: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            ops: 1000,
+            faults: Fault::ALL.into_iter().collect(),
+            liar: None,
+            mode: Mode::Concurrent,
+            clients: None,
+            corpus: None,
+            progress: false,
+            deadline: None,
+            stop: None,
+        }
+    }
 
-impl Summary {
-    fn add(&mut self, report: &RunReport) {
-        self.seeds += 1;
-        self.ops += report.stats.ops;
-        self.crashes += report.stats.crashes;
-        self.recoveries += report.stats.recoveries;
-        self.restarts += report.stats.restarts;
-        self.flushes += report.stats.flushes;
-        self.compactions += report.stats.compactions;
-        self.clients += report.stats.clients;
-        self.commit_groups += report.stats.commit_groups;
-        self.multi_writer_groups += report.stats.multi_writer_groups;
-        self.writes_overlapping_background += report.stats.writes_overlapping_background;
-        self.schedule_switches += report.stats.schedule_switches;
-        self.detected_corruptions += report.stats.detected_corruptions;
-        for (mine, theirs) in [
-            (&mut self.damage_by_target, &report.stats.damage_by_target),
-            (
-                &mut self.damage_detected_by_target,
-                &report.stats.damage_detected_by_target,
-            ),
-            (
-                &mut self.damage_recovered_past_by_target,
-                &report.stats.damage_recovered_past_by_target,
-            ),
-        ] {
-            for (label, count) in theirs {
-                *mine.entry(label.clone()).or_default() += count;
-            }
-        }
-        for (kind, count) in &report.stats.faults {
-            *self.faults.entry(kind.clone()).or_default() += count;
-        }
-        if let Some(finding) = &report.finding {
-            self.violations += 1;
-            self.failing_seeds.push(report.seed);
-            *self
-                .violation_kinds
-                .entry(finding.kind.clone())
-                .or_default() += 1;
-        }
+    pub(crate) fn should_stop(&self) -> bool {
+        self.deadline
+            .is_some_and(|deadline| Instant::now() >= deadline)
+            || self
+                .stop
+                .as_ref()
+                .is_some_and(|flag| flag.load(Ordering::SeqCst))
     }
 }
 
-/// Runs the sweep; returns the summary and the failing reports (sorted by seed).
+/// Runs the sweep; returns the summary and the failing reports (sorted by seed). Each
+/// failing seed is saved to the corpus as soon as it fails (a continuous sweep may be
+/// killed). With a deadline or a stop flag, the workers stop taking seeds once it is due
+/// and finish the ones they have: the seeds run are the shard's first `n`, and the
+/// summary's [`Summary::seed_ranges`] and [`Summary::stopped`] say so.
 pub fn sweep(config: &SweepConfig) -> (Summary, Vec<RunReport>) {
     let start = Instant::now();
     let next = AtomicU64::new(0);
-    let summary = Mutex::new(Summary::default());
+    let summary = Mutex::new(Summary::empty(config));
     let failures = Mutex::new(Vec::new());
+    let total = config.seeds.count();
+    let open_ended = config.seeds.range.end == u64::MAX;
     let bar = if config.progress {
-        let bar = indicatif::ProgressBar::new(config.seeds.count());
-        bar.set_style(
-            indicatif::ProgressStyle::with_template(
+        let (bar, template) = if open_ended {
+            (
+                indicatif::ProgressBar::no_length(),
+                "{elapsed_precise} {pos} seeds  {per_sec}  {msg}",
+            )
+        } else {
+            (
+                indicatif::ProgressBar::new(total),
                 "{elapsed_precise} [{bar:40}] {pos}/{len} seeds  {per_sec}  eta {eta}  {msg}",
             )
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-            .progress_chars("=> "),
+        };
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(template)
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+                .progress_chars("=> "),
         );
         bar.set_message("0 violations");
         bar
@@ -202,7 +156,12 @@ pub fn sweep(config: &SweepConfig) -> (Summary, Vec<RunReport>) {
     std::thread::scope(|scope| {
         for _ in 0..config.jobs.max(1) {
             scope.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
+                // Checked before an index is taken: every index taken runs to the end, so
+                // the seeds run are always the first `n` of the shard.
+                if config.should_stop() {
+                    break;
+                }
+                let i = next.fetch_add(1, Ordering::SeqCst);
                 let Some(seed) = config.seeds.nth(i) else {
                     break;
                 };
@@ -211,6 +170,9 @@ pub fn sweep(config: &SweepConfig) -> (Summary, Vec<RunReport>) {
                 case.mode = config.mode;
                 case.clients = config.clients;
                 let report = run_case(&case, false);
+                if report.finding.is_some() {
+                    save_failure(config, &case, &report);
+                }
                 let mut totals = summary.lock().unwrap_or_else(|p| p.into_inner());
                 totals.add(&report);
                 if report.finding.is_some() {
@@ -232,34 +194,67 @@ pub fn sweep(config: &SweepConfig) -> (Summary, Vec<RunReport>) {
     let mut failures = failures.into_inner().unwrap_or_else(|p| p.into_inner());
     failures.sort_by_key(|(case, _)| case.seed);
     summary.failing_seeds.sort_unstable();
+    summary.failures.sort_by_key(|failure| failure.seed);
+    let ran = next.into_inner().min(total);
+    debug_assert_eq!(ran, summary.seeds);
+    let range = &config.seeds.range;
+    summary.seed_ranges = if ran == total {
+        summary.stopped = Stopped::RangeDone;
+        vec![SeedRange {
+            shard: config.seeds.shard,
+            start: range.start,
+            end: range.end,
+        }]
+    } else {
+        summary.stopped = if config
+            .stop
+            .as_ref()
+            .is_some_and(|flag| flag.load(Ordering::SeqCst))
+        {
+            Stopped::Interrupted
+        } else {
+            Stopped::TimeLimit
+        };
+        // One past the last seed run (none ran: an empty range at the start).
+        let end = match ran.checked_sub(1).and_then(|last| config.seeds.nth(last)) {
+            Some(last) => last + 1,
+            None => range.start,
+        };
+        vec![SeedRange {
+            shard: config.seeds.shard,
+            start: range.start,
+            end,
+        }]
+    };
     summary.elapsed_s = start.elapsed().as_secs_f64();
     let seconds = summary.elapsed_s.max(1e-9);
     summary.seeds_per_s = summary.seeds as f64 / seconds;
     summary.ops_per_s = summary.ops as f64 / seconds;
     summary.recoveries_per_s = summary.recoveries as f64 / seconds;
-    if let Some(dir) = &config.corpus {
-        for (case, report) in &failures {
-            if let Some(finding) = &report.finding {
-                let entry = CorpusEntry::new(
-                    case.clone(),
-                    Expected::Violation(finding.clone()),
-                    format!(
-                        "found by sweep: {} at step {}; not yet fixed",
-                        finding.kind, finding.step
-                    ),
-                )
-                .recorded_by_this_build(report.trace_hash);
-                let path = dir.join(format!("seed-{}.json", case.seed));
-                if let Err(error) = entry.save(&path) {
-                    eprintln!("strata: {error}");
-                }
-            }
-        }
-    }
     (
         summary,
         failures.into_iter().map(|(_, report)| report).collect(),
     )
+}
+
+/// Saves a failing seed to the corpus (if the sweep has one), reporting a failure to write.
+fn save_failure(config: &SweepConfig, case: &Case, report: &RunReport) {
+    let (Some(dir), Some(finding)) = (&config.corpus, &report.finding) else {
+        return;
+    };
+    let entry = CorpusEntry::new(
+        case.clone(),
+        Expected::Violation(finding.clone()),
+        format!(
+            "found by sweep: {} at step {}; not yet fixed",
+            finding.kind, finding.step
+        ),
+    )
+    .recorded_by_this_build(report.trace_hash);
+    let path = dir.join(format!("seed-{}.json", case.seed));
+    if let Err(error) = entry.save(&path) {
+        eprintln!("strata: {error}");
+    }
 }
 
 #[cfg(test)]

@@ -8,17 +8,10 @@ use strata_sim::case::{Fault, Mode};
 use strata_sim::sweep::{sweep, Seeds, SweepConfig};
 
 fn config(seeds: std::ops::Range<u64>, mode: Mode) -> SweepConfig {
-    SweepConfig {
-        seeds: Seeds::all(seeds),
-        jobs: std::thread::available_parallelism().map_or(1, |n| n.get()),
-        ops: 1000,
-        faults: Fault::ALL.into_iter().collect::<BTreeSet<_>>(),
-        liar: None,
-        mode,
-        clients: None,
-        corpus: None,
-        progress: false,
-    }
+    let mut config = SweepConfig::new(Seeds::all(seeds));
+    config.faults = Fault::ALL.into_iter().collect::<BTreeSet<_>>();
+    config.mode = mode;
+    config
 }
 
 #[test]
