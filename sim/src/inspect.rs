@@ -231,8 +231,15 @@ fn inspect_table(fs: &RealFs, path: &Path, limit: usize) -> Result<bool, String>
         match block.entries() {
             Ok(list) => {
                 if entries < limit {
+                    let stored = match reader.block_storage(i) {
+                        Ok((strata_engine::sstable::STORED_LZ4, _)) => {
+                            format!(", lz4 to {} of {} bytes", handle.size, block.size())
+                        }
+                        Ok(_) => String::new(),
+                        Err(error) => return corrupt_or_failure(error),
+                    };
                     crate::outln!(
-                        "block {i} @{}+{}: {} entries, last {}",
+                        "block {i} @{}+{}: {} entries, last {}{stored}",
                         handle.offset,
                         handle.size,
                         list.len(),

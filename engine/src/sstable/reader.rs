@@ -150,8 +150,7 @@ impl SstReader {
                     "malformed block handle",
                 ));
             };
-            if offset.saturating_add(size).saturating_add(trailer) > index_offset
-            {
+            if offset.saturating_add(size).saturating_add(trailer) > index_offset {
                 return Err(Error::corruption(
                     path,
                     index_offset,
