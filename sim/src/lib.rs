@@ -122,6 +122,7 @@ pub mod dbcmd;
 pub mod fleet;
 pub mod flight;
 pub mod inspect;
+pub mod latency;
 pub mod liar;
 pub mod report;
 pub mod runner;

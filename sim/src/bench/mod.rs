@@ -10,7 +10,13 @@
 //! With `--sync`, the disk's own 4-KiB overwrite+fdatasync rate is measured and printed
 //! beside the results.
 
+mod stats;
+mod values;
+
+pub use self::stats::StatsReport;
+use self::values::Values;
 use crate::cli::CliError;
+use crate::latency::{Latency, Percentiles};
 use clap::Args;
 use serde::Serialize;
 use std::io::Write;
@@ -22,7 +28,7 @@ use strata_engine::{filenames, Db, Options, WriteOptions};
 use strata_vfs::sim::SimRng;
 use strata_vfs::{RealFs, Vfs};
 
-const WORKLOADS: [&str; 7] = [
+const WORKLOADS: [&str; 8] = [
     "fillseq",
     "fillrandom",
     "overwrite",
@@ -30,6 +36,7 @@ const WORKLOADS: [&str; 7] = [
     "readmissing",
     "scan",
     "compact",
+    "reopen",
 ];
 
 #[derive(Args, Debug)]
@@ -85,79 +92,9 @@ struct Report {
     promise: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     disk_overwrite_fdatasync_per_sec: Option<f64>,
+    /// Per-operation latency (a scan: per entry).
+    latency: Percentiles,
     stats: StatsReport,
-}
-
-/// Engine statistics for one workload (counters are deltas over the workload; the shape
-/// of the tree is as it stands at the end).
-#[derive(Serialize, Debug, Default)]
-pub struct StatsReport {
-    pub write_amplification: f64,
-    pub tables_probed_per_get: f64,
-    pub data_blocks_per_missing_get: f64,
-    pub tables_per_level: Vec<usize>,
-    pub bytes_per_level: Vec<u64>,
-    pub bloom_negatives: u64,
-    pub flushes: u64,
-    pub compactions: u64,
-    pub bytes_flushed: u64,
-    pub bytes_compacted_read: u64,
-    pub bytes_compacted_written: u64,
-    pub write_slowdowns: u64,
-    pub write_stops: u64,
-}
-
-impl StatsReport {
-    /// The report for the change from `before` to `after`; write amplification counts
-    /// everything since the database was filled.
-    pub fn between(
-        before: &strata_engine::Stats,
-        after: &strata_engine::Stats,
-        since_fill: &strata_engine::Stats,
-    ) -> StatsReport {
-        let delta = |a: u64, b: u64| a.saturating_sub(b);
-        let window = strata_engine::Stats {
-            gets: delta(after.gets, before.gets),
-            tables_probed: delta(after.tables_probed, before.tables_probed),
-            missing_gets: delta(after.missing_gets, before.missing_gets),
-            missing_data_blocks_read: delta(
-                after.missing_data_blocks_read,
-                before.missing_data_blocks_read,
-            ),
-            ..Default::default()
-        };
-        let written = strata_engine::Stats {
-            user_bytes_written: delta(after.user_bytes_written, since_fill.user_bytes_written),
-            wal_bytes_written: delta(after.wal_bytes_written, since_fill.wal_bytes_written),
-            bytes_flushed: delta(after.bytes_flushed, since_fill.bytes_flushed),
-            bytes_compacted_written: delta(
-                after.bytes_compacted_written,
-                since_fill.bytes_compacted_written,
-            ),
-            ..Default::default()
-        };
-        StatsReport {
-            write_amplification: written.write_amplification(),
-            tables_probed_per_get: window.tables_probed_per_get(),
-            data_blocks_per_missing_get: window.data_blocks_per_missing_get(),
-            tables_per_level: after.tables_per_level.clone(),
-            bytes_per_level: after.bytes_per_level.clone(),
-            bloom_negatives: delta(after.bloom_negatives, before.bloom_negatives),
-            flushes: delta(after.flushes, before.flushes),
-            compactions: delta(
-                after.compactions + after.trivial_moves,
-                before.compactions + before.trivial_moves,
-            ),
-            bytes_flushed: delta(after.bytes_flushed, before.bytes_flushed),
-            bytes_compacted_read: delta(after.bytes_compacted_read, before.bytes_compacted_read),
-            bytes_compacted_written: delta(
-                after.bytes_compacted_written,
-                before.bytes_compacted_written,
-            ),
-            write_slowdowns: delta(after.write_slowdowns, before.write_slowdowns),
-            write_stops: delta(after.write_stops, before.write_stops),
-        }
-    }
 }
 
 /// The 16 decimal digits of `i` (its last 16, zero-padded), without allocating.
@@ -174,36 +111,6 @@ fn missing_key_of(i: u64) -> [u8; 16] {
     let mut key = key_of(i);
     key[15] = b'.';
     key
-}
-
-/// db_bench's values: slices of 1 MiB of text that compresses to about half (each 100
-/// bytes are 50 random printable bytes twice), so compression does what it would on typical
-/// data, no more.
-struct Values {
-    data: Vec<u8>,
-    position: usize,
-}
-
-impl Values {
-    fn new(rng: &mut SimRng) -> Values {
-        let mut data = Vec::with_capacity(1 << 20);
-        while data.len() < 1 << 20 {
-            let piece: Vec<u8> = (0..50).map(|_| b' ' + rng.below(95) as u8).collect();
-            data.extend_from_slice(&piece);
-            data.extend_from_slice(&piece);
-        }
-        Values { data, position: 0 }
-    }
-
-    /// The next `size` bytes (from the start again when the text runs out).
-    fn next(&mut self, size: usize) -> &[u8] {
-        if self.position + size > self.data.len() {
-            self.position = 0;
-        }
-        let start = self.position;
-        self.position += size;
-        &self.data[start..start + size]
-    }
 }
 
 fn shuffled(num: u64, rng: &mut SimRng) -> Vec<u64> {
@@ -301,20 +208,25 @@ impl Bench {
     }
 
     /// Runs `work(thread, ops)` on every thread, splitting `total` ops; returns seconds.
+    /// Runs `work(thread, share, latency)` on every thread; returns the seconds taken and
+    /// the threads' latencies merged.
     fn timed(
         &self,
         total: u64,
-        work: impl Fn(usize, u64) -> Result<(), String> + Sync,
-    ) -> Result<f64, String> {
+        work: impl Fn(usize, u64, &mut Latency) -> Result<(), String> + Sync,
+    ) -> Result<(f64, Latency), String> {
         let threads = self.args.threads.max(1);
         let start = Instant::now();
-        std::thread::scope(|scope| {
+        let latencies = std::thread::scope(|scope| {
             let handles: Vec<_> = (0..threads)
                 .map(|t| {
                     let work = &work;
                     let share =
                         total / threads as u64 + u64::from((t as u64) < total % threads as u64);
-                    scope.spawn(move || work(t, share))
+                    scope.spawn(move || {
+                        let mut latency = Latency::new();
+                        work(t, share, &mut latency).map(|()| latency)
+                    })
                 })
                 .collect();
             handles
@@ -323,22 +235,31 @@ impl Bench {
                     h.join()
                         .unwrap_or_else(|_| Err("a benchmark thread panicked".into()))
                 })
-                .collect::<Result<Vec<()>, String>>()
+                .collect::<Result<Vec<Latency>, String>>()
         })?;
-        Ok(start.elapsed().as_secs_f64())
+        let seconds = start.elapsed().as_secs_f64();
+        let mut merged = Latency::new();
+        for latency in &latencies {
+            merged.merge(latency);
+        }
+        Ok((seconds, merged))
     }
 
-    fn fill(&self, order: &[u64], sync: bool) -> Result<f64, String> {
+    fn fill(&self, order: &[u64], sync: bool) -> Result<(f64, Latency), String> {
         let db = self.db();
         let threads = self.args.threads.max(1);
         let value_size = self.args.value_size;
         let seed = self.args.seed;
-        self.timed(order.len() as u64, |t, _| {
+        self.timed(order.len() as u64, |t, _, latency| {
             let mut rng = SimRng::new(seed ^ (t as u64 + 1));
             let mut values = Values::new(&mut rng);
             for &i in order.iter().skip(t).step_by(threads) {
-                db.put(key_of(i), values.next(value_size), WriteOptions { sync })
+                let key = key_of(i);
+                let value = values.next(value_size);
+                let start = Instant::now();
+                db.put(key, value, WriteOptions { sync })
                     .map_err(|e| e.to_string())?;
+                latency.record_since(start);
             }
             Ok(())
         })
@@ -354,7 +275,8 @@ impl Bench {
         Ok(())
     }
 
-    fn run_workload(&mut self, name: &str) -> Result<(u64, f64, u64), String> {
+    /// Runs one workload: (operations, seconds, bytes, latencies).
+    fn run_workload(&mut self, name: &str) -> Result<(u64, f64, u64, Latency), String> {
         let num = self.args.num;
         let entry_bytes = 16 + self.args.value_size as u64;
         let sync = self.args.sync;
@@ -362,31 +284,47 @@ impl Bench {
             "fillseq" => {
                 self.reset()?;
                 let order: Vec<u64> = (0..num).collect();
-                let seconds = self.fill(&order, sync)?;
+                let (seconds, latency) = self.fill(&order, sync)?;
                 self.filled = true;
-                Ok((num, seconds, num * entry_bytes))
+                Ok((num, seconds, num * entry_bytes, latency))
             }
             "fillrandom" => {
                 self.reset()?;
                 let mut rng = SimRng::new(self.args.seed);
                 let order = shuffled(num, &mut rng);
-                let seconds = self.fill(&order, sync)?;
+                let (seconds, latency) = self.fill(&order, sync)?;
                 self.filled = true;
-                Ok((num, seconds, num * entry_bytes))
+                Ok((num, seconds, num * entry_bytes, latency))
             }
             "overwrite" => {
                 self.ensure_filled()?;
                 let mut rng = SimRng::new(self.args.seed ^ 0x0f);
                 let order: Vec<u64> = (0..num).map(|_| rng.below(num)).collect();
-                let seconds = self.fill(&order, sync)?;
-                Ok((num, seconds, num * entry_bytes))
+                let (seconds, latency) = self.fill(&order, sync)?;
+                Ok((num, seconds, num * entry_bytes, latency))
             }
             "compact" => {
                 self.ensure_filled()?;
                 let db = self.db();
                 let start = Instant::now();
                 db.compact_all().map_err(|e| e.to_string())?;
-                Ok((1, start.elapsed().as_secs_f64(), 0))
+                let mut latency = Latency::new();
+                latency.record_since(start);
+                Ok((1, start.elapsed().as_secs_f64(), 0, latency))
+            }
+            "reopen" => {
+                // Open (recovery) time: a clean close, then an open that finds the memtable's
+                // writes in the WAL and replays them.
+                self.ensure_filled()?;
+                if let Some(db) = self.db.take() {
+                    let db = Arc::try_unwrap(db).map_err(|_| "the database is still shared")?;
+                    db.close().map_err(|e| e.to_string())?;
+                }
+                let start = Instant::now();
+                self.open()?;
+                let mut latency = Latency::new();
+                latency.record_since(start);
+                Ok((1, start.elapsed().as_secs_f64(), 0, latency))
             }
             "readrandom" | "readmissing" => {
                 self.ensure_filled()?;
@@ -395,7 +333,7 @@ impl Bench {
                 let seed = self.args.seed;
                 let found = std::sync::atomic::AtomicU64::new(0);
                 let reads = self.args.reads.unwrap_or(num);
-                let seconds = self.timed(reads, |t, ops| {
+                let (seconds, latency) = self.timed(reads, |t, ops, latency| {
                     let mut rng = SimRng::new(seed ^ 0xabc ^ t as u64);
                     let mut hits = 0;
                     for _ in 0..ops {
@@ -405,7 +343,10 @@ impl Bench {
                         } else {
                             key_of(i)
                         };
-                        if db.get(key).map_err(|e| e.to_string())?.is_some() {
+                        let start = Instant::now();
+                        let found = db.get(key).map_err(|e| e.to_string())?.is_some();
+                        latency.record_since(start);
+                        if found {
                             hits += 1;
                         }
                     }
@@ -419,7 +360,7 @@ impl Bench {
                         "{name}: found {found} of {reads} keys, expected {expected}"
                     ));
                 }
-                Ok((reads, seconds, reads * entry_bytes))
+                Ok((reads, seconds, reads * entry_bytes, latency))
             }
             "scan" => {
                 self.ensure_filled()?;
@@ -427,7 +368,12 @@ impl Bench {
                 let start = Instant::now();
                 let mut entries = 0u64;
                 let mut bytes = 0u64;
-                for entry in db.iter().map_err(|e| e.to_string())? {
+                let mut latency = Latency::new();
+                let mut iter = db.iter().map_err(|e| e.to_string())?;
+                loop {
+                    let step = Instant::now();
+                    let Some(entry) = iter.next() else { break };
+                    latency.record_since(step);
                     let (key, value) = entry.map_err(|e| e.to_string())?;
                     entries += 1;
                     bytes += (key.len() + value.len()) as u64;
@@ -436,7 +382,7 @@ impl Bench {
                 if entries != num {
                     return Err(format!("scan: saw {entries} entries, expected {num}"));
                 }
-                Ok((entries, seconds, bytes))
+                Ok((entries, seconds, bytes, latency))
             }
             other => Err(format!(
                 "unknown workload {other:?}; known: {}",
@@ -543,7 +489,7 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, crate::cli::CliError> {
             }
         }
         let before = bench.db.as_ref().map(|db| db.stats()).unwrap_or_default();
-        let (ops, seconds, bytes) = bench.run_workload(workload)?;
+        let (ops, seconds, bytes, latency) = bench.run_workload(workload)?;
         let mut before = before;
         if workload.starts_with("fill") {
             // A fill starts a new database: its counters start from zero.
@@ -561,6 +507,7 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, crate::cli::CliError> {
             sync: bench.args.sync,
             promise: promise.clone(),
             disk_overwrite_fdatasync_per_sec: disk_rate,
+            latency: latency.percentiles(),
             stats,
         };
         if json {
@@ -569,13 +516,18 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, crate::cli::CliError> {
                 serde_json::to_string(&report).map_err(|e| e.to_string())?
             );
         } else {
+            let p = report.latency;
             crate::outln!(
-                "{:<12} {:>10} {:>9.3} {:>14.0} {:>10.1}   wa {:.2}  probes/get {:.2}  blocks/missing {:.3}  levels {:?}",
+                "{:<12} {:>10} {:>9.3} {:>14.0} {:>10.1}   p50 {:.2} p99 {:.2} p99.9 {:.2} max {:.0} µs   wa {:.2}  probes/get {:.2}  blocks/missing {:.3}  levels {:?}",
                 report.workload,
                 report.ops,
                 report.seconds,
                 report.ops_per_sec,
                 report.mb_per_sec,
+                p.p50_us,
+                p.p99_us,
+                p.p999_us,
+                p.max_us,
                 report.stats.write_amplification,
                 report.stats.tables_probed_per_get,
                 report.stats.data_blocks_per_missing_get,
@@ -584,10 +536,52 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, crate::cli::CliError> {
         }
         let _ = std::io::stdout().flush();
     }
+    // The footprint, at the end: what the data takes on disk against its logical size, and
+    // the process's peak memory.
+    let logical = bench.args.num * (16 + bench.args.value_size as u64);
+    let disk = directory_bytes(&bench.args.dir);
+    let footprint = serde_json::json!({
+        "logical_bytes": logical,
+        "disk_bytes": disk,
+        "space_amplification": disk as f64 / logical as f64,
+        "peak_rss_bytes": peak_rss_bytes(),
+    });
+    if json {
+        crate::outln!("{footprint}");
+    } else {
+        crate::outln!(
+            "disk {:.1} MiB for {:.1} MiB of keys and values (space amplification {:.2}); peak RSS {:.1} MiB",
+            disk as f64 / 1048576.0,
+            logical as f64 / 1048576.0,
+            disk as f64 / logical as f64,
+            peak_rss_bytes().unwrap_or(0) as f64 / 1048576.0
+        );
+    }
     if let Some(db) = bench.db.take() {
         if let Ok(db) = Arc::try_unwrap(db) {
             db.close().map_err(|e| e.to_string())?;
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Bytes of the files in `dir` (not below it: the database keeps none there but `lost/`).
+fn directory_bytes(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(|entry| entry.ok()?.metadata().ok())
+                .filter(|metadata| metadata.is_file())
+                .map(|metadata| metadata.len())
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+/// The process's peak resident set (Linux `VmHWM`), if the kernel says.
+fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
 }
