@@ -384,6 +384,29 @@ mod tests {
         assert_eq!(sequences, vec![0, 12, 7, 0, 30]);
     }
 
+    /// Pins the fix of a bug the snapshot sweep found (seed 181, sequential): a read started
+    /// at the last restart point whose key was at or below the key, so when a key's versions
+    /// straddled a restart point it started inside them and missed the newest.
+    #[test]
+    fn a_key_whose_versions_straddle_a_restart_point_reads_its_newest() {
+        let mut builder = BlockBuilder::new();
+        for i in 0..RESTART_INTERVAL - 2 {
+            builder.add(format!("a{i:02}").as_bytes(), 0, Some(b"x"));
+        }
+        // Versions 30, 20 (the last entries before the restart point), 10 (at it), 0.
+        for (sequence, value) in [(30, "thirty"), (20, "twenty"), (10, "ten"), (0, "zero")] {
+            builder.add(b"k", sequence, Some(value.as_bytes()));
+        }
+        let mut data = Vec::new();
+        builder.finish_into(&mut data);
+        let block = Block::parse(data, 2).unwrap();
+        let k = |sequence| block.get(b"k", sequence).unwrap().flatten();
+        assert_eq!(k(u64::MAX), Some(b"thirty".to_vec()));
+        assert_eq!(k(25), Some(b"twenty".to_vec()));
+        assert_eq!(k(10), Some(b"ten".to_vec()));
+        assert_eq!(k(5), Some(b"zero".to_vec()));
+    }
+
     #[test]
     #[should_panic(expected = "newest first")]
     fn a_key_versions_out_of_order_are_refused() {
