@@ -42,6 +42,8 @@ pub struct TableBuilder {
     compression: Compression,
     /// A data block's bytes before they are stored (compressed or not).
     block_scratch: Vec<u8>,
+    /// The compressor's output.
+    compress_scratch: Vec<u8>,
 }
 
 impl TableBuilder {
@@ -68,6 +70,7 @@ impl TableBuilder {
             largest_sequence: 0,
             compression,
             block_scratch: Vec::new(),
+            compress_scratch: Vec::new(),
         }
     }
 
@@ -109,7 +112,12 @@ impl TableBuilder {
             BlockKind::Data => {
                 self.block_scratch.clear();
                 self.data_block.finish_into(&mut self.block_scratch);
-                compression::store(&self.block_scratch, self.compression, &mut self.out)
+                compression::store(
+                    &self.block_scratch,
+                    self.compression,
+                    &mut self.compress_scratch,
+                    &mut self.out,
+                )
             }
             BlockKind::Index => {
                 self.index_block.finish_into(&mut self.out);

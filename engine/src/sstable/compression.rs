@@ -35,20 +35,27 @@ pub const STORED_LZ4: u8 = 1;
 const LZ4_MAX_RATIO: usize = 255;
 
 /// Appends `block` to `out` as `compression` stores it; returns the type byte written into
-/// the trailer by the caller.
-pub fn store(block: &[u8], compression: Compression, out: &mut Vec<u8>) -> u8 {
+/// the trailer by the caller. `scratch` is the compressor's output buffer, kept by the caller
+/// from block to block: sized once, so no block pays for zeroing LZ4's worst case.
+pub fn store(
+    block: &[u8],
+    compression: Compression,
+    scratch: &mut Vec<u8>,
+    out: &mut Vec<u8>,
+) -> u8 {
     if compression == Compression::Lz4 && block.len() >= 64 {
-        let start = out.len();
-        put_varint(out, block.len() as u64);
-        let header = out.len() - start;
         let bound = lz4_flex::block::get_maximum_output_size(block.len());
-        out.resize(start + header + bound, 0);
-        match lz4_flex::block::compress_into(block, &mut out[start + header..]) {
-            Ok(written) if header + written <= block.len() - block.len() / 8 => {
-                out.truncate(start + header + written);
+        if scratch.len() < bound {
+            scratch.resize(bound, 0);
+        }
+        if let Ok(written) = lz4_flex::block::compress_into(block, scratch) {
+            let mut header = Vec::with_capacity(10);
+            put_varint(&mut header, block.len() as u64);
+            if header.len() + written <= block.len() - block.len() / 8 {
+                out.extend_from_slice(&header);
+                out.extend_from_slice(&scratch[..written]);
                 return STORED_LZ4;
             }
-            _ => out.truncate(start),
         }
     }
     out.extend_from_slice(block);
@@ -97,7 +104,10 @@ mod tests {
     fn compressible_blocks_shrink_and_come_back_whole() {
         let block: Vec<u8> = (0..4096u32).map(|i| (i % 7) as u8).collect();
         let mut stored = Vec::new();
-        assert_eq!(store(&block, Compression::Lz4, &mut stored), STORED_LZ4);
+        assert_eq!(
+            store(&block, Compression::Lz4, &mut Vec::new(), &mut stored),
+            STORED_LZ4
+        );
         assert!(stored.len() < block.len() / 4, "{} bytes", stored.len());
         assert_eq!(load(stored, STORED_LZ4).unwrap(), block);
     }
@@ -116,7 +126,10 @@ mod tests {
             .collect();
         for compression in [Compression::Lz4, Compression::None] {
             let mut stored = Vec::new();
-            assert_eq!(store(&block, compression, &mut stored), STORED_RAW);
+            assert_eq!(
+                store(&block, compression, &mut Vec::new(), &mut stored),
+                STORED_RAW
+            );
             assert_eq!(stored, block);
         }
     }
