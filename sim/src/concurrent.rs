@@ -328,6 +328,8 @@ pub(crate) fn kind_name(kind: ViolationKind) -> &'static str {
         ViolationKind::RecoveryNotAPrefix => "recovery_not_a_prefix",
         ViolationKind::PointReadMismatch => "point_read_mismatch",
         ViolationKind::OrderNotRealTime => "order_not_real_time",
+        ViolationKind::SnapshotMismatch => "snapshot_mismatch",
+        ViolationKind::BadReadSequence => "bad_read_sequence",
     }
 }
 
@@ -433,6 +435,7 @@ impl Runner<'_> {
         shared
             .history
             .settle(&mut self.checker, &shared.base)
+            .map(|_| ())
             .map_err(|v| violation(kind_name(v.kind), phase.last_step, v.to_string()))
     }
 }
