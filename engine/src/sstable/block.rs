@@ -228,12 +228,13 @@ impl Block {
     /// Finds the newest version of `key` at or below `sequence` in the block (`None`: the
     /// block has none).
     pub fn get(&self, key: &[u8], sequence: u64) -> Result<Option<Slot>, String> {
-        // Binary search the restart points for the last one whose key is <= `key`; restart
-        // keys are stored whole, so this compares slices of the block without copying.
+        // Binary search the restart points for the last one whose key is < `key` (a key's
+        // versions may straddle a restart point, and the newest comes first); restart keys
+        // are stored whole, so this compares slices of the block without copying.
         let (mut low, mut high) = (0usize, self.restarts);
         while high - low > 1 {
             let mid = (low + high) / 2;
-            if self.restart_key(mid)? <= key {
+            if self.restart_key(mid)? < key {
                 low = mid;
             } else {
                 high = mid;
