@@ -491,11 +491,11 @@ fn the_views_of_a_single_client_are_checked_the_same_way() {
     // A single-client simulation records its writes in `Views` itself.
     let run = |sequence: u64, answer: Option<&str>| {
         let mut views = Views::new();
-        views.write(1, 0, &put("k", "1"), 1, Some(2), Some(1));
+        views.write(1, 0, put("k", "1"), 1, Some(2), Some(1));
         let view = views.view(2, 0, ViewKind::Snapshot, sequence, 3, 4, 0);
-        views.write(3, 0, &put("k", "2"), 5, Some(6), Some(2));
+        views.write(3, 0, put("k", "2"), 5, Some(6), Some(2));
         // Refused before the WAL: no number, in no view.
-        views.write(4, 0, &put("k", "3"), 7, None, None);
+        views.write(4, 0, put("k", "3"), 7, None, None);
         views.get(view, 5, 0, b"k", answer.map(bytes), 0);
         views.check(&Map::new())
     };
@@ -527,12 +527,12 @@ fn overlapping_numbers_leave_no_model_to_read_at() {
         views.write(
             1,
             0,
-            &[Mutation::put("a", "1"), Mutation::put("b", "1")],
+            vec![Mutation::put("a", "1"), Mutation::put("b", "1")],
             1,
             Some(2),
             Some(1),
         );
-        views.write(2, 0, &put("a", "2"), 3, Some(4), Some(second));
+        views.write(2, 0, put("a", "2"), 3, Some(4), Some(second));
         views.view(3, 0, ViewKind::Snapshot, 3, 5, 6, 0);
         views.check(&Map::new())
     };

@@ -192,7 +192,7 @@ impl Views {
         &mut self,
         op_index: u64,
         client: usize,
-        batch: &[Mutation],
+        batch: Vec<Mutation>,
         invoked: Instant,
         acknowledged: Option<Instant>,
         first: Option<u64>,
@@ -205,7 +205,7 @@ impl Views {
             op_index,
             client,
             first,
-            batch: batch.to_vec(),
+            batch,
             invoked,
             acknowledged,
         });
@@ -585,4 +585,3 @@ fn show_steps(steps: &[IterStep], upto: usize) -> String {
     }
     text
 }
-

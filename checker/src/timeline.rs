@@ -18,7 +18,10 @@ pub(crate) struct Timeline<'a> {
 }
 
 impl<'a> Timeline<'a> {
-    pub(crate) fn new(base: &'a BTreeMap<Vec<u8>, Vec<u8>>, writes: &[WriteRef<'a>]) -> Timeline<'a> {
+    pub(crate) fn new(
+        base: &'a BTreeMap<Vec<u8>, Vec<u8>>,
+        writes: &[WriteRef<'a>],
+    ) -> Timeline<'a> {
         let mut changes: BTreeMap<&[u8], Vec<Change<'_>>> = BTreeMap::new();
         for write in writes {
             for (offset, mutation) in write.batch.iter().enumerate() {

@@ -17,14 +17,14 @@
 
 use crate::case::{stream_seed, Case, MAX_CLIENTS};
 use crate::runner::{
-    batch_of, classify_error, failed_run, printable, violation, Entries, Flow, RunReport, Runner,
-    Stop,
+    batch_of, classify_error, failed_run, printable, scan_bounds, scan_steps, violation, Entries,
+    Flow, RunReport, Runner, Stop,
 };
+use crate::views::{bounds, describe, hold, iterate, picked, steps_hash, Held};
 use crate::workload::{Op, Step};
 use std::collections::BTreeMap;
-use std::ops::Bound;
 use std::sync::{Arc, Mutex};
-use strata_checker::{History, ViolationKind};
+use strata_checker::{History, ViewKind, ViolationKind};
 use strata_engine::{Db, Error, WriteOptions};
 use strata_sched::{simulate, SimClock, SimulationConfig};
 use strata_vfs::sim::SimRng;
@@ -134,6 +134,8 @@ struct Shared {
     hashes: Vec<u64>,
     trace: Vec<String>,
     writes_overlapping_background: u64,
+    /// The snapshots the clients hold (any client reads or releases any of them).
+    snapshots: Vec<Held>,
 }
 
 fn lock(shared: &Mutex<Shared>) -> std::sync::MutexGuard<'_, Shared> {
@@ -258,13 +260,9 @@ impl Client {
             }
             Op::Scan(lower, upper) => {
                 let invoked = lock(&self.shared).history.invoke();
-                let result: Result<Entries, Error> = self
-                    .db
-                    .range((
-                        lower.clone().map_or(Bound::Unbounded, Bound::Included),
-                        upper.clone().map_or(Bound::Unbounded, Bound::Excluded),
-                    ))
-                    .and_then(|iter| iter.collect());
+                let iter = self.db.range(scan_bounds(lower, upper));
+                let view = self.made_view(step, invoked, &iter);
+                let result: Result<Entries, Error> = iter.and_then(|iter| iter.collect());
                 let mut shared = self.complete();
                 shared.hashes.push(step);
                 self.note(&mut shared, || {
@@ -286,6 +284,13 @@ impl Client {
                                 &shared.base,
                             )
                             .map_err(|v| violation(kind_name(v.kind), step, v.to_string()))?;
+                        if let Some((view, jobs)) = view {
+                            let (lower, upper) = scan_bounds(lower, upper);
+                            let steps = scan_steps(entries);
+                            shared
+                                .history
+                                .complete_view_scan(view, step, number, lower, upper, steps, jobs);
+                        }
                     }
                     Err(error) => {
                         drop(shared);
@@ -315,8 +320,174 @@ impl Client {
                 }
             }
             Op::Reopen => unreachable!("a reopen ends a phase; clients never get one"),
+            Op::TakeSnapshot => {
+                let invoked = lock(&self.shared).history.invoke();
+                let snapshot = self.db.snapshot();
+                let jobs = self.db.jobs_finished();
+                let sequence = snapshot.sequence();
+                let mut shared = self.complete();
+                let view = shared.history.complete_view(
+                    step,
+                    number,
+                    invoked,
+                    ViewKind::Snapshot,
+                    sequence,
+                    jobs,
+                );
+                shared.hashes.extend([step, sequence]);
+                self.note(&mut shared, || {
+                    format!("step {step}: snapshot -> sequence {sequence}")
+                });
+                let held = Held {
+                    snapshot: Arc::new(snapshot),
+                    view,
+                    step,
+                };
+                let pushed_out = hold(&mut shared.snapshots, held);
+                drop(shared);
+                drop(pushed_out);
+            }
+            Op::ReleaseSnapshot { pick } => {
+                let mut shared = lock(&self.shared);
+                let released = picked(&shared.snapshots, *pick).map(|i| shared.snapshots.remove(i));
+                if let Some(released) = &released {
+                    self.note(&mut shared, || {
+                        format!(
+                            "step {step}: release the snapshot of step {}",
+                            released.step
+                        )
+                    });
+                }
+                drop(shared);
+                drop(released);
+            }
+            Op::SnapshotGet { pick, key } => {
+                let Some((snapshot, view, taken)) = self.pick_snapshot(*pick) else {
+                    return Ok(());
+                };
+                let jobs = self.db.jobs_finished();
+                let result = snapshot.get(key);
+                let mut shared = self.complete();
+                shared.hashes.push(step);
+                self.note(&mut shared, || {
+                    format!(
+                        "step {step}: get {} at the snapshot of step {taken} -> {result:?}",
+                        printable(key)
+                    )
+                });
+                match result {
+                    Ok(answer) => {
+                        shared
+                            .hashes
+                            .push(answer.as_ref().map_or(u64::MAX, |v| v.len() as u64));
+                        if let Some(view) = view {
+                            shared
+                                .history
+                                .complete_view_get(view, step, number, key, answer, jobs);
+                        }
+                    }
+                    Err(error) => {
+                        drop(shared);
+                        self.error(step, &error)?;
+                    }
+                }
+            }
+            Op::SnapshotScan { pick, scan } => {
+                let Some((snapshot, view, taken)) = self.pick_snapshot(*pick) else {
+                    return Ok(());
+                };
+                let jobs = self.db.jobs_finished();
+                let result = snapshot
+                    .range(bounds(scan))
+                    .and_then(|iter| iterate(iter, scan));
+                self.iterated(step, view.map(|view| (view, jobs)), scan, result, || {
+                    format!("scan at the snapshot of step {taken}")
+                })?;
+            }
+            Op::Iterate(plan) => {
+                let invoked = lock(&self.shared).history.invoke();
+                let iter = self.db.range(bounds(plan));
+                let view = self.made_view(step, invoked, &iter);
+                let result = iter.and_then(|iter| iterate(iter, plan));
+                self.iterated(step, view, plan, result, || "iterate".to_string())?;
+            }
         }
         Ok(())
+    }
+
+    /// A scan's iterator was made (or not): its view, with the jobs counter then.
+    fn made_view(
+        &self,
+        step: u64,
+        invoked: strata_checker::Instant,
+        iter: &Result<strata_engine::DbIterator, Error>,
+    ) -> Option<(strata_checker::ViewId, u64)> {
+        let jobs = self.db.jobs_finished();
+        let mut shared = self.complete();
+        let sequence = iter.as_ref().ok()?.sequence();
+        shared.hashes.push(sequence);
+        let view = shared.history.complete_view(
+            step,
+            self.number,
+            invoked,
+            ViewKind::Scan,
+            sequence,
+            jobs,
+        )?;
+        Some((view, jobs))
+    }
+
+    /// The held snapshot a step picks: shared, so that a release meanwhile leaves it alive
+    /// until this read ends.
+    fn pick_snapshot(
+        &self,
+        pick: u64,
+    ) -> Option<(
+        Arc<strata_engine::Snapshot>,
+        Option<strata_checker::ViewId>,
+        u64,
+    )> {
+        let shared = lock(&self.shared);
+        let held = &shared.snapshots[picked(&shared.snapshots, pick)?];
+        Some((Arc::clone(&held.snapshot), held.view, held.step))
+    }
+
+    /// An iterator's calls ended: recorded through its view, or the error classified.
+    fn iterated(
+        &self,
+        step: u64,
+        view: Option<(strata_checker::ViewId, u64)>,
+        plan: &crate::workload::IterPlan,
+        result: Result<Vec<strata_checker::IterStep>, Error>,
+        what: impl FnOnce() -> String,
+    ) -> Flow {
+        let mut shared = self.complete();
+        shared.hashes.push(step);
+        self.note(&mut shared, || {
+            format!("step {step}: {} {}", what(), describe(plan, &result))
+        });
+        match result {
+            Ok(steps) => {
+                shared.hashes.push(steps_hash(&steps));
+                if let Some((view, jobs)) = view {
+                    let (lower, upper) = bounds(plan);
+                    shared.history.complete_view_scan(
+                        view,
+                        step,
+                        self.number,
+                        lower,
+                        upper,
+                        steps,
+                        jobs,
+                    );
+                }
+                Ok(())
+            }
+            Err(error) => {
+                drop(shared);
+                self.error(step, &error)
+            }
+        }
     }
 }
 
@@ -390,6 +561,7 @@ impl Runner<'_> {
             hashes: Vec::new(),
             trace: Vec::new(),
             writes_overlapping_background: 0,
+            snapshots: Vec::new(),
         }));
         let db = Arc::clone(self.db.as_ref().expect("an open database between phases"));
         let mut handles = Vec::new();
@@ -429,14 +601,17 @@ impl Runner<'_> {
         self.drain_events();
         self.trace.extend(shared.trace);
         self.stats.writes_overlapping_background += shared.writes_overlapping_background;
+        // The snapshots still held outlive the clients, until the engine goes.
+        self.held = shared.snapshots;
         if let Some(stop) = shared.stop {
             return Err(stop);
         }
-        shared
+        let counts = shared
             .history
             .settle(&mut self.checker, &shared.base)
-            .map(|_| ())
-            .map_err(|v| violation(kind_name(v.kind), phase.last_step, v.to_string()))
+            .map_err(|v| violation(kind_name(v.kind), phase.last_step, v.to_string()))?;
+        self.stats.add_views(&counts);
+        Ok(())
     }
 }
 

@@ -121,4 +121,5 @@ pub mod scheduled_fs;
 pub mod shrink;
 pub mod stress;
 pub mod sweep;
+mod views;
 pub mod workload;
