@@ -11,11 +11,15 @@
 //!    `c` may return the value `k` holds after any operation position `p` with
 //!    `low <= p <= high`, where `low` is the last position of every write acknowledged
 //!    before `i` (those must be visible) and `high` the last position of every write invoked
-//!    before `c` (nothing later can be). Positions are per operation, not per batch: the
-//!    engine applies a batch to its memtable one operation at a time and documents that a
-//!    concurrent reader may see part of a batch (crash atomicity of batches is checked at
-//!    recovery). So a read never returns a value that was never written, nor one overwritten
-//!    by a write that completed before the read began.
+//!    before `c` (nothing later can be). Positions are per operation, not per batch, so
+//!    this rule alone would let a scan see part of a batch. So a read never returns a value
+//!    that was never written, nor one overwritten by a write that completed before the read
+//!    began.
+//! 2b. **Views.** The engine now publishes a commit group only whole, and every scan reports
+//!    the sequence it reads at: snapshots and scans are views (`snapshots.rs`), checked on
+//!    settling against the epoch's numbered writes. A view's sequence must respect real time
+//!    and never split a batch, and whatever was read through it must equal the model at it,
+//!    which is exact: batch atomicity for readers is checked there.
 //! 3. **Recovery.** The epoch's writes are handed to the sequential [`Checker`] in sequence
 //!    order, with each durable point (a sync, flush or close acknowledged before the machine
 //!    halted) placed after the last write acknowledged before it was invoked. The prefix rule
