@@ -15,12 +15,12 @@
 //!    this rule alone would let a scan see part of a batch. So a read never returns a value
 //!    that was never written, nor one overwritten by a write that completed before the read
 //!    began.
-//! 2b. **Views.** The engine now publishes a commit group only whole, and every scan reports
+//! 3. **Views.** The engine now publishes a commit group only whole, and every scan reports
 //!    the sequence it reads at: snapshots and scans are views (`snapshots.rs`), checked on
-//!    settling against the epoch's numbered writes. A view's sequence must respect real time
-//!    and never split a batch, and whatever was read through it must equal the model at it,
-//!    which is exact: batch atomicity for readers is checked there.
-//! 3. **Recovery.** The epoch's writes are handed to the sequential [`Checker`] in sequence
+//!    settling against the epoch's numbered writes. A view's sequence must respect real
+//!    time and never split a batch, and whatever was read through it must equal the model
+//!    at it, which is exact: batch atomicity for readers is checked there.
+//! 4. **Recovery.** The epoch's writes are handed to the sequential [`Checker`] in sequence
 //!    order, with each durable point (a sync, flush or close acknowledged before the machine
 //!    halted) placed after the last write acknowledged before it was invoked. The prefix rule
 //!    of the sequential checker then applies unchanged, in linear time, and keeps its
