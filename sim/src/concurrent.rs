@@ -17,14 +17,14 @@
 
 use crate::case::{stream_seed, Case, MAX_CLIENTS};
 use crate::runner::{
-    batch_of, classify_error, failed_run, printable, scan_bounds, scan_steps, violation, Entries,
-    Flow, RunReport, Runner, Stop,
+    batch_of, classify_error, failed_run, printable, violation, Entries, Flow, RunReport, Runner,
+    Stop,
 };
-use crate::views::{bounds, describe, hold, iterate, picked, steps_hash, Held};
+use crate::views::{scan_bounds, scan_steps, Held};
 use crate::workload::{Op, Step};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use strata_checker::{History, ViewKind, ViolationKind};
+use strata_checker::{History, ViolationKind};
 use strata_engine::{Db, Error, WriteOptions};
 use strata_sched::{simulate, SimClock, SimulationConfig};
 use strata_vfs::sim::SimRng;
@@ -126,30 +126,30 @@ fn phases(steps: Vec<Step>, case: &Case, clients: usize) -> Vec<Phase> {
 }
 
 /// What the clients of a phase share (a plain lock: never held across a scheduling point).
-struct Shared {
-    history: History,
+pub(crate) struct Shared {
+    pub(crate) history: History,
     base: BTreeMap<Vec<u8>, Vec<u8>>,
     stop: Option<Stop>,
     /// Per event, in the order the scheduler ran them: folded into the run's trace hash.
-    hashes: Vec<u64>,
+    pub(crate) hashes: Vec<u64>,
     trace: Vec<String>,
     writes_overlapping_background: u64,
     /// The snapshots the clients hold (any client reads or releases any of them).
-    snapshots: Vec<Held>,
+    pub(crate) snapshots: Vec<Held>,
 }
 
-fn lock(shared: &Mutex<Shared>) -> std::sync::MutexGuard<'_, Shared> {
+pub(crate) fn lock(shared: &Mutex<Shared>) -> std::sync::MutexGuard<'_, Shared> {
     shared
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-struct Client {
-    number: usize,
-    db: Arc<Db>,
+pub(crate) struct Client {
+    pub(crate) number: usize,
+    pub(crate) db: Arc<Db>,
     fs: SimFs,
     clock: Arc<SimClock>,
-    shared: Arc<Mutex<Shared>>,
+    pub(crate) shared: Arc<Mutex<Shared>>,
     damage_injected: bool,
     tracing: bool,
 }
@@ -184,7 +184,7 @@ impl Client {
     }
 
     /// The shared state at a completion, with the halt recorded if it happened meanwhile.
-    fn complete(&self) -> std::sync::MutexGuard<'_, Shared> {
+    pub(crate) fn complete(&self) -> std::sync::MutexGuard<'_, Shared> {
         let mut shared = lock(&self.shared);
         if self.fs.is_halted() {
             shared.history.halt();
@@ -192,7 +192,7 @@ impl Client {
         shared
     }
 
-    fn note(&self, shared: &mut Shared, line: impl FnOnce() -> String) {
+    pub(crate) fn note(&self, shared: &mut Shared, line: impl FnOnce() -> String) {
         if self.tracing {
             let line = format!("client {}: {}", self.number, line());
             crate::flight::trace_line(&line);
@@ -200,7 +200,7 @@ impl Client {
         }
     }
 
-    fn error(&self, step: u64, error: &Error) -> Flow {
+    pub(crate) fn error(&self, step: u64, error: &Error) -> Flow {
         classify_error(step, error, self.damage_injected)
     }
 
@@ -320,174 +320,13 @@ impl Client {
                 }
             }
             Op::Reopen => unreachable!("a reopen ends a phase; clients never get one"),
-            Op::TakeSnapshot => {
-                let invoked = lock(&self.shared).history.invoke();
-                let snapshot = self.db.snapshot();
-                let jobs = self.db.jobs_finished();
-                let sequence = snapshot.sequence();
-                let mut shared = self.complete();
-                let view = shared.history.complete_view(
-                    step,
-                    number,
-                    invoked,
-                    ViewKind::Snapshot,
-                    sequence,
-                    jobs,
-                );
-                shared.hashes.extend([step, sequence]);
-                self.note(&mut shared, || {
-                    format!("step {step}: snapshot -> sequence {sequence}")
-                });
-                let held = Held {
-                    snapshot: Arc::new(snapshot),
-                    view,
-                    step,
-                };
-                let pushed_out = hold(&mut shared.snapshots, held);
-                drop(shared);
-                drop(pushed_out);
-            }
-            Op::ReleaseSnapshot { pick } => {
-                let mut shared = lock(&self.shared);
-                let released = picked(&shared.snapshots, *pick).map(|i| shared.snapshots.remove(i));
-                if let Some(released) = &released {
-                    self.note(&mut shared, || {
-                        format!(
-                            "step {step}: release the snapshot of step {}",
-                            released.step
-                        )
-                    });
-                }
-                drop(shared);
-                drop(released);
-            }
-            Op::SnapshotGet { pick, key } => {
-                let Some((snapshot, view, taken)) = self.pick_snapshot(*pick) else {
-                    return Ok(());
-                };
-                let jobs = self.db.jobs_finished();
-                let result = snapshot.get(key);
-                let mut shared = self.complete();
-                shared.hashes.push(step);
-                self.note(&mut shared, || {
-                    format!(
-                        "step {step}: get {} at the snapshot of step {taken} -> {result:?}",
-                        printable(key)
-                    )
-                });
-                match result {
-                    Ok(answer) => {
-                        shared
-                            .hashes
-                            .push(answer.as_ref().map_or(u64::MAX, |v| v.len() as u64));
-                        if let Some(view) = view {
-                            shared
-                                .history
-                                .complete_view_get(view, step, number, key, answer, jobs);
-                        }
-                    }
-                    Err(error) => {
-                        drop(shared);
-                        self.error(step, &error)?;
-                    }
-                }
-            }
-            Op::SnapshotScan { pick, scan } => {
-                let Some((snapshot, view, taken)) = self.pick_snapshot(*pick) else {
-                    return Ok(());
-                };
-                let jobs = self.db.jobs_finished();
-                let result = snapshot
-                    .range(bounds(scan))
-                    .and_then(|iter| iterate(iter, scan));
-                self.iterated(step, view.map(|view| (view, jobs)), scan, result, || {
-                    format!("scan at the snapshot of step {taken}")
-                })?;
-            }
-            Op::Iterate(plan) => {
-                let invoked = lock(&self.shared).history.invoke();
-                let iter = self.db.range(bounds(plan));
-                let view = self.made_view(step, invoked, &iter);
-                let result = iter.and_then(|iter| iterate(iter, plan));
-                self.iterated(step, view, plan, result, || "iterate".to_string())?;
-            }
+            Op::TakeSnapshot
+            | Op::ReleaseSnapshot { .. }
+            | Op::SnapshotGet { .. }
+            | Op::SnapshotScan { .. }
+            | Op::Iterate(_) => self.execute_view_op(step, op)?,
         }
         Ok(())
-    }
-
-    /// A scan's iterator was made (or not): its view, with the jobs counter then.
-    fn made_view(
-        &self,
-        step: u64,
-        invoked: strata_checker::Instant,
-        iter: &Result<strata_engine::DbIterator, Error>,
-    ) -> Option<(strata_checker::ViewId, u64)> {
-        let jobs = self.db.jobs_finished();
-        let mut shared = self.complete();
-        let sequence = iter.as_ref().ok()?.sequence();
-        shared.hashes.push(sequence);
-        let view = shared.history.complete_view(
-            step,
-            self.number,
-            invoked,
-            ViewKind::Scan,
-            sequence,
-            jobs,
-        )?;
-        Some((view, jobs))
-    }
-
-    /// The held snapshot a step picks: shared, so that a release meanwhile leaves it alive
-    /// until this read ends.
-    fn pick_snapshot(
-        &self,
-        pick: u64,
-    ) -> Option<(
-        Arc<strata_engine::Snapshot>,
-        Option<strata_checker::ViewId>,
-        u64,
-    )> {
-        let shared = lock(&self.shared);
-        let held = &shared.snapshots[picked(&shared.snapshots, pick)?];
-        Some((Arc::clone(&held.snapshot), held.view, held.step))
-    }
-
-    /// An iterator's calls ended: recorded through its view, or the error classified.
-    fn iterated(
-        &self,
-        step: u64,
-        view: Option<(strata_checker::ViewId, u64)>,
-        plan: &crate::workload::IterPlan,
-        result: Result<Vec<strata_checker::IterStep>, Error>,
-        what: impl FnOnce() -> String,
-    ) -> Flow {
-        let mut shared = self.complete();
-        shared.hashes.push(step);
-        self.note(&mut shared, || {
-            format!("step {step}: {} {}", what(), describe(plan, &result))
-        });
-        match result {
-            Ok(steps) => {
-                shared.hashes.push(steps_hash(&steps));
-                if let Some((view, jobs)) = view {
-                    let (lower, upper) = bounds(plan);
-                    shared.history.complete_view_scan(
-                        view,
-                        step,
-                        self.number,
-                        lower,
-                        upper,
-                        steps,
-                        jobs,
-                    );
-                }
-                Ok(())
-            }
-            Err(error) => {
-                drop(shared);
-                self.error(step, &error)
-            }
-        }
     }
 }
 

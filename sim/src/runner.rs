@@ -11,11 +11,12 @@
 use crate::case::{stream_seed, Case, Fault, Mode};
 use crate::liar::LyingFs;
 use crate::scheduled_fs::ScheduledFs;
+use crate::views::{scan_bounds, scan_steps};
 use crate::workload::{plan, Mutation, Op, Plan};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use strata_checker::{Checker, IterStep, Mutation as CheckedMutation, Outcome, ViewCounts, Views};
+use strata_checker::{Checker, Mutation as CheckedMutation, Outcome, Views};
 use strata_engine::{Db, Error, WriteBatch, WriteOptions};
 use strata_sched::Runtime;
 use strata_vfs::sim::{SimRng, StableHasher};
@@ -94,18 +95,6 @@ pub struct RunStats {
     /// Snapshots still held when their engine was closed or died, that then refused to
     /// read (`Error::Closed`).
     pub snapshots_refused_after_close: u64,
-}
-
-impl RunStats {
-    /// Adds what a check of views covered.
-    pub(crate) fn add_views(&mut self, counts: &ViewCounts) {
-        self.snapshots += counts.snapshots;
-        self.snapshot_reads += counts.snapshot_reads;
-        self.snapshot_reads_after_background += counts.snapshot_reads_after_jobs;
-        self.sequenced_scans += counts.scans;
-        self.reverse_scans += counts.reverse_scans;
-        self.seek_scans += counts.seek_scans;
-    }
 }
 
 /// The result of one run.
@@ -732,30 +721,6 @@ impl<'a> Runner<'a> {
             switch_decisions: Vec::new(),
         }
     }
-}
-
-/// A planned scan's bounds, `[lower, upper)`.
-pub(crate) fn scan_bounds(
-    lower: &Option<Vec<u8>>,
-    upper: &Option<Vec<u8>>,
-) -> (std::ops::Bound<Vec<u8>>, std::ops::Bound<Vec<u8>>) {
-    (
-        lower
-            .clone()
-            .map_or(std::ops::Bound::Unbounded, std::ops::Bound::Included),
-        upper
-            .clone()
-            .map_or(std::ops::Bound::Unbounded, std::ops::Bound::Excluded),
-    )
-}
-
-/// A whole forward scan as an iterator's calls: one `next` per entry, then the end.
-pub(crate) fn scan_steps(entries: Entries) -> Vec<IterStep> {
-    entries
-        .into_iter()
-        .map(|entry| IterStep::Next(Some(entry)))
-        .chain([IterStep::Next(None)])
-        .collect()
 }
 
 /// A planned write as the engine's batch and as the checker's mutations.

@@ -12,11 +12,12 @@
 //! still held must refuse reads with `Error::Closed`, and is then dropped (a snapshot does
 //! not survive a reopen).
 
+use crate::concurrent::{lock, Client};
 use crate::runner::{classify_error, printable, violation, Flow, Runner};
 use crate::workload::{IterPlan, Move, Op, MAX_SNAPSHOTS};
 use std::ops::Bound;
 use std::sync::Arc;
-use strata_checker::{IterStep, ViewId, ViewKind};
+use strata_checker::{Instant, IterStep, ViewId, ViewKind};
 use strata_engine::{DbIterator, Error, Snapshot};
 
 /// Most calls an iterator's drain makes: far more than any key space a plan draws (an
@@ -141,6 +142,42 @@ pub(crate) fn refuse_after_close(held: Vec<Held>, step: u64) -> Result<u64, crat
         count += 1;
     }
     Ok(count)
+}
+
+/// A planned scan's bounds, `[lower, upper)`.
+pub(crate) fn scan_bounds(
+    lower: &Option<Vec<u8>>,
+    upper: &Option<Vec<u8>>,
+) -> (std::ops::Bound<Vec<u8>>, std::ops::Bound<Vec<u8>>) {
+    (
+        lower
+            .clone()
+            .map_or(std::ops::Bound::Unbounded, std::ops::Bound::Included),
+        upper
+            .clone()
+            .map_or(std::ops::Bound::Unbounded, std::ops::Bound::Excluded),
+    )
+}
+
+/// A whole forward scan as an iterator's calls: one `next` per entry, then the end.
+pub(crate) fn scan_steps(entries: crate::runner::Entries) -> Vec<IterStep> {
+    entries
+        .into_iter()
+        .map(|entry| IterStep::Next(Some(entry)))
+        .chain([IterStep::Next(None)])
+        .collect()
+}
+
+impl crate::runner::RunStats {
+    /// Adds what a check of views covered.
+    pub(crate) fn add_views(&mut self, counts: &strata_checker::ViewCounts) {
+        self.snapshots += counts.snapshots;
+        self.snapshot_reads += counts.snapshot_reads;
+        self.snapshot_reads_after_background += counts.snapshot_reads_after_jobs;
+        self.sequenced_scans += counts.scans;
+        self.reverse_scans += counts.reverse_scans;
+        self.seek_scans += counts.seek_scans;
+    }
 }
 
 impl Runner<'_> {
@@ -302,5 +339,176 @@ impl Runner<'_> {
         let held = std::mem::take(&mut self.held);
         self.stats.snapshots_refused_after_close += refuse_after_close(held, step)?;
         Ok(())
+    }
+}
+
+impl Client {
+    /// Concurrent mode: a snapshot or iterator step of one client. The held snapshots are
+    /// shared by the clients, under the phase's lock (never held across the engine's calls).
+    pub(crate) fn execute_view_op(&self, step: u64, op: &Op) -> Flow {
+        let number = self.number;
+        match op {
+            Op::TakeSnapshot => {
+                let invoked = lock(&self.shared).history.invoke();
+                let snapshot = self.db.snapshot();
+                let jobs = self.db.jobs_finished();
+                let sequence = snapshot.sequence();
+                let mut shared = self.complete();
+                let view = shared.history.complete_view(
+                    step,
+                    number,
+                    invoked,
+                    ViewKind::Snapshot,
+                    sequence,
+                    jobs,
+                );
+                shared.hashes.extend([step, sequence]);
+                self.note(&mut shared, || {
+                    format!("step {step}: snapshot -> sequence {sequence}")
+                });
+                let held = Held {
+                    snapshot: Arc::new(snapshot),
+                    view,
+                    step,
+                };
+                let pushed_out = hold(&mut shared.snapshots, held);
+                drop(shared);
+                drop(pushed_out);
+            }
+            Op::ReleaseSnapshot { pick } => {
+                let mut shared = lock(&self.shared);
+                let released = picked(&shared.snapshots, *pick).map(|i| shared.snapshots.remove(i));
+                if let Some(released) = &released {
+                    self.note(&mut shared, || {
+                        format!(
+                            "step {step}: release the snapshot of step {}",
+                            released.step
+                        )
+                    });
+                }
+                drop(shared);
+                drop(released);
+            }
+            Op::SnapshotGet { pick, key } => {
+                let Some((snapshot, view, taken)) = self.pick_snapshot(*pick) else {
+                    return Ok(());
+                };
+                let jobs = self.db.jobs_finished();
+                let result = snapshot.get(key);
+                let mut shared = self.complete();
+                shared.hashes.push(step);
+                self.note(&mut shared, || {
+                    format!(
+                        "step {step}: get {} at the snapshot of step {taken} -> {result:?}",
+                        printable(key)
+                    )
+                });
+                match result {
+                    Ok(answer) => {
+                        shared
+                            .hashes
+                            .push(answer.as_ref().map_or(u64::MAX, |v| v.len() as u64));
+                        if let Some(view) = view {
+                            shared
+                                .history
+                                .complete_view_get(view, step, number, key, answer, jobs);
+                        }
+                    }
+                    Err(error) => {
+                        drop(shared);
+                        self.error(step, &error)?;
+                    }
+                }
+            }
+            Op::SnapshotScan { pick, scan } => {
+                let Some((snapshot, view, taken)) = self.pick_snapshot(*pick) else {
+                    return Ok(());
+                };
+                let jobs = self.db.jobs_finished();
+                let result = snapshot
+                    .range(bounds(scan))
+                    .and_then(|iter| iterate(iter, scan));
+                self.iterated(step, view.map(|view| (view, jobs)), scan, result, || {
+                    format!("scan at the snapshot of step {taken}")
+                })?;
+            }
+            Op::Iterate(plan) => {
+                let invoked = lock(&self.shared).history.invoke();
+                let iter = self.db.range(bounds(plan));
+                let view = self.made_view(step, invoked, &iter);
+                let result = iter.and_then(|iter| iterate(iter, plan));
+                self.iterated(step, view, plan, result, || "iterate".to_string())?;
+            }
+            _ => unreachable!("not a snapshot or iterator step: {op:?}"),
+        }
+        Ok(())
+    }
+
+    /// A scan's iterator was made (or not): its view, with the jobs counter then.
+    pub(crate) fn made_view(
+        &self,
+        step: u64,
+        invoked: Instant,
+        iter: &Result<DbIterator, Error>,
+    ) -> Option<(ViewId, u64)> {
+        let jobs = self.db.jobs_finished();
+        let mut shared = self.complete();
+        let sequence = iter.as_ref().ok()?.sequence();
+        shared.hashes.push(sequence);
+        let view = shared.history.complete_view(
+            step,
+            self.number,
+            invoked,
+            ViewKind::Scan,
+            sequence,
+            jobs,
+        )?;
+        Some((view, jobs))
+    }
+
+    /// The held snapshot a step picks: shared, so that a release meanwhile leaves it alive
+    /// until this read ends.
+    fn pick_snapshot(&self, pick: u64) -> Option<(Arc<Snapshot>, Option<ViewId>, u64)> {
+        let shared = lock(&self.shared);
+        let held = &shared.snapshots[picked(&shared.snapshots, pick)?];
+        Some((Arc::clone(&held.snapshot), held.view, held.step))
+    }
+
+    /// An iterator's calls ended: recorded through its view, or the error classified.
+    fn iterated(
+        &self,
+        step: u64,
+        view: Option<(ViewId, u64)>,
+        plan: &crate::workload::IterPlan,
+        result: Result<Vec<IterStep>, Error>,
+        what: impl FnOnce() -> String,
+    ) -> Flow {
+        let mut shared = self.complete();
+        shared.hashes.push(step);
+        self.note(&mut shared, || {
+            format!("step {step}: {} {}", what(), describe(plan, &result))
+        });
+        match result {
+            Ok(steps) => {
+                shared.hashes.push(steps_hash(&steps));
+                if let Some((view, jobs)) = view {
+                    let (lower, upper) = bounds(plan);
+                    shared.history.complete_view_scan(
+                        view,
+                        step,
+                        self.number,
+                        lower,
+                        upper,
+                        steps,
+                        jobs,
+                    );
+                }
+                Ok(())
+            }
+            Err(error) => {
+                drop(shared);
+                self.error(step, &error)
+            }
+        }
     }
 }
