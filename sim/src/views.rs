@@ -1,8 +1,7 @@
 //! Snapshots and iterators in a run: the steps that take, read and release snapshots and
-//! that iterate over the live database, as the sequential runner executes them (the
-//! concurrent clients' versions are in `concurrent.rs`), and what both modes share: the
-//! held snapshots, running an iterator's planned calls, and what happens to snapshots when
-//! their engine goes.
+//! that iterate over the live database, as the sequential runner and the concurrent clients
+//! execute them, and what both modes share: the held snapshots, running an iterator's
+//! planned calls, and what happens to snapshots when their engine goes.
 //!
 //! Every read at a snapshot and every scan is recorded as a read through a *view*
 //! (`strata_checker::Views`): the checker verifies it against the model at the view's
@@ -54,8 +53,8 @@ pub(crate) fn bounds(plan: &IterPlan) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
 /// Runs a plan's calls on an iterator; the first error ends it.
 pub(crate) fn iterate(mut iter: DbIterator, plan: &IterPlan) -> Result<Vec<IterStep>, Error> {
     let mut steps = Vec::with_capacity(plan.moves.len() + 8);
-    let call = |iter: &mut DbIterator, step: &Move| -> Result<Option<IterStep>, Error> {
-        Ok(Some(match step {
+    let call = |iter: &mut DbIterator, step: &Move| -> Result<IterStep, Error> {
+        Ok(match step {
             Move::Next => IterStep::Next(iter.next().transpose()?),
             Move::Back => IterStep::Back(iter.next_back().transpose()?),
             Move::Seek(key) => {
@@ -66,16 +65,14 @@ pub(crate) fn iterate(mut iter: DbIterator, plan: &IterPlan) -> Result<Vec<IterS
                 iter.seek_for_prev(key);
                 IterStep::SeekForPrev(key.clone())
             }
-        }))
+        })
     };
     for step in &plan.moves {
-        steps.extend(call(&mut iter, step)?);
+        steps.push(call(&mut iter, step)?);
     }
     if let Some(drain) = &plan.drain {
         for _ in 0..MAX_DRAIN {
-            let Some(step) = call(&mut iter, drain)? else {
-                break;
-            };
+            let step = call(&mut iter, drain)?;
             let end = matches!(step, IterStep::Next(None) | IterStep::Back(None));
             steps.push(step);
             if end {
