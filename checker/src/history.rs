@@ -11,12 +11,16 @@
 //!    `c` may return the value `k` holds after any operation position `p` with
 //!    `low <= p <= high`, where `low` is the last position of every write acknowledged
 //!    before `i` (those must be visible) and `high` the last position of every write invoked
-//!    before `c` (nothing later can be). Positions are per operation, not per batch: the
-//!    engine applies a batch to its memtable one operation at a time and documents that a
-//!    concurrent reader may see part of a batch (crash atomicity of batches is checked at
-//!    recovery). So a read never returns a value that was never written, nor one overwritten
-//!    by a write that completed before the read began.
-//! 3. **Recovery.** The epoch's writes are handed to the sequential [`Checker`] in sequence
+//!    before `c` (nothing later can be). Positions are per operation, not per batch, so
+//!    this rule alone would let a scan see part of a batch. So a read never returns a value
+//!    that was never written, nor one overwritten by a write that completed before the read
+//!    began.
+//! 3. **Views.** The engine now publishes a commit group only whole, and every scan reports
+//!    the sequence it reads at: snapshots and scans are views (`snapshots.rs`), checked on
+//!    settling against the epoch's numbered writes. A view's sequence must respect real
+//!    time and never split a batch, and whatever was read through it must equal the model
+//!    at it, which is exact: batch atomicity for readers is checked there.
+//! 4. **Recovery.** The epoch's writes are handed to the sequential [`Checker`] in sequence
 //!    order, with each durable point (a sync, flush or close acknowledged before the machine
 //!    halted) placed after the last write acknowledged before it was invoked. The prefix rule
 //!    of the sequential checker then applies unchanged, in linear time, and keeps its
@@ -32,6 +36,7 @@ use std::ops::Bound;
 
 use crate::checker::Checker;
 use crate::show::printable_opt;
+use crate::snapshots::{IterStep, ViewCounts, ViewId, ViewKind, Views, WriteRef};
 use crate::types::{Mutation, Outcome, Violation, ViolationKind};
 
 /// A logical instant: the history numbers every invocation and completion in the order the
@@ -87,6 +92,9 @@ pub struct History {
     reads: Vec<Read>,
     /// Invocation instants of durable points acknowledged before the halt.
     durable: Vec<(u64, Instant)>,
+    /// Snapshots and scans with their sequence numbers, and the reads through them
+    /// (`snapshots.rs`); the writes are this history's own.
+    views: Views,
 }
 
 impl History {
@@ -259,6 +267,63 @@ impl History {
         Ok(())
     }
 
+    /// A snapshot (or a scan's iterator) invoked at `invoked` was made at `sequence`; `jobs`
+    /// is the caller's job counter (see [`ViewCounts`]). `None` after the halt: nothing read
+    /// through it is checked.
+    pub fn complete_view(
+        &mut self,
+        op_index: u64,
+        client: usize,
+        invoked: Instant,
+        kind: ViewKind,
+        sequence: u64,
+        jobs: u64,
+    ) -> Option<ViewId> {
+        let completed = self.tick();
+        if self.halted {
+            return None;
+        }
+        Some(
+            self.views
+                .view(op_index, client, kind, sequence, invoked, completed, jobs),
+        )
+    }
+
+    /// A point read through `view` answered (checked against the model at its sequence).
+    pub fn complete_view_get(
+        &mut self,
+        view: ViewId,
+        op_index: u64,
+        client: usize,
+        key: &[u8],
+        answer: Option<Vec<u8>>,
+        jobs: u64,
+    ) {
+        self.tick();
+        if !self.halted {
+            self.views.get(view, op_index, client, key, answer, jobs);
+        }
+    }
+
+    /// An iterator through `view` over `(lower, upper)` took `steps`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn complete_view_scan(
+        &mut self,
+        view: ViewId,
+        op_index: u64,
+        client: usize,
+        lower: Bound<Vec<u8>>,
+        upper: Bound<Vec<u8>>,
+        steps: Vec<IterStep>,
+        jobs: u64,
+    ) {
+        self.tick();
+        if !self.halted {
+            self.views
+                .scan(view, op_index, client, lower, upper, steps, jobs);
+        }
+    }
+
     /// A sync, flush or clean close invoked at `invoked` succeeded: every write acknowledged
     /// before `invoked` is durable.
     pub fn complete_durable(&mut self, op_index: u64, invoked: Instant) {
@@ -272,12 +337,13 @@ impl History {
     /// order, ready for [`Checker::crashed`] / [`Checker::recovered`].
     ///
     /// `base` is the state the history started from (what [`History::complete_scan`] was
-    /// given): the checker's model when the history began.
+    /// given): the checker's model when the history began. Returns what the view rules
+    /// covered.
     pub fn settle(
         self,
         checker: &mut Checker,
         base: &BTreeMap<Vec<u8>, Vec<u8>>,
-    ) -> Result<(), Violation> {
+    ) -> Result<ViewCounts, Violation> {
         let mut ordered: Vec<&Write> = self
             .writes
             .iter()
@@ -296,10 +362,24 @@ impl History {
         ordered.sort_by_key(|w| w.sequence);
         self.check_real_time(&ordered)?;
         self.check_reads(base, &ordered)?;
+        let numbered = ordered
+            .iter()
+            .filter_map(|w| {
+                Some(WriteRef {
+                    op_index: w.op_index,
+                    client: w.client,
+                    first: w.sequence?,
+                    batch: &w.batch,
+                    invoked: w.invoked,
+                    acknowledged: w.acknowledged,
+                })
+            })
+            .collect();
+        let counts = self.views.check_with(base, numbered)?;
         let marks = self.durable_marks(&ordered);
         drop(ordered);
         self.feed(checker, marks);
-        Ok(())
+        Ok(counts)
     }
 
     fn check_real_time(&self, ordered: &[&Write]) -> Result<(), Violation> {

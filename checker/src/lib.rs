@@ -19,6 +19,14 @@
 //! | [`Checker::clean_reopen`] | a clean close + reopen: every acknowledged write is durable |
 //! | [`Checker::recovered`] | the state after reopening: checked, then the next epoch starts from it |
 //!
+//! Concurrent epochs go through a [`History`] (invocation and completion instants, the engine's
+//! sequence numbers), which hands its writes to the [`Checker`] in commit order when it
+//! settles. Readers that read at a sequence number — snapshots, and scans, whose iterator
+//! reports the sequence it reads at — are *views* ([`Views`], `snapshots.rs`): their sequence
+//! is checked against real time and batches, and every read through one (a point read, or any
+//! mix of `seek`, `seek_for_prev`, `next` and `next_back`) must equal the model at it. A
+//! single-client run records its writes and views in a [`Views`] of its own.
+//!
 //! # The rules
 //!
 //! **The model.** At any moment the model is the epoch's *base* state (empty at first, then
@@ -84,14 +92,19 @@
 mod checker;
 mod history;
 mod show;
+mod snapshots;
+mod timeline;
 mod types;
 
 pub use checker::{Checker, MAX_FAULTS};
 pub use history::{History, HistoryWrite, Instant};
 pub use show::{printable, printable_opt, MAX_SHOWN};
+pub use snapshots::{IterStep, ViewCounts, ViewId, ViewKind, Views};
 pub use types::{CheckerStats, Mutation, Outcome, Violation, ViolationKind, WriteId};
 
 #[cfg(test)]
 mod history_tests;
+#[cfg(test)]
+mod snapshot_tests;
 #[cfg(test)]
 mod tests;

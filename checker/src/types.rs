@@ -105,6 +105,13 @@ pub enum ViolationKind {
     /// contradicts real time, two batches share numbers, or a write was acknowledged
     /// without one.
     OrderNotRealTime,
+    /// A read at a snapshot (a point read or any scan) answered something other than the
+    /// model at the snapshot's sequence number.
+    SnapshotMismatch,
+    /// The sequence number a snapshot or a scan reads at is not a legal one: it misses a
+    /// write acknowledged before the reader began, includes one invoked after it was made,
+    /// is older than an earlier reader's, or splits a batch.
+    BadReadSequence,
 }
 
 impl fmt::Display for ViolationKind {
@@ -115,6 +122,8 @@ impl fmt::Display for ViolationKind {
             ViolationKind::RecoveryNotAPrefix => "recovered state is not a prefix",
             ViolationKind::PointReadMismatch => "point read after recovery mismatch",
             ViolationKind::OrderNotRealTime => "commit order contradicts real time",
+            ViolationKind::SnapshotMismatch => "snapshot read mismatch",
+            ViolationKind::BadReadSequence => "a reader's sequence number is not a legal one",
         })
     }
 }

@@ -180,6 +180,18 @@ pub struct Case {
     /// task" (by decision index).
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub no_switch: BTreeSet<u64>,
+    /// Which workload the plan draws (`workload.rs`): 1, the original operations; 2 (now),
+    /// with snapshots and iterators. Cases saved before the field existed keep 1, so their
+    /// plans stay the ones they were shrunk on.
+    #[serde(default = "workload_before_versions")]
+    pub workload: u32,
+}
+
+/// The workload [`Case::new`] draws.
+pub const WORKLOAD: u32 = 2;
+
+fn workload_before_versions() -> u32 {
+    1
 }
 
 impl Case {
@@ -195,6 +207,7 @@ impl Case {
             mode: Mode::Concurrent,
             clients: None,
             no_switch: BTreeSet::new(),
+            workload: WORKLOAD,
         }
     }
 

@@ -20,9 +20,9 @@ use crate::runner::{
     batch_of, classify_error, failed_run, printable, violation, Entries, Flow, RunReport, Runner,
     Stop,
 };
+use crate::views::{scan_bounds, scan_steps, Held};
 use crate::workload::{Op, Step};
 use std::collections::BTreeMap;
-use std::ops::Bound;
 use std::sync::{Arc, Mutex};
 use strata_checker::{History, ViolationKind};
 use strata_engine::{Db, Error, WriteOptions};
@@ -126,28 +126,30 @@ fn phases(steps: Vec<Step>, case: &Case, clients: usize) -> Vec<Phase> {
 }
 
 /// What the clients of a phase share (a plain lock: never held across a scheduling point).
-struct Shared {
-    history: History,
+pub(crate) struct Shared {
+    pub(crate) history: History,
     base: BTreeMap<Vec<u8>, Vec<u8>>,
     stop: Option<Stop>,
     /// Per event, in the order the scheduler ran them: folded into the run's trace hash.
-    hashes: Vec<u64>,
+    pub(crate) hashes: Vec<u64>,
     trace: Vec<String>,
     writes_overlapping_background: u64,
+    /// The snapshots the clients hold (any client reads or releases any of them).
+    pub(crate) snapshots: Vec<Held>,
 }
 
-fn lock(shared: &Mutex<Shared>) -> std::sync::MutexGuard<'_, Shared> {
+pub(crate) fn lock(shared: &Mutex<Shared>) -> std::sync::MutexGuard<'_, Shared> {
     shared
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-struct Client {
-    number: usize,
-    db: Arc<Db>,
+pub(crate) struct Client {
+    pub(crate) number: usize,
+    pub(crate) db: Arc<Db>,
     fs: SimFs,
     clock: Arc<SimClock>,
-    shared: Arc<Mutex<Shared>>,
+    pub(crate) shared: Arc<Mutex<Shared>>,
     damage_injected: bool,
     tracing: bool,
 }
@@ -182,7 +184,7 @@ impl Client {
     }
 
     /// The shared state at a completion, with the halt recorded if it happened meanwhile.
-    fn complete(&self) -> std::sync::MutexGuard<'_, Shared> {
+    pub(crate) fn complete(&self) -> std::sync::MutexGuard<'_, Shared> {
         let mut shared = lock(&self.shared);
         if self.fs.is_halted() {
             shared.history.halt();
@@ -190,7 +192,7 @@ impl Client {
         shared
     }
 
-    fn note(&self, shared: &mut Shared, line: impl FnOnce() -> String) {
+    pub(crate) fn note(&self, shared: &mut Shared, line: impl FnOnce() -> String) {
         if self.tracing {
             let line = format!("client {}: {}", self.number, line());
             crate::flight::trace_line(&line);
@@ -198,7 +200,7 @@ impl Client {
         }
     }
 
-    fn error(&self, step: u64, error: &Error) -> Flow {
+    pub(crate) fn error(&self, step: u64, error: &Error) -> Flow {
         classify_error(step, error, self.damage_injected)
     }
 
@@ -258,13 +260,9 @@ impl Client {
             }
             Op::Scan(lower, upper) => {
                 let invoked = lock(&self.shared).history.invoke();
-                let result: Result<Entries, Error> = self
-                    .db
-                    .range((
-                        lower.clone().map_or(Bound::Unbounded, Bound::Included),
-                        upper.clone().map_or(Bound::Unbounded, Bound::Excluded),
-                    ))
-                    .and_then(|iter| iter.collect());
+                let iter = self.db.range(scan_bounds(lower, upper));
+                let view = self.made_view(step, invoked, &iter);
+                let result: Result<Entries, Error> = iter.and_then(|iter| iter.collect());
                 let mut shared = self.complete();
                 shared.hashes.push(step);
                 self.note(&mut shared, || {
@@ -286,6 +284,13 @@ impl Client {
                                 &shared.base,
                             )
                             .map_err(|v| violation(kind_name(v.kind), step, v.to_string()))?;
+                        if let Some((view, jobs)) = view {
+                            let (lower, upper) = scan_bounds(lower, upper);
+                            let steps = scan_steps(entries);
+                            shared
+                                .history
+                                .complete_view_scan(view, step, number, lower, upper, steps, jobs);
+                        }
                     }
                     Err(error) => {
                         drop(shared);
@@ -315,6 +320,11 @@ impl Client {
                 }
             }
             Op::Reopen => unreachable!("a reopen ends a phase; clients never get one"),
+            Op::TakeSnapshot
+            | Op::ReleaseSnapshot { .. }
+            | Op::SnapshotGet { .. }
+            | Op::SnapshotScan { .. }
+            | Op::Iterate(_) => self.execute_view_op(step, op)?,
         }
         Ok(())
     }
@@ -328,6 +338,8 @@ pub(crate) fn kind_name(kind: ViolationKind) -> &'static str {
         ViolationKind::RecoveryNotAPrefix => "recovery_not_a_prefix",
         ViolationKind::PointReadMismatch => "point_read_mismatch",
         ViolationKind::OrderNotRealTime => "order_not_real_time",
+        ViolationKind::SnapshotMismatch => "snapshot_mismatch",
+        ViolationKind::BadReadSequence => "bad_read_sequence",
     }
 }
 
@@ -388,6 +400,7 @@ impl Runner<'_> {
             hashes: Vec::new(),
             trace: Vec::new(),
             writes_overlapping_background: 0,
+            snapshots: Vec::new(),
         }));
         let db = Arc::clone(self.db.as_ref().expect("an open database between phases"));
         let mut handles = Vec::new();
@@ -427,13 +440,17 @@ impl Runner<'_> {
         self.drain_events();
         self.trace.extend(shared.trace);
         self.stats.writes_overlapping_background += shared.writes_overlapping_background;
+        // The snapshots still held outlive the clients, until the engine goes.
+        self.held = shared.snapshots;
         if let Some(stop) = shared.stop {
             return Err(stop);
         }
-        shared
+        let counts = shared
             .history
             .settle(&mut self.checker, &shared.base)
-            .map_err(|v| violation(kind_name(v.kind), phase.last_step, v.to_string()))
+            .map_err(|v| violation(kind_name(v.kind), phase.last_step, v.to_string()))?;
+        self.stats.add_views(&counts);
+        Ok(())
     }
 }
 

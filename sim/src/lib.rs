@@ -131,4 +131,5 @@ pub mod shrink;
 pub mod stress;
 pub mod summary;
 pub mod sweep;
+mod views;
 pub mod workload;

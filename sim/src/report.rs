@@ -413,6 +413,16 @@ pub fn print_text(summary: &Summary, corpus: Option<&Path>) {
             summary.schedule_switches
         );
     }
+    crate::outln!(
+        "snapshots and scans: {} snapshots, {} reads at a snapshot checked ({} after a flush or compaction since it was taken), {} live scans checked at their sequence, {} reverse and {} seek scans among all, {} snapshots refused reads after close",
+        summary.snapshots,
+        summary.snapshot_reads,
+        summary.snapshot_reads_after_background,
+        summary.sequenced_scans,
+        summary.reverse_scans,
+        summary.seek_scans,
+        summary.snapshots_refused_after_close
+    );
     let damage: Vec<String> = summary
         .damage_by_target
         .iter()

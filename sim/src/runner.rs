@@ -11,11 +11,12 @@
 use crate::case::{stream_seed, Case, Fault, Mode};
 use crate::liar::LyingFs;
 use crate::scheduled_fs::ScheduledFs;
+use crate::views::{scan_bounds, scan_steps};
 use crate::workload::{plan, Mutation, Op, Plan};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use strata_checker::{Checker, Mutation as CheckedMutation, Outcome};
+use strata_checker::{Checker, Mutation as CheckedMutation, Outcome, Views};
 use strata_engine::{Db, Error, WriteBatch, WriteOptions};
 use strata_sched::Runtime;
 use strata_vfs::sim::{SimRng, StableHasher};
@@ -77,6 +78,23 @@ pub struct RunStats {
     pub schedule_steps: u64,
     /// Scheduling decisions that switched to another task.
     pub schedule_switches: u64,
+    /// Snapshots whose sequence number the checker verified.
+    pub snapshots: u64,
+    /// Reads at a snapshot (point reads and scans) checked against the model at its
+    /// sequence.
+    pub snapshot_reads: u64,
+    /// Of those, reads made after a flush or compaction finished since the snapshot was
+    /// taken.
+    pub snapshot_reads_after_background: u64,
+    /// Scans of the live database checked against the model at their iterator's sequence.
+    pub sequenced_scans: u64,
+    /// Scans (live or at a snapshot) with a `next_back`, checked.
+    pub reverse_scans: u64,
+    /// Scans (live or at a snapshot) with a `seek` or `seek_for_prev`, checked.
+    pub seek_scans: u64,
+    /// Snapshots still held when their engine was closed or died, that then refused to
+    /// read (`Error::Closed`).
+    pub snapshots_refused_after_close: u64,
 }
 
 /// The result of one run.
@@ -157,6 +175,13 @@ pub(crate) struct Runner<'a> {
     pub(crate) hasher: StableHasher,
     pub(crate) tracing: bool,
     pub(crate) trace: Vec<String>,
+    /// Sequential mode: the epoch's views (snapshots, scans) and numbered writes, checked
+    /// when the epoch ends (`views.rs`), and the logical clock they are stamped with.
+    pub(crate) views: Views,
+    pub(crate) instant: u64,
+    /// The snapshots held (sequential mode: the runner's; concurrent mode: handed over by
+    /// the clients at the end of a phase), until the engine goes.
+    pub(crate) held: Vec<crate::views::Held>,
 }
 
 impl<'a> Runner<'a> {
@@ -198,6 +223,9 @@ impl<'a> Runner<'a> {
             hasher: StableHasher::default(),
             tracing,
             trace: Vec::new(),
+            views: Views::new(),
+            instant: 0,
+            held: Vec::new(),
         }
     }
 
@@ -278,8 +306,16 @@ impl<'a> Runner<'a> {
         match op {
             Op::Write { mutations, sync } => {
                 let (batch, checked) = batch_of(mutations);
-                let id = self.checker.write_issued(step, checked, *sync);
-                let result = self.db().write(batch, WriteOptions { sync: *sync });
+                let id = self.checker.write_issued(step, checked.clone(), *sync);
+                self.instant += 1;
+                let invoked = self.instant;
+                let (sequence, result) = self
+                    .db()
+                    .write_sequenced(batch, WriteOptions { sync: *sync });
+                self.instant += 1;
+                let acknowledged = result.is_ok().then_some(self.instant);
+                self.views
+                    .write(step, 0, checked, invoked, acknowledged, sequence);
                 self.hasher.write_u64(step);
                 self.hasher.write_u64(result.is_ok() as u64);
                 self.note(|| {
@@ -316,25 +352,42 @@ impl<'a> Runner<'a> {
                 }
             }
             Op::Scan(lower, upper) => {
-                let result: Result<Entries, Error> = self
-                    .db()
-                    .range((
-                        lower
-                            .clone()
-                            .map_or(std::ops::Bound::Unbounded, std::ops::Bound::Included),
-                        upper
-                            .clone()
-                            .map_or(std::ops::Bound::Unbounded, std::ops::Bound::Excluded),
-                    ))
-                    .and_then(|iter| iter.collect());
+                let bounds = scan_bounds(lower, upper);
+                self.instant += 1;
+                let invoked = self.instant;
+                let iter = self.db().range(bounds.clone());
+                self.instant += 1;
+                let completed = self.instant;
+                let jobs = self.db().jobs_finished();
+                let result: Result<(u64, Entries), Error> = iter.and_then(|iter| {
+                    let sequence = iter.sequence();
+                    Ok((sequence, iter.collect::<Result<Entries, Error>>()?))
+                });
                 self.hasher.write_u64(step);
-                self.note(|| format!("step {step}: scan -> {:?}", result.as_ref().map(Vec::len)));
+                self.note(|| {
+                    format!(
+                        "step {step}: scan -> {:?}",
+                        result.as_ref().map(|(_, e)| e.len())
+                    )
+                });
                 match result {
-                    Ok(entries) => {
+                    Ok((sequence, entries)) => {
                         self.hasher.write_u64(entries.len() as u64);
                         self.checker
                             .scan(step, lower.as_deref(), upper.as_deref(), &entries)
                             .map_err(|v| violation("scan_mismatch", step, v.to_string()))?;
+                        let view = self.views.view(
+                            step,
+                            0,
+                            strata_checker::ViewKind::Scan,
+                            sequence,
+                            invoked,
+                            completed,
+                            jobs,
+                        );
+                        let (lower, upper) = bounds;
+                        self.views
+                            .scan(view, step, 0, lower, upper, scan_steps(entries), jobs);
                     }
                     Err(error) => self.engine_error(step, &error)?,
                 }
@@ -365,16 +418,23 @@ impl<'a> Runner<'a> {
                 self.note(|| format!("step {step}: reopen"));
                 self.reopen(step)?;
             }
+            Op::TakeSnapshot
+            | Op::SnapshotGet { .. }
+            | Op::SnapshotScan { .. }
+            | Op::ReleaseSnapshot { .. }
+            | Op::Iterate(_) => self.execute_view_op(step, op)?,
         }
         Ok(())
     }
 
     /// A clean close and open; if the close fails, a process restart.
     pub(crate) fn reopen(&mut self, step: u64) -> Flow {
+        self.settle_views(step)?;
         let db = self.db.take().expect("open database");
         self.count_engine_work(&db);
         let db = Arc::into_inner(db).expect("no client holds the database between phases");
         let result = db.close();
+        self.release_held(step)?;
         self.hasher.write_u64(result.is_ok() as u64);
         match result {
             Ok(()) => self.checker.durable_point(step),
@@ -388,15 +448,19 @@ impl<'a> Runner<'a> {
 
     /// The process dies (no machine crash) and starts again.
     pub(crate) fn restart(&mut self, step: u64) -> Flow {
+        self.settle_views(step)?;
         self.stats.restarts += 1;
         self.note(|| format!("step {step}: process restart (engine poisoned)"));
         self.retire_db();
+        self.release_held(step)?;
         self.open_and_verify(step, true)
     }
 
     /// Power loss: the process dies, the filesystem keeps only what the crash model allows.
     pub(crate) fn machine_crash(&mut self, step: u64) -> Flow {
+        self.settle_views(step)?;
         self.retire_db();
+        self.release_held(step)?;
         self.crash_filesystem(step);
         // Sometimes the machine crashes again during recovery.
         if self.case.has(Fault::Crash) && self.fault_rng.chance(0.25) {
@@ -614,6 +678,7 @@ impl<'a> Runner<'a> {
 
     pub(crate) fn finish(mut self, flow: Flow) -> RunReport {
         self.retire_db();
+        self.held.clear();
         let finding = match flow {
             Ok(()) => None,
             Err(Stop::DetectedCorruption) => {

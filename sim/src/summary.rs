@@ -170,6 +170,21 @@ pub struct Summary {
     pub writes_overlapping_background: u64,
     /// Scheduling decisions that switched tasks.
     pub schedule_switches: u64,
+    /// Snapshots whose sequence number was checked.
+    pub snapshots: u64,
+    /// Reads at a snapshot checked against the model at its sequence.
+    pub snapshot_reads: u64,
+    /// Of those, reads made after a flush or compaction finished since the snapshot was
+    /// taken.
+    pub snapshot_reads_after_background: u64,
+    /// Scans of the live database checked against the model at their sequence.
+    pub sequenced_scans: u64,
+    /// Scans (live or at a snapshot) with a `next_back`, checked.
+    pub reverse_scans: u64,
+    /// Scans (live or at a snapshot) with a `seek` or `seek_for_prev`, checked.
+    pub seek_scans: u64,
+    /// Snapshots that refused to read once their engine was closed or gone.
+    pub snapshots_refused_after_close: u64,
     /// Runs whose injected damage the engine reported as corruption.
     pub detected_corruptions: u64,
     /// Damage injected, by damage and kind of file (`flip wal`, `truncate table`, ...).
@@ -234,6 +249,13 @@ impl Summary {
             multi_writer_groups: 0,
             writes_overlapping_background: 0,
             schedule_switches: 0,
+            snapshots: 0,
+            snapshot_reads: 0,
+            snapshot_reads_after_background: 0,
+            sequenced_scans: 0,
+            reverse_scans: 0,
+            seek_scans: 0,
+            snapshots_refused_after_close: 0,
             detected_corruptions: 0,
             damage_by_target: BTreeMap::new(),
             damage_detected_by_target: BTreeMap::new(),
@@ -265,6 +287,13 @@ impl Summary {
         self.multi_writer_groups += other.multi_writer_groups;
         self.writes_overlapping_background += other.writes_overlapping_background;
         self.schedule_switches += other.schedule_switches;
+        self.snapshots += other.snapshots;
+        self.snapshot_reads += other.snapshot_reads;
+        self.snapshot_reads_after_background += other.snapshot_reads_after_background;
+        self.sequenced_scans += other.sequenced_scans;
+        self.reverse_scans += other.reverse_scans;
+        self.seek_scans += other.seek_scans;
+        self.snapshots_refused_after_close += other.snapshots_refused_after_close;
         self.detected_corruptions += other.detected_corruptions;
         for (mine, theirs) in [
             (&mut self.damage_by_target, &other.damage_by_target),
@@ -303,6 +332,13 @@ impl Summary {
         self.multi_writer_groups += report.stats.multi_writer_groups;
         self.writes_overlapping_background += report.stats.writes_overlapping_background;
         self.schedule_switches += report.stats.schedule_switches;
+        self.snapshots += report.stats.snapshots;
+        self.snapshot_reads += report.stats.snapshot_reads;
+        self.snapshot_reads_after_background += report.stats.snapshot_reads_after_background;
+        self.sequenced_scans += report.stats.sequenced_scans;
+        self.reverse_scans += report.stats.reverse_scans;
+        self.seek_scans += report.stats.seek_scans;
+        self.snapshots_refused_after_close += report.stats.snapshots_refused_after_close;
         self.detected_corruptions += report.stats.detected_corruptions;
         for (mine, theirs) in [
             (&mut self.damage_by_target, &report.stats.damage_by_target),

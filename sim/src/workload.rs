@@ -1,8 +1,17 @@
 //! The workload plan: every step of a run, drawn up front from the seed's workload stream
 //! (so removing a step while shrinking leaves the others as they were), with the engine
 //! options and the crash points drawn from streams of their own.
+//!
+//! Workload 2 (issue 12) adds snapshots and iterators from a stream of their own
+//! (`snapshots`): for each step it draws whether the step becomes one of them — take a
+//! snapshot, read at one (a point read or a scan), release one, or an iterator over the live
+//! database (reverse, `seek`/`seek_for_prev`, a bounded mix of `next`/`next_back`, bounds
+//! inclusive or exclusive). The workload stream draws every step's ordinary operation first
+//! all the same, so the steps that stay ordinary are the ones workload 1 drew. Cases saved
+//! before it (no `workload` field) keep workload 1.
 
 use crate::case::{stream_seed, Case, Fault};
+use std::ops::Bound;
 use strata_engine::{Options, WalRecovery};
 use strata_vfs::sim::SimRng;
 
@@ -35,6 +44,47 @@ pub enum Op {
     Maintenance,
     /// `Db::close` and open again.
     Reopen,
+    /// `Db::snapshot`, held until released (or until the engine goes). At most
+    /// [`MAX_SNAPSHOTS`] are held; taking one more releases the oldest.
+    TakeSnapshot,
+    /// A point read at the `pick % held`-th held snapshot (oldest first); nothing if none
+    /// is held.
+    SnapshotGet { pick: u64, key: Vec<u8> },
+    /// A scan at a held snapshot, picked the same way.
+    SnapshotScan { pick: u64, scan: IterPlan },
+    /// Releases a held snapshot, picked the same way.
+    ReleaseSnapshot { pick: u64 },
+    /// An iterator over the live database.
+    Iterate(IterPlan),
+}
+
+/// The snapshots a run holds at most at once (all clients together).
+pub const MAX_SNAPSHOTS: usize = 4;
+
+/// One call on an iterator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Move {
+    /// `next()`.
+    Next,
+    /// `next_back()`.
+    Back,
+    /// `seek(key)`.
+    Seek(Vec<u8>),
+    /// `seek_for_prev(key)`.
+    SeekForPrev(Vec<u8>),
+}
+
+/// An iterator's bounds and calls.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IterPlan {
+    /// The lower bound.
+    pub lower: Bound<Vec<u8>>,
+    /// The upper bound.
+    pub upper: Bound<Vec<u8>>,
+    /// The calls, in order.
+    pub moves: Vec<Move>,
+    /// Then `next()` (or `next_back()`) until the end.
+    pub drain: Option<Move>,
 }
 
 /// A planned step: the operation and, if a crash is planned, how many VFS operations after
@@ -115,10 +165,111 @@ pub fn options_for(seed: u64) -> Options {
     }
 }
 
+/// A key between two of the key space's (or before or after all of them), or one of them.
+fn seek_key(rng: &mut SimRng, key_count: u64) -> Vec<u8> {
+    match rng.below(8) {
+        0 => b"a".to_vec(),
+        1 => b"z".to_vec(),
+        2..=4 => {
+            // "key00042" < "key000425" < "key00043"
+            let mut key = key_name(rng.below(key_count + 1));
+            key.push(b'5');
+            key
+        }
+        _ => key_name(rng.below(key_count + 1)),
+    }
+}
+
+/// An iterator's bounds and calls: a whole scan in either direction, a seek and a few steps,
+/// or a mix of both ends.
+fn iter_plan(rng: &mut SimRng, key_count: u64) -> IterPlan {
+    let a = rng.below(key_count);
+    let b = rng.below(key_count);
+    // Now and then an inverted range, which holds nothing.
+    let (low, high) = if rng.chance(0.03) {
+        (a.max(b) + 1, a.min(b))
+    } else {
+        (a.min(b), a.max(b))
+    };
+    let lower = match rng.below(10) {
+        0 | 1 => Bound::Unbounded,
+        2 | 3 => Bound::Excluded(key_name(low)),
+        _ => Bound::Included(key_name(low)),
+    };
+    let upper = match rng.below(10) {
+        0 | 1 => Bound::Unbounded,
+        2 | 3 => Bound::Included(key_name(high)),
+        _ => Bound::Excluded(key_name(high + 1)),
+    };
+    let steps = 1 + rng.below(8) as usize;
+    let (moves, drain) = match rng.below(10) {
+        0 | 1 => (Vec::new(), Some(Move::Next)),
+        2..=4 => (Vec::new(), Some(Move::Back)),
+        5 | 6 => {
+            let mut moves = vec![Move::Seek(seek_key(rng, key_count))];
+            moves.extend(std::iter::repeat_n(Move::Next, steps));
+            (moves, rng.chance(0.2).then_some(Move::Next))
+        }
+        7 | 8 => {
+            let mut moves = vec![Move::SeekForPrev(seek_key(rng, key_count))];
+            moves.extend(std::iter::repeat_n(Move::Back, steps));
+            (moves, rng.chance(0.2).then_some(Move::Back))
+        }
+        _ => {
+            let moves = (0..2 + rng.below(10))
+                .map(|_| match rng.below(10) {
+                    0..=3 => Move::Next,
+                    4..=7 => Move::Back,
+                    8 => Move::Seek(seek_key(rng, key_count)),
+                    _ => Move::SeekForPrev(seek_key(rng, key_count)),
+                })
+                .collect();
+            let drain = match rng.below(4) {
+                0 => Some(Move::Next),
+                1 => Some(Move::Back),
+                _ => None,
+            };
+            (moves, drain)
+        }
+    };
+    IterPlan {
+        lower,
+        upper,
+        moves,
+        drain,
+    }
+}
+
+/// Workload 2: whether step becomes a snapshot or iterator step, and which (about one step
+/// in six).
+fn snapshot_step(rng: &mut SimRng, key_count: u64, hot: u64) -> Option<Op> {
+    let roll = rng.below(100);
+    let pick = rng.below(MAX_SNAPSHOTS as u64 * 2);
+    Some(match roll {
+        0..=2 => Op::TakeSnapshot,
+        3..=8 => Op::SnapshotGet {
+            pick,
+            key: if rng.chance(0.5) {
+                key_name(rng.below(hot))
+            } else {
+                key_name(rng.below(key_count))
+            },
+        },
+        9..=11 => Op::SnapshotScan {
+            pick,
+            scan: iter_plan(rng, key_count),
+        },
+        12 => Op::ReleaseSnapshot { pick },
+        13..=15 => Op::Iterate(iter_plan(rng, key_count)),
+        _ => return None,
+    })
+}
+
 /// Draws the plan of `case`.
 pub fn plan(case: &Case) -> Plan {
     let mut rng = SimRng::new(stream_seed(case.seed, "workload"));
     let mut crash_rng = SimRng::new(stream_seed(case.seed, "crashes"));
+    let mut snapshot_rng = SimRng::new(stream_seed(case.seed, "snapshots"));
     let key_count = 8 + rng.below(120);
     let keys: Vec<Vec<u8>> = (0..key_count).map(key_name).collect();
     let hot = 1 + key_count / 8;
@@ -194,6 +345,10 @@ pub fn plan(case: &Case) -> Plan {
             86..=87 => Op::Sync,
             88..=98 => Op::Maintenance,
             _ => Op::Reopen,
+        };
+        let op = match case.workload {
+            1 => op,
+            _ => snapshot_step(&mut snapshot_rng, key_count, hot).unwrap_or(op),
         };
         let crash_after = if case.has(Fault::Crash) && crash_rng.chance(crash_rate) {
             Some(crash_rng.below(40))

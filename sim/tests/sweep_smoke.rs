@@ -45,6 +45,23 @@ fn check_sweep(config: &SweepConfig) -> (strata_sim::sweep::Summary, ()) {
         summary.flushes > 0 && summary.compactions > 0,
         "{summary:?}"
     );
+    // Snapshots and iterators were checked, snapshots across flushes and compactions, and
+    // every kind of scan.
+    assert!(summary.snapshots > 10 * summary.seeds, "{summary:?}");
+    assert!(summary.snapshot_reads > 20 * summary.seeds, "{summary:?}");
+    assert!(
+        summary.snapshot_reads_after_background > summary.snapshot_reads / 3,
+        "{summary:?}"
+    );
+    assert!(summary.sequenced_scans > 20 * summary.seeds, "{summary:?}");
+    assert!(
+        summary.reverse_scans > 5 * summary.seeds && summary.seek_scans > 5 * summary.seeds,
+        "{summary:?}"
+    );
+    assert!(
+        summary.snapshots_refused_after_close > 5 * summary.seeds,
+        "{summary:?}"
+    );
     for kind in [
         "crash",
         "torn_write",
