@@ -330,8 +330,12 @@ impl Db {
             lower: owned_bound(range.start_bound()),
             upper: owned_bound(range.end_bound()),
         };
-        let sequence = self.inner.visible_sequence.load(Ordering::Acquire);
-        self.inner.scan_at(bounds, sequence)
+        // The sequence is registered as a snapshot until the view is loaded: a flush or
+        // compaction installed in between would otherwise drop (or write without their
+        // sequence) versions this scan reads at it, and it would see later writes than its
+        // `sequence()` says (found by reading, helper review of the snapshot checker).
+        let pinned = self.snapshot();
+        self.inner.scan_at(bounds, pinned.sequence())
     }
 
     /// A scan over every key.
