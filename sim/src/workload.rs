@@ -12,7 +12,7 @@
 
 use crate::case::{stream_seed, Case, Fault};
 use std::ops::Bound;
-use strata_engine::{Options, WalRecovery};
+use strata_engine::{Compression, Options, WalRecovery};
 use strata_vfs::sim::SimRng;
 
 /// One write inside a step.
@@ -160,6 +160,13 @@ pub fn options_for(seed: u64) -> Options {
             WalRecovery::PointInTime
         } else {
             WalRecovery::Strict
+        },
+        // Drawn last, so that the draws above stay what they were: compression off, LZ4
+        // everywhere (the default), or level 0 raw and LZ4 below (a tree of both kinds).
+        compression_per_level: match rng.below(3) {
+            0 => Vec::new(),
+            1 => vec![Compression::Lz4],
+            _ => vec![Compression::None, Compression::Lz4],
         },
         ..Options::default()
     }
