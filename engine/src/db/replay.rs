@@ -194,10 +194,10 @@ impl<'a> Replay<'a> {
         options: &'a Options,
         state: &ManifestState,
     ) -> Replay<'a> {
-        let mut replay = Replay::check(fs, dir, state, options.wal_recovery);
-        let mut sink = TableSink::new(fs, dir, options);
-        sink.write_tables = false;
-        replay.sink = Some(sink);
+        let mut replay = Replay::new(fs, dir, options, state);
+        if let Some(sink) = replay.sink.as_mut() {
+            sink.write_tables = false;
+        }
         replay
     }
 
