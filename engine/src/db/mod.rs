@@ -83,7 +83,26 @@ use std::sync::Arc;
 use strata_sched::{JoinHandle, Mutex, MutexGuard};
 use strata_vfs::{Vfs, VfsLock};
 
-/// An open database.
+/// An open database: one per directory and process at a time (its `LOCK`), shared between
+/// threads by reference (`Db` is `Sync`; wrap it in an `Arc` to share ownership).
+///
+/// ```
+/// use std::sync::Arc;
+/// use strata_engine::{Db, Options, WriteBatch, WriteOptions};
+/// use strata_vfs::RealFs;
+///
+/// let dir = tempfile::tempdir()?;
+/// let db = Db::open(Arc::new(RealFs::new()), dir.path(), Options::default())?;
+/// db.put("user:1", "Ada", WriteOptions::SYNC)?; // durable when it returns
+/// let mut batch = WriteBatch::new();
+/// batch.put("user:2", "Grace").delete("user:1");
+/// db.write(batch, WriteOptions::NO_SYNC)?; // all or nothing, for crashes and readers
+/// assert_eq!(db.get("user:1")?, None);
+/// let users: Vec<_> = db.range("user:".."user;")?.collect::<Result<_, _>>()?;
+/// assert_eq!(users, [(b"user:2".to_vec(), b"Grace".to_vec())]);
+/// db.close()?; // every acknowledged write durable
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct Db {
     inner: Arc<DbInner>,
     threads: Mutex<Vec<JoinHandle<()>>>,
