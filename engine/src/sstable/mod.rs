@@ -20,6 +20,7 @@ mod block;
 mod builder;
 mod compression;
 mod filter;
+mod lz4;
 mod reader;
 
 pub use block::{Block, BlockBuilder, BlockEntry};
