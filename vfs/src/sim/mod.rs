@@ -179,6 +179,22 @@ fn join(parent: &str, name: &str) -> String {
     }
 }
 
+/// Writes `data` into `image` at `offset`, zero-filling any gap before it: the bytes past
+/// the old end are appended, not zeroed and then overwritten.
+fn store_bytes(image: &mut Vec<u8>, offset: usize, data: &[u8]) {
+    if data.is_empty() {
+        return;
+    }
+    if offset >= image.len() {
+        image.resize(offset, 0);
+        image.extend_from_slice(data);
+        return;
+    }
+    let inside = data.len().min(image.len() - offset);
+    image[offset..offset + inside].copy_from_slice(&data[..inside]);
+    image.extend_from_slice(&data[inside..]);
+}
+
 /// Copies sector `sector` of `from` into `to`, growing `to` with zeros if needed.
 fn copy_sector(to: &mut Vec<u8>, from: &[u8], sector: u64, sector_size: u64) {
     let start = (sector * sector_size) as usize;
@@ -254,23 +270,25 @@ impl World {
         fault: Option<FaultKind>,
         failed: bool,
     ) {
-        let event = Event {
-            index,
-            op,
-            path: Arc::from(path),
-            offset,
-            len,
-            fault,
-            failed,
-        };
-        self.hasher.write_event(&event);
+        // Hashed from the parts: the event itself (its path an allocation) is built only
+        // when events are kept.
+        self.hasher
+            .write_event_parts(index, op, path, offset, len, fault, failed);
         if let Some(kind) = fault {
             if kind != FaultKind::Crash {
                 self.counters.record(kind);
             }
         }
         if self.record_events {
-            self.events.push(event);
+            self.events.push(Event {
+                index,
+                op,
+                path: Arc::from(path),
+                offset,
+                len,
+                fault,
+                failed,
+            });
         }
     }
 
@@ -377,10 +395,7 @@ impl World {
         let seq = self.write_seq;
         let sector_size = self.config.sector_size;
         let inode = self.inode(id);
-        if inode.visible.len() < end as usize {
-            inode.visible.resize(end as usize, 0);
-        }
-        inode.visible[offset as usize..end as usize].copy_from_slice(data);
+        store_bytes(&mut inode.visible, offset as usize, data);
         // A write past the end also writes the gap (zeros): it is dirty like the data, so that
         // a sync persists the new length even if a later truncation drops the data's sectors.
         mark_dirty(inode, offset.min(old_len), end, seq, sector_size);
@@ -451,13 +466,17 @@ impl World {
             inode.durable.truncate(truncate as usize);
         }
         if !inode.dirty.is_empty() {
+            // The durable image becomes the visible length: the dirty ranges' bytes, the old
+            // durable bytes elsewhere, zeros past them. Written range by range (extending
+            // rather than zero-filling first), then cut or padded to length.
             let visible_len = inode.visible.len();
-            inode.durable.resize(visible_len, 0);
+            inode.durable.truncate(visible_len);
             for &(start, end) in &inode.dirty_ranges {
                 let start = (start as usize).min(visible_len);
                 let end = (end as usize).min(visible_len);
-                inode.durable[start..end].copy_from_slice(&inode.visible[start..end]);
+                store_bytes(&mut inode.durable, start, &inode.visible[start..end]);
             }
+            inode.durable.resize(visible_len, 0);
         }
         inode.dirty.clear();
         inode.dirty_ranges.clear();
@@ -573,8 +592,9 @@ impl World {
         for id in ids {
             let mut torn = 0;
             if let Some(inode) = self.inodes.get_mut(&id) {
-                let image = crash_image(inode, &mut self.rng, &config, &mut torn);
-                inode.visible = image.clone();
+                let durable = std::mem::take(&mut inode.durable);
+                let image = crash_image(durable, inode, &mut self.rng, &config, &mut torn);
+                inode.visible.clone_from(&image);
                 inode.durable = image;
                 inode.dirty.clear();
                 inode.dirty_ranges.clear();
@@ -664,15 +684,17 @@ enum SectorFate {
     Lost,
 }
 
-/// What a file holds after a crash: its durable bytes, a possibly undone truncation, and
-/// each dirty sector surviving, torn or lost as the RNG decides.
+/// What a file holds after a crash: its durable bytes (`durable`, taken out of `inode`), a
+/// possibly undone truncation, and each dirty sector surviving, torn or lost as the RNG
+/// decides.
 fn crash_image(
+    durable: Vec<u8>,
     inode: &Inode,
     rng: &mut SimRng,
     config: &FaultConfig,
     torn_count: &mut u64,
 ) -> Vec<u8> {
-    let mut image = inode.durable.clone();
+    let mut image = durable;
     if let Some(truncate) = inode.pending_truncate {
         if rng.chance(0.5) {
             image.truncate(truncate as usize);
