@@ -32,6 +32,9 @@ pub const BLOCK_SIZE: usize = 32 * 1024;
 /// Bytes in a fragment header.
 pub const HEADER_SIZE: usize = 7;
 
+/// Zeros for preallocation: written from here, not from a buffer zeroed for each write.
+static ZEROS: [u8; 1 << 20] = [0; 1 << 20];
+
 const FULL: u8 = 1;
 const FIRST: u8 = 2;
 const MIDDLE: u8 = 3;
@@ -67,7 +70,9 @@ impl WalWriter {
     pub fn new(file: Box<dyn VfsFile>, preallocate: u64) -> WalWriter {
         WalWriter {
             file,
-            buffer: Vec::with_capacity(64 * 1024),
+            // Grown as records come: a log that is rotated after a few KiB (as the
+            // simulator's are) never allocates more.
+            buffer: Vec::new(),
             buffer_offset: 0,
             end: 0,
             synced_through: 0,
@@ -159,8 +164,11 @@ impl WalWriter {
                 // Zeros over all of the new space, the part the records are about to fill
                 // included: a mapped store must land in allocated blocks.
                 let target = self.end.div_ceil(self.preallocate) * self.preallocate;
-                let zeros = vec![0u8; (target - self.file_len) as usize];
-                self.file.write_at(self.file_len, &zeros)?;
+                let len = (target - self.file_len) as usize;
+                match ZEROS.get(..len) {
+                    Some(zeros) => self.file.write_at(self.file_len, zeros)?,
+                    None => self.file.write_at(self.file_len, &vec![0u8; len])?,
+                }
                 self.file_len = target;
             }
             if mapped {
@@ -221,7 +229,7 @@ impl<'a> WalReader<'a> {
             file,
             path: file.path().to_path_buf(),
             file_len,
-            block: Vec::with_capacity(BLOCK_SIZE),
+            block: Vec::new(),
             block_start: 0,
             position: 0,
             end: None,
@@ -232,8 +240,8 @@ impl<'a> WalReader<'a> {
 
     fn load_block(&mut self, start: u64) -> Result<()> {
         let len = (self.file_len.saturating_sub(start)).min(BLOCK_SIZE as u64) as usize;
-        self.block.resize(len, 0);
-        self.file.read_exact_at(start, &mut self.block)?;
+        self.block.clear();
+        self.file.read_exact_at_vec(start, len, &mut self.block)?;
         self.block_start = start;
         self.position = 0;
         Ok(())
@@ -308,12 +316,13 @@ impl<'a> WalReader<'a> {
     }
 
     fn rest_is_zero_from(&self, from: u64) -> Result<bool> {
-        let mut buf = vec![0u8; 64 * 1024];
+        let mut buf = Vec::new();
         let mut at = from;
         while at < self.file_len {
-            let n = ((self.file_len - at) as usize).min(buf.len());
-            self.file.read_exact_at(at, &mut buf[..n])?;
-            if buf[..n].iter().any(|&b| b != 0) {
+            let n = ((self.file_len - at) as usize).min(64 * 1024);
+            buf.clear();
+            self.file.read_exact_at_vec(at, n, &mut buf)?;
+            if buf.iter().any(|&b| b != 0) {
                 return Ok(false);
             }
             at += n as u64;
@@ -374,8 +383,8 @@ impl<'a> WalReader<'a> {
         if offset + 1 >= file_len {
             return Ok(found);
         }
-        let mut data = vec![0u8; (file_len - offset - 1) as usize];
-        file.read_exact_at(offset + 1, &mut data)?;
+        let mut data = Vec::new();
+        file.read_exact_at_vec(offset + 1, (file_len - offset - 1) as usize, &mut data)?;
         let base = offset + 1;
         let mut at = 0usize;
         let mut pending: Option<(u64, Vec<u8>)> = None;

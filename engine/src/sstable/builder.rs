@@ -60,7 +60,10 @@ impl TableBuilder {
             block_size,
             data_block: BlockBuilder::new(),
             index_block: BlockBuilder::new(),
-            out: Vec::with_capacity(WRITE_CHUNK + 64 * 1024),
+            // Grown as blocks come, not sized for a whole chunk up front: most tables
+            // (all of the simulator's) are a few KiB, and a fresh 320 KiB buffer per table
+            // cost page faults on memory the allocator had returned to the OS.
+            out: Vec::new(),
             offset: 0,
             entries: 0,
             smallest: Vec::new(),

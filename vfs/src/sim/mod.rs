@@ -40,14 +40,16 @@
 
 mod event;
 mod fault;
+mod file;
 
 pub use event::{Event, OpKind, StableHasher};
 pub use fault::{FaultConfig, FaultCounters, FaultKind, SimRng};
 
 use crate::{Result, Vfs, VfsError, VfsFile, VfsLock};
+use file::{SimFile, SimLock};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::ErrorKind;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// The simulated filesystem. Cloning gives another handle on the same world.
@@ -1263,31 +1265,6 @@ impl Vfs for SimFs {
     }
 }
 
-/// A held [`SimFs`] lock. Dropping it releases the lock, unless a crash already did (and
-/// someone else may hold it now).
-struct SimLock {
-    world: Arc<Mutex<World>>,
-    path: String,
-    id: u64,
-}
-
-impl std::fmt::Debug for SimLock {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "SimLock({})", self.path)
-    }
-}
-
-impl VfsLock for SimLock {}
-
-impl Drop for SimLock {
-    fn drop(&mut self) {
-        let mut world = lock(&self.world);
-        if world.locks.get(&self.path) == Some(&self.id) {
-            world.locks.remove(&self.path);
-        }
-    }
-}
-
 impl SimFs {
     fn rename_locked(
         world: &mut World,
@@ -1363,176 +1340,5 @@ impl SimFs {
             target.pending.push(DirOp::Link(to_name.to_string(), node));
         }
         Ok(())
-    }
-}
-
-/// An open file of the simulated filesystem.
-struct SimFile {
-    world: Arc<Mutex<World>>,
-    inode: InodeId,
-    path: PathBuf,
-    name: Arc<str>,
-    epoch: u64,
-    writable: bool,
-}
-
-impl std::fmt::Debug for SimFile {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "SimFile({})", self.path.display())
-    }
-}
-
-impl SimFile {
-    /// Locks the world and checks that this handle is usable for `op`.
-    fn enter(&self, op: OpKind, needs_write: bool) -> Result<(MutexGuard<'_, World>, u64)> {
-        let mut world = lock(&self.world);
-        if world.epoch != self.epoch {
-            return Err(VfsError::new(
-                op.name(),
-                &self.path,
-                ErrorKind::Other,
-                "handle opened before a crash",
-            ));
-        }
-        if needs_write && !self.writable {
-            return Err(VfsError::new(
-                op.name(),
-                &self.path,
-                ErrorKind::PermissionDenied,
-                "file opened read-only",
-            ));
-        }
-        let index = world.begin(op, &self.path, &self.name)?;
-        Ok((world, index))
-    }
-
-    fn fault_error(&self, op: OpKind, fault: FaultKind) -> VfsError {
-        match fault {
-            FaultKind::NoSpace => VfsError::new(
-                op.name(),
-                &self.path,
-                ErrorKind::StorageFull,
-                "ENOSPC (injected): no space left on device",
-            ),
-            FaultKind::SyncFailure => VfsError::new(
-                op.name(),
-                &self.path,
-                ErrorKind::Other,
-                "EIO (injected): fsync failed, dirty data may be lost",
-            ),
-            _ => VfsError::new(
-                op.name(),
-                &self.path,
-                ErrorKind::Other,
-                format!("EIO (injected): {fault}"),
-            ),
-        }
-    }
-
-    fn finish(
-        &self,
-        mut world: MutexGuard<'_, World>,
-        index: u64,
-        op: OpKind,
-        offset: u64,
-        len: u64,
-        outcome: std::result::Result<(), FaultKind>,
-    ) -> Result<()> {
-        let fault = outcome.err();
-        world.log(index, op, &self.name, offset, len, fault, fault.is_some());
-        drop(world);
-        outcome.map_err(|fault| self.fault_error(op, fault))
-    }
-}
-
-impl SimFile {
-    /// One write operation: `write_at`, or with `may_run_out` false a mapped store.
-    fn store(&self, offset: u64, data: &[u8], may_run_out: bool) -> Result<()> {
-        let (mut world, index) = self.enter(OpKind::Write, true)?;
-        let outcome = world.write_checked(self.inode, offset, data, may_run_out);
-        self.finish(
-            world,
-            index,
-            OpKind::Write,
-            offset,
-            data.len() as u64,
-            outcome,
-        )
-    }
-}
-
-impl VfsFile for SimFile {
-    fn path(&self) -> &Path {
-        &self.path
-    }
-
-    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize> {
-        let (mut world, index) = self.enter(OpKind::Read, false)?;
-        let read_error_rate = world.config.read_error_rate;
-        if world.rng.chance(read_error_rate) {
-            self.finish(
-                world,
-                index,
-                OpKind::Read,
-                offset,
-                buf.len() as u64,
-                Err(FaultKind::ReadError),
-            )?;
-            return Ok(0);
-        }
-        let inode = world.inode(self.inode);
-        let start = (offset as usize).min(inode.visible.len());
-        let end = (start + buf.len()).min(inode.visible.len());
-        let read = end - start;
-        buf[..read].copy_from_slice(&inode.visible[start..end]);
-        self.finish(world, index, OpKind::Read, offset, read as u64, Ok(()))?;
-        Ok(read)
-    }
-
-    fn append(&self, data: &[u8]) -> Result<u64> {
-        let (mut world, index) = self.enter(OpKind::Append, true)?;
-        let offset = world.inode(self.inode).visible.len() as u64;
-        let outcome = world.write(self.inode, offset, data);
-        self.finish(
-            world,
-            index,
-            OpKind::Append,
-            offset,
-            data.len() as u64,
-            outcome,
-        )?;
-        Ok(offset)
-    }
-
-    fn write_at(&self, offset: u64, data: &[u8]) -> Result<()> {
-        self.store(offset, data, true)
-    }
-
-    /// A store into a shared mapping of allocated space: visible at once, durable after
-    /// `sync`, lost or kept per sector at a crash like any unsynced write (the kernel writes
-    /// mapped pages back in any order), and never ENOSPC (the blocks exist). Past the end
-    /// it fails as `RealFs` does (a mapping there would fault).
-    fn write_mapped(&self, offset: u64, data: &[u8]) -> Result<()> {
-        crate::check_mapped_bounds(&self.path, offset, data.len(), self.len()?)?;
-        self.store(offset, data, false)
-    }
-
-    fn sync(&self) -> Result<()> {
-        let (mut world, index) = self.enter(OpKind::Sync, true)?;
-        let outcome = world.sync(self.inode);
-        self.finish(world, index, OpKind::Sync, 0, 0, outcome)
-    }
-
-    fn set_len(&self, len: u64) -> Result<()> {
-        let (mut world, index) = self.enter(OpKind::SetLen, true)?;
-        let outcome = world.set_len(self.inode, len);
-        self.finish(world, index, OpKind::SetLen, len, 0, outcome)
-    }
-
-    fn len(&self) -> Result<u64> {
-        let (mut world, index) = self.enter(OpKind::Len, false)?;
-        let len = world.inode(self.inode).visible.len() as u64;
-        self.finish(world, index, OpKind::Len, 0, 0, Ok(()))?;
-        Ok(len)
     }
 }
