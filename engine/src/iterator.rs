@@ -486,7 +486,14 @@ impl DbIterator {
                         return None;
                     }
                     if let Some(value) = slot {
-                        end.last = Some(key.clone());
+                        // Into the buffer of the last key returned, not a new one per entry.
+                        match &mut end.last {
+                            Some(last) => {
+                                last.clear();
+                                last.extend_from_slice(&key);
+                            }
+                            None => end.last = Some(key.clone()),
+                        }
                         return Some(Ok((key, value)));
                     }
                 }

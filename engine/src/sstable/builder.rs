@@ -40,10 +40,6 @@ pub struct TableBuilder {
     bits_per_key: usize,
     largest_sequence: u64,
     compression: Compression,
-    /// A data block's bytes before they are stored (compressed or not).
-    block_scratch: Vec<u8>,
-    /// The compressor's output.
-    compress_scratch: Vec<u8>,
 }
 
 impl TableBuilder {
@@ -72,8 +68,6 @@ impl TableBuilder {
             bits_per_key,
             largest_sequence: 0,
             compression,
-            block_scratch: Vec::new(),
-            compress_scratch: Vec::new(),
         }
     }
 
@@ -112,16 +106,11 @@ impl TableBuilder {
     fn write_block(&mut self, block: BlockKind) -> (u64, u64) {
         let start = self.out.len();
         let stored = match block {
-            BlockKind::Data => {
-                self.block_scratch.clear();
-                self.data_block.finish_into(&mut self.block_scratch);
-                compression::store(
-                    &self.block_scratch,
-                    self.compression,
-                    &mut self.compress_scratch,
-                    &mut self.out,
-                )
-            }
+            BlockKind::Data => compression::store(
+                self.data_block.finish_in_place(),
+                self.compression,
+                &mut self.out,
+            ),
             BlockKind::Index => {
                 self.index_block.finish_into(&mut self.out);
                 STORED_RAW

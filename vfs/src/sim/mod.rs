@@ -134,7 +134,7 @@ fn lock(world: &Mutex<World>) -> MutexGuard<'_, World> {
 /// Normalises a path to `a/b/c` (no leading slash); the root is the empty string.
 fn normalize(op: &'static str, path: &Path) -> Result<String> {
     use std::path::Component;
-    let mut out = String::new();
+    let mut out = String::with_capacity(path.as_os_str().len());
     for component in path.components() {
         match component {
             Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
