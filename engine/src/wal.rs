@@ -40,6 +40,15 @@ const FIRST: u8 = 2;
 const MIDDLE: u8 = 3;
 const LAST: u8 = 4;
 
+/// Whether every byte is zero: a log's end is found by such scans of up to a block at a
+/// time, so they are done 64 bytes at a time (an OR the compiler vectorises), not byte by
+/// byte with an exit test each.
+fn all_zero(bytes: &[u8]) -> bool {
+    bytes
+        .chunks(64)
+        .all(|chunk| chunk.iter().fold(0u8, |acc, &byte| acc | byte) == 0)
+}
+
 fn fragment_crc(kind: u8, payload: &[u8]) -> u32 {
     let mut hasher = crc32fast::Hasher::new();
     hasher.update(&[kind]);
@@ -285,7 +294,7 @@ impl<'a> WalReader<'a> {
             if left < HEADER_SIZE {
                 let next = self.block_start + BLOCK_SIZE as u64;
                 if self.block.len() < BLOCK_SIZE || next >= self.file_len {
-                    if left > 0 && self.block[self.position..].iter().any(|&b| b != 0) {
+                    if left > 0 && !all_zero(&self.block[self.position..]) {
                         self.stop(
                             self.block_start + self.position as u64,
                             "partial header at end of file",
@@ -305,7 +314,7 @@ impl<'a> WalReader<'a> {
             let kind = header[6];
             if kind == 0 && length == 0 && crc == 0 {
                 // Zeros: the preallocated or never-written rest of the log, or a lost sector.
-                if self.block[self.position..].iter().all(|&b| b == 0)
+                if all_zero(&self.block[self.position..])
                     && self.rest_is_zero_from(self.block_start + self.block.len() as u64)?
                 {
                     self.end = Some(LogEnd::Clean);
@@ -343,7 +352,7 @@ impl<'a> WalReader<'a> {
             let n = ((self.file_len - at) as usize).min(64 * 1024);
             buf.clear();
             self.file.read_exact_at_vec(at, n, &mut buf)?;
-            if buf.iter().any(|&b| b != 0) {
+            if !all_zero(&buf) {
                 return Ok(false);
             }
             at += n as u64;

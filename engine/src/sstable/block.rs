@@ -63,6 +63,13 @@ impl BlockBuilder {
                 .take_while(|(a, b)| a == b)
                 .count()
         };
+        // Room for the entry and the block's restart array at once: a block that one large
+        // value fills would otherwise be copied again when `finish_*` appends the array.
+        self.buffer.reserve(
+            4 * 10 + key.len() - shared
+                + value.map_or(0, <[u8]>::len)
+                + 4 * (self.restarts.len() + 1),
+        );
         put_varint(
             &mut self.buffer,
             (shared as u64) << 1 | u64::from(sequence != 0),

@@ -38,15 +38,19 @@
 //! - After `crash()`, every handle opened before it fails: the process that held it is dead,
 //!   and every `lock` it held is free. (`lock` creates no file here, unlike `RealFs`.)
 
+mod dirty;
 mod event;
 mod fault;
 mod file;
+mod path;
 
 pub use event::{Event, OpKind, StableHasher};
 pub use fault::{FaultConfig, FaultCounters, FaultKind, SimRng};
 
 use crate::{Result, Vfs, VfsError, VfsFile, VfsLock};
+use dirty::DirtySectors;
 use file::{SimFile, SimLock};
+use path::{join, normalize, split};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::ErrorKind;
 use std::path::Path;
@@ -92,7 +96,7 @@ struct Inode {
     visible: Vec<u8>,
     durable: Vec<u8>,
     /// Dirty sector index -> sequence number of the last write to it.
-    dirty: BTreeMap<u64, u64>,
+    dirty: DirtySectors,
     /// Byte ranges written since the last sync (what a successful sync copies).
     dirty_ranges: Vec<(u64, u64)>,
     /// The smallest length set by a truncation since the last sync.
@@ -129,56 +133,6 @@ fn lock(world: &Mutex<World>) -> MutexGuard<'_, World> {
     world
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-/// Normalises a path to `a/b/c` (no leading slash); the root is the empty string.
-fn normalize(op: &'static str, path: &Path) -> Result<String> {
-    use std::path::Component;
-    let mut out = String::with_capacity(path.as_os_str().len());
-    for component in path.components() {
-        match component {
-            Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
-            Component::ParentDir => {
-                return Err(VfsError::new(
-                    op,
-                    path,
-                    ErrorKind::InvalidInput,
-                    "`..` is not supported",
-                ))
-            }
-            Component::Normal(name) => {
-                let Some(name) = name.to_str() else {
-                    return Err(VfsError::new(
-                        op,
-                        path,
-                        ErrorKind::InvalidInput,
-                        "path is not UTF-8",
-                    ));
-                };
-                if !out.is_empty() {
-                    out.push('/');
-                }
-                out.push_str(name);
-            }
-        }
-    }
-    Ok(out)
-}
-
-/// Splits a normalised path into (parent, name).
-fn split(norm: &str) -> (&str, &str) {
-    match norm.rfind('/') {
-        Some(i) => (&norm[..i], &norm[i + 1..]),
-        None => ("", norm),
-    }
-}
-
-fn join(parent: &str, name: &str) -> String {
-    if parent.is_empty() {
-        name.to_string()
-    } else {
-        format!("{parent}/{name}")
-    }
 }
 
 /// Writes `data` into `image` at `offset`, zero-filling any gap before it: the bytes past
@@ -423,7 +377,7 @@ impl World {
         if len < old_len {
             inode.visible.truncate(len as usize);
             let keep_below = len.div_ceil(sector_size);
-            inode.dirty.retain(|&sector, _| sector < keep_below);
+            inode.dirty.keep_below(keep_below);
             if len < inode.durable.len() as u64 {
                 inode.pending_truncate = Some(inode.pending_truncate.map_or(len, |t| t.min(len)));
             }
@@ -454,7 +408,7 @@ impl World {
                     inode.durable.truncate(truncate as usize);
                 }
             }
-            for &sector in inode.dirty.keys() {
+            for sector in inode.dirty.sectors() {
                 if self.rng.chance(0.5) {
                     copy_sector(&mut inode.durable, &inode.visible, sector, sector_size);
                 }
@@ -655,9 +609,9 @@ impl World {
 }
 
 fn mark_dirty(inode: &mut Inode, start: u64, end: u64, seq: u64, sector_size: u64) {
-    for sector in start / sector_size..=(end - 1) / sector_size {
-        inode.dirty.insert(sector, seq);
-    }
+    inode
+        .dirty
+        .mark(start / sector_size, (end - 1) / sector_size, seq);
     match inode.dirty_ranges.last_mut() {
         Some(last) if last.1 == start => last.1 = end,
         _ => inode.dirty_ranges.push((start, end)),
@@ -711,7 +665,7 @@ fn crash_image(
         let mut by_age: Vec<(u64, u64)> = inode
             .dirty
             .iter()
-            .map(|(&sector, &seq)| (seq, sector))
+            .map(|(sector, seq)| (seq, sector))
             .collect();
         by_age.sort_unstable();
         let cutoff = rng.below(by_age.len() as u64 + 1) as usize;
@@ -727,7 +681,7 @@ fn crash_image(
         }
         fates.sort_unstable_by_key(|&(sector, _)| sector);
     } else {
-        for &sector in inode.dirty.keys() {
+        for sector in inode.dirty.sectors() {
             let fate = if rng.chance(config.unsynced_survival) {
                 SectorFate::Survives
             } else if rng.chance(config.torn_write_rate) {
