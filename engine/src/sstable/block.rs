@@ -325,20 +325,41 @@ impl Block {
     pub fn entries(&self) -> Result<Vec<BlockEntry>, String> {
         // At most `RESTART_INTERVAL` entries per restart point, and each takes at least its
         // three varints: room for all of them at once, bounded by what the bytes can hold.
-        let mut out =
-            Vec::with_capacity((self.restarts * RESTART_INTERVAL).min(self.restarts_at / 3 + 1));
+        let mut out = Vec::with_capacity(self.entry_bound());
+        self.for_each_entry(|key, sequence, value| {
+            out.push(BlockEntry {
+                key: key.to_vec(),
+                sequence,
+                value: self.slot(value),
+            })
+        })?;
+        Ok(out)
+    }
+
+    /// At least as many entries as the block holds, and no more than its bytes could hold.
+    pub(crate) fn entry_bound(&self) -> usize {
+        (self.restarts * RESTART_INTERVAL).min(self.restarts_at / 3 + 1)
+    }
+
+    /// Visits every entry in order: its key (rebuilt in a buffer the next entry reuses), its
+    /// sequence number, and where its value lies in the block (`None`: a tombstone).
+    pub(crate) fn for_each_entry(
+        &self,
+        mut visit: impl FnMut(&[u8], u64, Option<(usize, usize)>),
+    ) -> Result<(), String> {
         let mut offset = 0;
         let mut key = Vec::new();
         while offset < self.restarts_at {
             let entry = self.decode_at(offset, &mut key)?;
-            out.push(BlockEntry {
-                key: key.clone(),
-                sequence: entry.sequence,
-                value: self.slot(entry.value),
-            });
+            visit(&key, entry.sequence, entry.value);
             offset = entry.next;
         }
-        Ok(out)
+        Ok(())
+    }
+
+    /// The bytes of the block at `range` (a value's, as `for_each_entry` gave it).
+    pub(crate) fn bytes(&self, (start, end): (usize, usize)) -> &[u8] {
+        &self.data[start..end]
     }
 }
 
