@@ -76,17 +76,21 @@ enum Node {
     Dir,
 }
 
+/// A directory entry's name: shared, so copying a directory's entries (every `sync_dir`
+/// makes the visible ones durable, every crash the durable ones visible) copies no text.
+type Name = Arc<str>;
+
 #[derive(Debug, Clone)]
 enum DirOp {
-    Link(String, Node),
-    Unlink(String),
-    Rename(String, String, Node),
+    Link(Name, Node),
+    Unlink(Name),
+    Rename(Name, Name, Node),
 }
 
 #[derive(Debug, Default)]
 struct Dir {
-    visible: BTreeMap<String, Node>,
-    durable: BTreeMap<String, Node>,
+    visible: BTreeMap<Name, Node>,
+    durable: BTreeMap<Name, Node>,
     /// Operations since the last `sync_dir`, in order.
     pending: Vec<DirOp>,
 }
@@ -618,7 +622,7 @@ fn mark_dirty(inode: &mut Inode, start: u64, end: u64, seq: u64, sector_size: u6
     }
 }
 
-fn apply_dir_op(entries: &mut BTreeMap<String, Node>, op: &DirOp) {
+fn apply_dir_op(entries: &mut BTreeMap<Name, Node>, op: &DirOp) {
     match op {
         DirOp::Link(name, node) => {
             entries.insert(name.clone(), *node);
@@ -878,9 +882,9 @@ impl SimFs {
         dir.visible.remove(name);
         dir.durable.remove(name);
         dir.pending.retain(|op| match op {
-            DirOp::Link(linked, _) => linked != name,
+            DirOp::Link(linked, _) => &**linked != name,
             DirOp::Unlink(_) => true,
-            DirOp::Rename(_, to, _) => to != name,
+            DirOp::Rename(_, to, _) => &**to != name,
         });
         world.unlink_inode(id);
         world.counters.record(FaultKind::FileLoss);
@@ -1011,9 +1015,9 @@ impl SimFs {
                     },
                 );
                 let dir = world.dirs.get_mut(parent).expect("checked above");
-                dir.visible.insert(name.to_string(), Node::File(id));
-                dir.pending
-                    .push(DirOp::Link(name.to_string(), Node::File(id)));
+                let name = Name::from(name);
+                dir.visible.insert(Name::clone(&name), Node::File(id));
+                dir.pending.push(DirOp::Link(name, Node::File(id)));
                 Ok(id)
             }
         }
@@ -1035,8 +1039,9 @@ impl SimFs {
             ));
         }
         let dir = world.dirs.get_mut(parent).expect("checked above");
-        dir.visible.insert(name.to_string(), Node::Dir);
-        dir.pending.push(DirOp::Link(name.to_string(), Node::Dir));
+        let name = Name::from(name);
+        dir.visible.insert(Name::clone(&name), Node::Dir);
+        dir.pending.push(DirOp::Link(name, Node::Dir));
         world.dirs.insert(norm.to_string(), Dir::default());
         Ok(())
     }
@@ -1081,7 +1086,7 @@ impl Vfs for SimFs {
             let (parent, name) = split(&norm);
             let dir = world.dirs.get_mut(parent).expect("lookup found the parent");
             dir.visible.remove(name);
-            dir.pending.push(DirOp::Unlink(name.to_string()));
+            dir.pending.push(DirOp::Unlink(Name::from(name)));
             world.unlink_inode(id);
         });
         world.log(index, OpKind::Remove, &norm, 0, 0, None, result.is_err());
@@ -1092,9 +1097,13 @@ impl Vfs for SimFs {
         let mut world = lock(&self.world);
         let norm = normalize("list", dir)?;
         let index = world.begin(OpKind::List, dir, &norm)?;
-        let result = world
-            .dir("list", dir, &norm)
-            .map(|entries| entries.visible.keys().cloned().collect::<Vec<_>>());
+        let result = world.dir("list", dir, &norm).map(|entries| {
+            entries
+                .visible
+                .keys()
+                .map(|name| name.to_string())
+                .collect::<Vec<_>>()
+        });
         world.log(index, OpKind::List, &norm, 0, 0, None, result.is_err());
         result
     }
@@ -1273,25 +1282,24 @@ impl SimFs {
                 .get_mut(from_parent)
                 .expect("lookup found the parent");
             dir.visible.remove(from_name);
-            dir.visible.insert(to_name.to_string(), node);
-            dir.pending.push(DirOp::Rename(
-                from_name.to_string(),
-                to_name.to_string(),
-                node,
-            ));
+            let to_name = Name::from(to_name);
+            dir.visible.insert(Name::clone(&to_name), node);
+            dir.pending
+                .push(DirOp::Rename(Name::from(from_name), to_name, node));
         } else {
             let source = world
                 .dirs
                 .get_mut(from_parent)
                 .expect("lookup found the parent");
             source.visible.remove(from_name);
-            source.pending.push(DirOp::Unlink(from_name.to_string()));
+            source.pending.push(DirOp::Unlink(Name::from(from_name)));
             let target = world
                 .dirs
                 .get_mut(to_parent)
                 .expect("lookup found the parent");
-            target.visible.insert(to_name.to_string(), node);
-            target.pending.push(DirOp::Link(to_name.to_string(), node));
+            let to_name = Name::from(to_name);
+            target.visible.insert(Name::clone(&to_name), node);
+            target.pending.push(DirOp::Link(to_name, node));
         }
         Ok(())
     }
