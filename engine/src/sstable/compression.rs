@@ -9,7 +9,9 @@
 //! does): incompressible data is not paid for twice on every read. The checksum covers the
 //! stored bytes and the type, so damage is caught before anything is decompressed; the
 //! decompressor is bounded anyway (LZ4 expands at most 255-fold), so a hostile length
-//! cannot make a reader allocate more than the file could hold.
+//! cannot make a reader allocate more than the file could hold. Compression is `lz4_flex`'s;
+//! decompression is `lz4.rs`'s (the same streams accepted, the same bytes produced, without
+//! zeroing the output first), with `lz4_flex` asked for the reason of a stream it refuses.
 
 use crate::coding::{put_varint, Decoder};
 
