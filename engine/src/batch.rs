@@ -21,6 +21,9 @@
 
 use crate::coding::{put_length_prefixed, put_u32, put_u64, Decoder};
 
+/// Bytes of a payload's header: sequence, synced_through, count.
+const PAYLOAD_HEADER: usize = 8 + 8 + 4;
+
 const PUT: u8 = 1;
 const DELETE: u8 = 0;
 
@@ -119,11 +122,25 @@ impl WriteBatch {
     }
 
     /// Appends the WAL payload of this batch to `out`.
+    #[cfg(test)]
     pub(crate) fn encode_payload(&self, out: &mut Vec<u8>, sequence: u64, synced_through: u64) {
-        put_u64(out, sequence);
-        put_u64(out, synced_through);
-        put_u32(out, self.count);
-        out.extend_from_slice(&self.ops);
+        let (header, ops) = self.payload_parts(sequence, synced_through);
+        out.extend_from_slice(&header);
+        out.extend_from_slice(ops);
+    }
+
+    /// The WAL payload of this batch in two parts, its header and its operations (which the
+    /// WAL writer copies straight from the batch).
+    pub(crate) fn payload_parts(
+        &self,
+        sequence: u64,
+        synced_through: u64,
+    ) -> ([u8; PAYLOAD_HEADER], &[u8]) {
+        let mut header = [0; PAYLOAD_HEADER];
+        header[..8].copy_from_slice(&sequence.to_le_bytes());
+        header[8..16].copy_from_slice(&synced_through.to_le_bytes());
+        header[16..].copy_from_slice(&self.count.to_le_bytes());
+        (header, &self.ops)
     }
 }
 

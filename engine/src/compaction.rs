@@ -33,7 +33,7 @@
 //!   format change.
 
 use crate::error::Result;
-use crate::iterator::{Bounds, Direction, Merger, Source, TableSource};
+use crate::iterator::{Bounds, Direction, Merger, Source, TableSource, Value};
 use crate::manifest::TableMeta;
 use crate::options::Options;
 use crate::retention::Retention;
@@ -253,9 +253,12 @@ pub fn run(
         GrandparentCut::new(&compaction.grandparents, grandparent_limit(options));
     let mut written_entries = 0u64;
     let mut versions = Vec::new();
+    let mut key = Vec::new();
     // Key by key, all of a key's versions at once: an output table is never cut between
     // two versions of one key (tables of a level must not share a key).
-    while let Some(key) = merger.next_key(|_, sequence, slot| versions.push((sequence, slot)))? {
+    while merger.next_key(&mut key, |_, sequence, value| {
+        versions.push((sequence, value))
+    })? {
         retention.retain(&mut versions, || {
             !version.may_exist_below(output_level, &key)
         });
@@ -280,8 +283,8 @@ pub fn run(
             ));
         }
         let (_, builder) = current.as_mut().expect("a table is open");
-        for (sequence, slot) in versions.drain(..) {
-            builder.add(&key, sequence, slot.as_deref())?;
+        for (sequence, value) in versions.drain(..) {
+            builder.add(&key, sequence, value.as_ref().map(Value::as_bytes))?;
             written_entries += 1;
         }
         if builder.estimated_size() >= options.target_file_size {

@@ -50,12 +50,34 @@ pub fn manifest_name(number: u64) -> String {
 
 /// The path of a WAL.
 pub fn wal_path(dir: &Path, number: u64) -> PathBuf {
-    dir.join(format!("{number:06}.log"))
+    numbered_path(dir, number, ".log")
 }
 
 /// The path of a table.
 pub fn table_path(dir: &Path, number: u64) -> PathBuf {
-    dir.join(format!("{number:06}.sst"))
+    numbered_path(dir, number, ".sst")
+}
+
+/// `dir.join(format!("{number:06}{suffix}"))`, built in one allocation without the
+/// formatting machinery (every open, flush and compaction names tables and WALs by the
+/// dozen).
+fn numbered_path(dir: &Path, number: u64, suffix: &str) -> PathBuf {
+    let mut digits = [b'0'; 20];
+    let mut rest = number;
+    let mut start = digits.len();
+    while rest > 0 || start > digits.len() - 6 {
+        start -= 1;
+        digits[start] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+    }
+    let digits = std::str::from_utf8(&digits[start..]).unwrap_or_default();
+    let mut name = String::with_capacity(digits.len() + suffix.len());
+    name.push_str(digits);
+    name.push_str(suffix);
+    let mut path = PathBuf::with_capacity(dir.as_os_str().len() + 1 + name.len());
+    path.push(dir);
+    path.push(name);
+    path
 }
 
 /// What a directory entry is, if it is one of ours.
@@ -88,6 +110,30 @@ pub fn parse(name: &str) -> Option<FileKind> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn numbered_paths_are_the_formatted_ones() {
+        for number in [
+            0,
+            1,
+            9,
+            10,
+            99_999,
+            999_999,
+            1_000_000,
+            123_456_789,
+            u64::MAX,
+        ] {
+            for dir in ["", "db", "/abs/db", "db/", "a/b/c"] {
+                let dir = Path::new(dir);
+                assert_eq!(
+                    table_path(dir, number),
+                    dir.join(format!("{number:06}.sst"))
+                );
+                assert_eq!(wal_path(dir, number), dir.join(format!("{number:06}.log")));
+            }
+        }
+    }
 
     #[test]
     fn names_round_trip() {

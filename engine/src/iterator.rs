@@ -11,24 +11,22 @@
 //! Sources own what they read (`Arc`s), so an iterator stays valid while the database
 //! changes: it reads the view that was current when it was made, at the sequence that was
 //! visible then, so a batch is in it whole or not at all.
+//!
+//! A table's entries are handed out as indexes into the block they were decoded from
+//! ([`DecodedBlock`], shared): a value is copied only where it leaves (a scan's answer, a
+//! compaction's output table), not for every version the merge looks at.
+
+mod entry;
+
+pub use entry::{Entry, Value};
 
 use crate::error::Result;
 use crate::memtable::{Memtable, Slot};
+use crate::sstable::DecodedBlock;
 use crate::version::Table;
 use std::collections::VecDeque;
 use std::ops::Bound;
 use std::sync::Arc;
-
-/// One version of a key, as a source yields it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Entry {
-    /// The user key.
-    pub key: Vec<u8>,
-    /// The version's sequence number; 0: visible to every reader.
-    pub sequence: u64,
-    /// The value, or `None` for a tombstone.
-    pub slot: Slot,
-}
 
 /// One sorted stream of entries within the bounds it was made with.
 pub trait Source: Send {
@@ -164,11 +162,10 @@ impl Source for MemtableSource {
             }
             self.buffer.extend(self.scratch.drain(..));
         }
-        Ok(self.buffer.pop_front().map(|(key, slot)| Entry {
-            key,
-            sequence: 0,
-            slot,
-        }))
+        Ok(self
+            .buffer
+            .pop_front()
+            .map(|(key, slot)| Entry::new(key, 0, slot)))
     }
 }
 
@@ -179,7 +176,10 @@ pub struct TableSource {
     direction: Direction,
     /// The next block to read: counts up (forward) or down (reverse; `None`: none left).
     next_block: Option<usize>,
-    buffer: std::vec::IntoIter<crate::sstable::BlockEntry>,
+    /// The block being read, and its entries not yet looked at: `pending.0..pending.1`,
+    /// taken from the front (forward) or the back (reverse).
+    block: Option<Arc<DecodedBlock>>,
+    pending: (usize, usize),
     done: bool,
 }
 
@@ -206,35 +206,50 @@ impl TableSource {
             bounds,
             direction,
             next_block: Some(next_block),
-            buffer: Vec::new().into_iter(),
+            block: None,
+            pending: (0, 0),
         }
+    }
+
+    /// The next entry of the current block in the scan's direction, if any is left.
+    fn next_pending(&mut self) -> Option<usize> {
+        let (front, back) = &mut self.pending;
+        if *front == *back {
+            return None;
+        }
+        Some(match self.direction {
+            Direction::Forward => {
+                *front += 1;
+                *front - 1
+            }
+            Direction::Reverse => {
+                *back -= 1;
+                *back
+            }
+        })
     }
 }
 
 impl Source for TableSource {
     fn next_entry(&mut self) -> Result<Option<Entry>> {
         while !self.done {
-            for entry in self.buffer.by_ref() {
+            while let Some(index) = self.next_pending() {
+                let block = self.block.as_ref().expect("entries pending in a block");
+                let key = block.key(index);
                 let (before_start, past_end) = match self.direction {
-                    Direction::Forward => (
-                        !self.bounds.above_lower(&entry.key),
-                        !self.bounds.below_upper(&entry.key),
-                    ),
-                    Direction::Reverse => (
-                        !self.bounds.below_upper(&entry.key),
-                        !self.bounds.above_lower(&entry.key),
-                    ),
+                    Direction::Forward => {
+                        (!self.bounds.above_lower(key), !self.bounds.below_upper(key))
+                    }
+                    Direction::Reverse => {
+                        (!self.bounds.below_upper(key), !self.bounds.above_lower(key))
+                    }
                 };
                 if past_end {
                     self.done = true;
                     return Ok(None);
                 }
                 if !before_start {
-                    return Ok(Some(Entry {
-                        key: entry.key,
-                        sequence: entry.sequence,
-                        slot: entry.value,
-                    }));
+                    return Ok(Some(Entry::in_block(Arc::clone(block), index)));
                 }
             }
             let reader = &self.table.reader;
@@ -244,17 +259,14 @@ impl Source for TableSource {
             };
             let block = reader.read_block(block_index)?;
             let offset = reader.index()[block_index].offset;
-            let mut entries = block
-                .entries()
+            let decoded = DecodedBlock::decode(block)
                 .map_err(|reason| crate::error::Error::corruption(reader.path(), offset, reason))?;
             self.next_block = match self.direction {
                 Direction::Forward => Some(block_index + 1),
-                Direction::Reverse => {
-                    entries.reverse();
-                    block_index.checked_sub(1)
-                }
+                Direction::Reverse => block_index.checked_sub(1),
             };
-            self.buffer = entries.into_iter();
+            self.pending = (0, decoded.len());
+            self.block = Some(Arc::new(decoded));
         }
         Ok(None)
     }
@@ -280,9 +292,13 @@ impl Merger {
         }
     }
 
-    /// The next key in the merge's direction: visits every version of it, source by source
-    /// from the newest (in each source's own order), and returns the key; `None` at the end.
-    pub fn next_key(&mut self, mut visit: impl FnMut(usize, u64, Slot)) -> Result<Option<Vec<u8>>> {
+    /// The next key in the merge's direction, written into `key`: visits every version of
+    /// it, source by source from the newest (in each source's own order). `false` at the end.
+    pub fn next_key(
+        &mut self,
+        key: &mut Vec<u8>,
+        mut visit: impl FnMut(usize, u64, Option<Value>),
+    ) -> Result<bool> {
         if !self.started {
             for i in 0..self.sources.len() {
                 self.heads[i] = self.sources[i].next_entry()?;
@@ -297,8 +313,8 @@ impl Merger {
             let better = match winner.and_then(|w| self.heads[w].as_ref()) {
                 None => true,
                 Some(best) => match self.direction {
-                    Direction::Forward => entry.key < best.key,
-                    Direction::Reverse => entry.key > best.key,
+                    Direction::Forward => entry.key() < best.key(),
+                    Direction::Reverse => entry.key() > best.key(),
                 },
             };
             if better {
@@ -306,30 +322,38 @@ impl Merger {
             }
         }
         let Some(winner) = winner else {
-            return Ok(None);
+            return Ok(false);
         };
         let first = self.heads[winner].take().expect("the winner has a head");
-        let key = first.key;
-        visit(winner, first.sequence, first.slot);
+        key.clear();
+        key.extend_from_slice(first.key());
+        let (sequence, value) = first.into_version();
+        visit(winner, sequence, value);
         for i in winner..self.sources.len() {
             if i == winner {
                 self.heads[i] = self.sources[i].next_entry()?;
             }
-            while self.heads[i].as_ref().is_some_and(|entry| entry.key == key) {
+            while self.heads[i]
+                .as_ref()
+                .is_some_and(|entry| entry.key() == key.as_slice())
+            {
                 let entry = self.heads[i].take().expect("checked");
-                visit(i, entry.sequence, entry.slot);
+                let (sequence, value) = entry.into_version();
+                visit(i, sequence, value);
                 self.heads[i] = self.sources[i].next_entry()?;
             }
         }
-        Ok(Some(key))
+        Ok(true)
     }
 
-    /// The next key that has a version visible at `sequence`, with that version.
-    pub fn next_visible(&mut self, sequence: u64) -> Result<Option<(Vec<u8>, Slot)>> {
+    /// The next key that has a version visible at `sequence`, with that version's value
+    /// (`None`: a tombstone).
+    pub fn next_visible(&mut self, sequence: u64) -> Result<Option<(Vec<u8>, Option<Value>)>> {
         let direction = self.direction;
+        let mut key = Vec::new();
         loop {
-            let mut chosen: Option<(usize, Slot)> = None;
-            let key = self.next_key(|source, version, slot| {
+            let mut chosen: Option<(usize, Option<Value>)> = None;
+            let more = self.next_key(&mut key, |source, version, value| {
                 if version > sequence {
                     return;
                 }
@@ -337,23 +361,23 @@ impl Merger {
                     // Newest first within a source: the first visible version wins.
                     Direction::Forward => {
                         if chosen.is_none() {
-                            chosen = Some((source, slot));
+                            chosen = Some((source, value));
                         }
                     }
                     // Oldest first within a source: the last visible one of the newest
                     // source that has any wins.
                     Direction::Reverse => {
                         if chosen.as_ref().is_none_or(|(first, _)| *first == source) {
-                            chosen = Some((source, slot));
+                            chosen = Some((source, value));
                         }
                     }
                 }
             })?;
-            let Some(key) = key else {
+            if !more {
                 return Ok(None);
-            };
-            if let Some((_, slot)) = chosen {
-                return Ok(Some((key, slot)));
+            }
+            if let Some((_, value)) = chosen {
+                return Ok(Some((key, value)));
             }
         }
     }
@@ -476,7 +500,7 @@ impl DbIterator {
                     end.done = true;
                     return None;
                 }
-                Ok(Some((key, slot))) => {
+                Ok(Some((key, value))) => {
                     let crossed = other.last.as_ref().is_some_and(|met| match direction {
                         Direction::Forward => key >= *met,
                         Direction::Reverse => key <= *met,
@@ -485,9 +509,16 @@ impl DbIterator {
                         end.done = true;
                         return None;
                     }
-                    if let Some(value) = slot {
-                        end.last = Some(key.clone());
-                        return Some(Ok((key, value)));
+                    if let Some(value) = value {
+                        // Into the buffer of the last key returned, not a new one per entry.
+                        match &mut end.last {
+                            Some(last) => {
+                                last.clear();
+                                last.extend_from_slice(&key);
+                            }
+                            None => end.last = Some(key.clone()),
+                        }
+                        return Some(Ok((key, value.into_vec())));
                     }
                 }
             }

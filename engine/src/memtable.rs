@@ -9,6 +9,10 @@
 //! every write, overwritten or not, so keeping them costs no more memory than the budget,
 //! and the flush (which knows the live snapshots) keeps only the versions one needs.
 //!
+//! Values are held as `Arc<[u8]>`: one copy in on insert, and a flush takes its versions
+//! out of a key's lock as reference counts, not copies (a read still copies its answer out,
+//! as it returns an owned [`Slot`]).
+//!
 //! A concurrent bloom filter (atomic words, one 64-bit word per key) sits in front of the
 //! skip list, so that a read of a key the memtable does not hold — most reads, once the data
 //! is mostly in tables — costs one cache line instead of a skip-list search.
@@ -19,7 +23,7 @@ use crossbeam_skiplist::SkipMap;
 use std::cmp;
 use std::ops::Bound;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Bytes of memtable budget per bit of filter (one bit per 8 bytes).
 const FILTER_BYTES_PER_BIT: usize = 8;
@@ -114,18 +118,27 @@ fn lock(cell: &Mutex<Versions>) -> MutexGuard<'_, Versions> {
 /// What a key maps to: a value, or `None` for a tombstone.
 pub type Slot = Option<Vec<u8>>;
 
+/// A version's value as the memtable holds it (shared, see the module doc), or `None` for a
+/// tombstone.
+pub type SharedSlot = Option<Arc<[u8]>>;
+
+/// The owned [`Slot`] of a held value.
+fn owned(slot: &SharedSlot) -> Slot {
+    slot.as_deref().map(<[u8]>::to_vec)
+}
+
 /// One key's versions. Versions are inserted in increasing sequence order (the commit order),
 /// so the newest is the last inserted.
 #[derive(Debug)]
 struct Versions {
-    newest: (u64, Slot),
+    newest: (u64, SharedSlot),
     /// Oldest first; empty (no allocation) for a key written once.
-    older: Vec<(u64, Slot)>,
+    older: Vec<(u64, SharedSlot)>,
 }
 
 impl Versions {
     /// The newest version at or below `sequence`.
-    fn visible(&self, sequence: u64) -> Option<&Slot> {
+    fn visible(&self, sequence: u64) -> Option<&SharedSlot> {
         if self.newest.0 <= sequence {
             return Some(&self.newest.1);
         }
@@ -166,7 +179,7 @@ impl Memtable {
         // Filter bits first, entry second: once the entry is visible its bits are set, so
         // the filter never hides an entry a reader could otherwise see.
         self.filter.insert(KeyHash::of(key));
-        let mut fresh = Some((sequence, value.map(|v| v.to_vec())));
+        let mut fresh = Some((sequence, value.map(Arc::<[u8]>::from)));
         let entry = self.map.get_or_insert_with(MemKey::new(key), || {
             Mutex::new(Versions {
                 newest: fresh.take().expect("called once"),
@@ -204,7 +217,7 @@ impl Memtable {
     pub fn get_unfiltered(&self, key: &[u8], sequence: u64) -> Option<Slot> {
         let entry = self.map.get(&MemKey::new(key))?;
         let versions = lock(entry.value());
-        versions.visible(sequence).cloned()
+        versions.visible(sequence).map(owned)
     }
 
     /// Bytes written into this memtable (including overwritten versions).
@@ -238,7 +251,7 @@ impl Memtable {
         let mut visit = |entry: crossbeam_skiplist::map::Entry<'_, MemKey, Mutex<Versions>>| {
             let key = &entry.key().bytes;
             if let Some(slot) = lock(entry.value()).visible(sequence) {
-                out.push((key.clone(), slot.clone()));
+                out.push((key.clone(), owned(slot)));
             }
             last = Some(key.clone());
         };
@@ -254,7 +267,8 @@ impl Memtable {
     /// held while `visit` runs: a flush's `visit` writes to the table file, and a lock held
     /// across that would block every reader of the key for the write (and hang a simulation,
     /// where the write is a scheduling point and the lock is not the scheduler's).
-    pub fn for_each(&self, mut visit: impl FnMut(&[u8], &[(u64, Slot)])) {
+    /// `visit` may change the list it is handed (a flush drops the versions it does not keep).
+    pub fn for_each(&self, mut visit: impl FnMut(&[u8], &mut Vec<(u64, SharedSlot)>)) {
         let mut versions = Vec::new();
         for entry in self.map.iter() {
             versions.clear();
@@ -263,7 +277,7 @@ impl Memtable {
                 versions.push(held.newest.clone());
                 versions.extend(held.older.iter().rev().cloned());
             }
-            visit(&entry.key().bytes, &versions);
+            visit(&entry.key().bytes, &mut versions);
         }
     }
 }
@@ -306,7 +320,7 @@ mod tests {
         keys.sort();
         let mut seen = Vec::new();
         memtable.for_each(|key, versions| {
-            assert_eq!(versions, &[(1, Some(key.to_vec()))]);
+            assert_eq!(versions.as_slice(), &[(1, Some(Arc::from(key)))]);
             seen.push(key.to_vec());
         });
         assert_eq!(seen, keys);
@@ -354,7 +368,12 @@ mod tests {
         assert_eq!(at(8), Some(None));
         assert_eq!(at(9), Some(Some(b"nine".to_vec())));
         let mut versions = Vec::new();
-        memtable.for_each(|_, all| versions = all.to_vec());
+        memtable.for_each(|_, all| {
+            versions = all
+                .iter()
+                .map(|(sequence, slot)| (*sequence, owned(slot)))
+                .collect()
+        });
         assert_eq!(
             versions,
             vec![

@@ -12,8 +12,6 @@
 //! versions. Only a key's oldest kept version can be so: a kept version below it would need a
 //! snapshot older than it.
 
-use crate::memtable::Slot;
-
 /// The live snapshots a flush or compaction must serve, taken when it starts.
 #[derive(Debug, Clone, Default)]
 pub struct Retention {
@@ -41,9 +39,9 @@ impl Retention {
     /// visible to all), those a reader may still see, zeroing the sequence where no snapshot
     /// needs it. With `nothing_older_below` (a compaction that knows no deeper level holds
     /// the key), trailing tombstones go too: below them there is nothing left to hide.
-    pub fn retain(
+    pub fn retain<Value>(
         &self,
-        versions: &mut Vec<(u64, Slot)>,
+        versions: &mut Vec<(u64, Option<Value>)>,
         nothing_older_below: impl FnOnce() -> bool,
     ) {
         let mut newer: Option<u64> = None;
@@ -72,6 +70,7 @@ impl Retention {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::memtable::Slot;
 
     fn value(text: &str) -> Slot {
         Some(text.as_bytes().to_vec())

@@ -176,6 +176,47 @@ fn the_os_runtime_runs_real_threads() {
 }
 
 #[test]
+fn os_notifications_reach_waiters_and_skip_only_when_none_waits() {
+    // Two threads hand a token back and forth, each waiting for its turn: every handoff
+    // needs the notification to reach a thread that is (or is about to be) waiting. A
+    // notification skipped while someone waits would show as a wait that times out.
+    let runtime = Runtime::os();
+    let shared = Arc::new((runtime.mutex(0u64), runtime.condvar()));
+    let rounds = 500;
+    let take_turns = |shared: Arc<(Mutex<u64>, Condvar)>, parity: u64, one: bool| {
+        move || {
+            for _ in 0..rounds {
+                let mut turn = shared.0.lock();
+                while *turn % 2 != parity {
+                    let (guard, timed_out) = shared.1.wait_timeout(turn, Duration::from_secs(20));
+                    assert!(!timed_out, "a notification was lost");
+                    turn = guard;
+                }
+                *turn += 1;
+                drop(turn);
+                if one {
+                    shared.1.notify_one();
+                } else {
+                    shared.1.notify_all();
+                }
+            }
+        }
+    };
+    let other = runtime
+        .spawn("odd", take_turns(Arc::clone(&shared), 1, true))
+        .expect("spawn");
+    take_turns(Arc::clone(&shared), 0, false)();
+    other.join().expect("no lost notification");
+    assert_eq!(*shared.0.lock(), 2 * rounds);
+    // Nobody waits now: notifying is a no-op, and a later waiter still times out.
+    shared.1.notify_all();
+    let (_guard, timed_out) = shared
+        .1
+        .wait_timeout(shared.0.lock(), Duration::from_millis(1));
+    assert!(timed_out);
+}
+
+#[test]
 fn an_armed_action_runs_at_its_scheduling_point_and_only_once() {
     let ((), _) = simulate(&config(5), || {
         let runtime = Runtime::simulated(5);

@@ -71,6 +71,9 @@ impl VfsFile for LyingFile {
     fn len(&self) -> Result<u64> {
         self.inner.len()
     }
+    fn read_exact_at_vec(&self, offset: u64, len: usize, buf: &mut Vec<u8>) -> Result<()> {
+        self.inner.read_exact_at_vec(offset, len, buf)
+    }
 }
 
 impl Vfs for LyingFs {

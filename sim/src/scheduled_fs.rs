@@ -67,6 +67,11 @@ impl VfsFile for ScheduledFile {
         self.runtime.yield_point();
         self.inner.len()
     }
+    // One read, so one scheduling point, as `read_exact_at` (through `read_at`) has.
+    fn read_exact_at_vec(&self, offset: u64, len: usize, buf: &mut Vec<u8>) -> Result<()> {
+        self.runtime.yield_point();
+        self.inner.read_exact_at_vec(offset, len, buf)
+    }
 }
 
 impl Vfs for ScheduledFs {

@@ -105,18 +105,36 @@ pub trait VfsFile: Send + Sync + Debug {
     fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
         let read = self.read_at(offset, buf)?;
         if read < buf.len() {
-            return Err(VfsError::new(
-                "read",
-                self.path(),
-                std::io::ErrorKind::UnexpectedEof,
-                format!(
-                    "wanted {} bytes at offset {offset}, file ends after {read}",
-                    buf.len()
-                ),
-            ));
+            return Err(short_read_error(self.path(), offset, buf.len(), read));
         }
         Ok(())
     }
+
+    /// Reads exactly `len` bytes at `offset` and appends them to `buf`, or fails as
+    /// [`VfsFile::read_exact_at`] does and leaves `buf` as it was. One read, like
+    /// `read_exact_at`; for a read into a new buffer it spares zeroing the buffer first
+    /// where the filesystem can (`SimFs` copies its image straight in). The default zero-fills
+    /// and calls `read_exact_at`.
+    fn read_exact_at_vec(&self, offset: u64, len: usize, buf: &mut Vec<u8>) -> Result<()> {
+        let start = buf.len();
+        buf.resize(start + len, 0);
+        let result = self.read_exact_at(offset, &mut buf[start..]);
+        if result.is_err() {
+            buf.truncate(start);
+        }
+        result
+    }
+}
+
+/// The error of a read that met the end of the file after `read` of the `wanted` bytes at
+/// `offset` (what [`VfsFile::read_exact_at`] returns).
+pub fn short_read_error(path: &Path, offset: u64, wanted: usize, read: usize) -> VfsError {
+    VfsError::new(
+        "read",
+        path,
+        std::io::ErrorKind::UnexpectedEof,
+        format!("wanted {wanted} bytes at offset {offset}, file ends after {read}"),
+    )
 }
 
 /// The shared handle type the engine holds.

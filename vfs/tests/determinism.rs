@@ -6,6 +6,7 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use strata_vfs::sim::StableHasher;
 use strata_vfs::{Event, FaultConfig, FaultCounters, FaultKind, SimFs, Vfs};
 
 /// Everything observable about a run.
@@ -177,6 +178,21 @@ fn the_hash_is_kept_without_recording_events() {
     assert_eq!(fs.event_hash(), recorded.event_hash);
     assert_eq!(fs.image_hash(), recorded.image_hash);
     assert_eq!(outcomes, recorded.outcomes);
+}
+
+#[test]
+fn the_event_hash_is_the_hash_of_the_recorded_events() {
+    // The filesystem hashes each event from its parts without building it (unless it keeps
+    // events); the hash must be the one `write_event` gives for the event it would build.
+    for seed in 0..4 {
+        let recorded = run(seed, faulty(), 30);
+        let mut hasher = StableHasher::default();
+        for event in &recorded.events {
+            hasher.write_event(event);
+        }
+        assert!(recorded.events.len() > 100, "seed {seed}");
+        assert_eq!(hasher.finish(), recorded.event_hash, "seed {seed}");
+    }
 }
 
 #[test]

@@ -72,16 +72,13 @@ pub(super) fn write_table(
         options.compression_for_level(0),
     );
     let mut result = Ok(());
-    let mut kept = Vec::new();
-    memtable.for_each(|key, versions| {
+    memtable.for_each(|key, kept| {
         if result.is_err() {
             return;
         }
-        kept.clear();
-        kept.extend_from_slice(versions);
         // A flush keeps tombstones: older data may lie in any table below.
-        retention.retain(&mut kept, || false);
-        for (sequence, slot) in &kept {
+        retention.retain(kept, || false);
+        for (sequence, slot) in kept.iter() {
             if let Err(error) = builder.add(key, *sequence, slot.as_deref()) {
                 result = Err(error);
                 return;

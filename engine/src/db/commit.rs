@@ -40,7 +40,6 @@ pub(super) struct WriterState {
     pub(super) wal_number: u64,
     pub(super) memtable: Arc<Memtable>,
     pub(super) last_sequence: u64,
-    pub(super) payload: Vec<u8>,
 }
 
 #[derive(Default)]
@@ -150,13 +149,10 @@ impl DbInner {
         let user_bytes: usize = group.iter().map(|pending| pending.batch.user_bytes()).sum();
         let mut sequence = writer.last_sequence + 1;
         for pending in group {
-            writer.payload.clear();
-            pending.batch.encode_payload(
-                &mut writer.payload,
-                sequence,
-                writer.wal.synced_through(),
-            );
-            writer.wal.add_record(&writer.payload);
+            let (header, ops) = pending
+                .batch
+                .payload_parts(sequence, writer.wal.synced_through());
+            writer.wal.add_record_parts(&[&header, ops]);
             sequence += pending.batch.len() as u64;
         }
         let sync = group.iter().any(|pending| pending.sync);

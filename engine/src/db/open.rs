@@ -421,7 +421,6 @@ impl DbInner {
                     wal_number: parts.wal_number,
                     memtable,
                     last_sequence,
-                    payload: Vec::new(),
                 },
             ),
             jobs: BackgroundJobs::new(&runtime),

@@ -33,6 +33,8 @@ pub struct BlockBuilder {
     last_key: Vec<u8>,
     last_sequence: u64,
     entries: usize,
+    /// `buffer` holds a block `finish_in_place` finished (cleared before the next entry).
+    finished: bool,
 }
 
 impl BlockBuilder {
@@ -51,6 +53,7 @@ impl BlockBuilder {
                 || (key == self.last_key.as_slice() && sequence < self.last_sequence),
             "block keys must increase, and a key's versions go newest first"
         );
+        self.clear_finished();
         let shared = if self.entries.is_multiple_of(RESTART_INTERVAL) {
             self.restarts.push(self.buffer.len() as u32);
             0
@@ -60,6 +63,13 @@ impl BlockBuilder {
                 .take_while(|(a, b)| a == b)
                 .count()
         };
+        // Room for the entry and the block's restart array at once: a block that one large
+        // value fills would otherwise be copied again when `finish_*` appends the array.
+        self.buffer.reserve(
+            4 * 10 + key.len() - shared
+                + value.map_or(0, <[u8]>::len)
+                + 4 * (self.restarts.len() + 1),
+        );
         put_varint(
             &mut self.buffer,
             (shared as u64) << 1 | u64::from(sequence != 0),
@@ -81,7 +91,8 @@ impl BlockBuilder {
 
     /// Bytes the finished block would take (without its checksum).
     pub fn estimated_size(&self) -> usize {
-        self.buffer.len() + 4 * self.restarts.len() + 4
+        let buffered = if self.finished { 0 } else { self.buffer.len() };
+        buffered + 4 * self.restarts.len() + 4
     }
 
     /// Whether no entry was added.
@@ -94,8 +105,33 @@ impl BlockBuilder {
         &self.last_key
     }
 
+    /// Finishes the block where it was built (its restart array appended) and returns its
+    /// bytes, which stay until the next [`BlockBuilder::add`] or `finish_*`; the builder then
+    /// starts the next block. Spares [`BlockBuilder::finish_into`]'s copy when the bytes are
+    /// to be compressed (or copied) anyway.
+    pub fn finish_in_place(&mut self) -> &[u8] {
+        self.clear_finished();
+        for &restart in &self.restarts {
+            put_u32(&mut self.buffer, restart);
+        }
+        put_u32(&mut self.buffer, self.restarts.len() as u32);
+        self.restarts.clear();
+        self.entries = 0;
+        self.finished = true;
+        &self.buffer
+    }
+
+    /// Drops a block `finish_in_place` left in the buffer.
+    fn clear_finished(&mut self) {
+        if self.finished {
+            self.buffer.clear();
+            self.finished = false;
+        }
+    }
+
     /// Appends the finished block to `out` and resets the builder.
     pub fn finish_into(&mut self, out: &mut Vec<u8>) {
+        self.clear_finished();
         out.extend_from_slice(&self.buffer);
         for &restart in &self.restarts {
             put_u32(out, restart);
@@ -287,19 +323,43 @@ impl Block {
 
     /// Every entry, in order.
     pub fn entries(&self) -> Result<Vec<BlockEntry>, String> {
-        let mut out = Vec::new();
+        // At most `RESTART_INTERVAL` entries per restart point, and each takes at least its
+        // three varints: room for all of them at once, bounded by what the bytes can hold.
+        let mut out = Vec::with_capacity(self.entry_bound());
+        self.for_each_entry(|key, sequence, value| {
+            out.push(BlockEntry {
+                key: key.to_vec(),
+                sequence,
+                value: self.slot(value),
+            })
+        })?;
+        Ok(out)
+    }
+
+    /// At least as many entries as the block holds, and no more than its bytes could hold.
+    pub(crate) fn entry_bound(&self) -> usize {
+        (self.restarts * RESTART_INTERVAL).min(self.restarts_at / 3 + 1)
+    }
+
+    /// Visits every entry in order: its key (rebuilt in a buffer the next entry reuses), its
+    /// sequence number, and where its value lies in the block (`None`: a tombstone).
+    pub(crate) fn for_each_entry(
+        &self,
+        mut visit: impl FnMut(&[u8], u64, Option<(usize, usize)>),
+    ) -> Result<(), String> {
         let mut offset = 0;
         let mut key = Vec::new();
         while offset < self.restarts_at {
             let entry = self.decode_at(offset, &mut key)?;
-            out.push(BlockEntry {
-                key: key.clone(),
-                sequence: entry.sequence,
-                value: self.slot(entry.value),
-            });
+            visit(&key, entry.sequence, entry.value);
             offset = entry.next;
         }
-        Ok(out)
+        Ok(())
+    }
+
+    /// The bytes of the block at `range` (a value's, as `for_each_entry` gave it).
+    pub(crate) fn bytes(&self, (start, end): (usize, usize)) -> &[u8] {
+        &self.data[start..end]
     }
 }
 
@@ -333,6 +393,36 @@ mod tests {
         assert_eq!(block.get(b"a", u64::MAX).unwrap(), None);
         assert_eq!(block.get(b"z", u64::MAX).unwrap(), None);
         assert_eq!(block.entries().unwrap().len(), keys.len());
+    }
+
+    #[test]
+    fn blocks_finished_in_place_are_the_blocks_finish_into_writes() {
+        // Two builders fed the same entries, block after block: one finishes in place, the
+        // other copies out. Every block's bytes, size estimate and last key agree.
+        let (mut in_place, mut copied) = (BlockBuilder::new(), BlockBuilder::new());
+        for block in 0..4u32 {
+            for i in 0..(block * 7 + 1) {
+                let key = format!("key{:02}{i:03}", block).into_bytes();
+                let value = (i % 3 != 0).then(|| vec![b'v'; (i * 5) as usize]);
+                in_place.add(&key, u64::from(i % 2), value.as_deref());
+                copied.add(&key, u64::from(i % 2), value.as_deref());
+                assert_eq!(in_place.estimated_size(), copied.estimated_size());
+            }
+            let mut expected = Vec::new();
+            copied.finish_into(&mut expected);
+            assert_eq!(
+                in_place.finish_in_place(),
+                expected.as_slice(),
+                "block {block}"
+            );
+            assert!(in_place.is_empty());
+            assert_eq!(in_place.estimated_size(), copied.estimated_size());
+            assert_eq!(in_place.last_key(), copied.last_key());
+            assert_eq!(
+                Block::parse(expected, 2).unwrap().entries().unwrap().len(),
+                (block * 7 + 1) as usize
+            );
+        }
     }
 
     #[test]

@@ -40,10 +40,6 @@ pub struct TableBuilder {
     bits_per_key: usize,
     largest_sequence: u64,
     compression: Compression,
-    /// A data block's bytes before they are stored (compressed or not).
-    block_scratch: Vec<u8>,
-    /// The compressor's output.
-    compress_scratch: Vec<u8>,
 }
 
 impl TableBuilder {
@@ -60,7 +56,10 @@ impl TableBuilder {
             block_size,
             data_block: BlockBuilder::new(),
             index_block: BlockBuilder::new(),
-            out: Vec::with_capacity(WRITE_CHUNK + 64 * 1024),
+            // Grown as blocks come, not sized for a whole chunk up front: most tables
+            // (all of the simulator's) are a few KiB, and a fresh 320 KiB buffer per table
+            // cost page faults on memory the allocator had returned to the OS.
+            out: Vec::new(),
             offset: 0,
             entries: 0,
             smallest: Vec::new(),
@@ -69,8 +68,6 @@ impl TableBuilder {
             bits_per_key,
             largest_sequence: 0,
             compression,
-            block_scratch: Vec::new(),
-            compress_scratch: Vec::new(),
         }
     }
 
@@ -109,16 +106,11 @@ impl TableBuilder {
     fn write_block(&mut self, block: BlockKind) -> (u64, u64) {
         let start = self.out.len();
         let stored = match block {
-            BlockKind::Data => {
-                self.block_scratch.clear();
-                self.data_block.finish_into(&mut self.block_scratch);
-                compression::store(
-                    &self.block_scratch,
-                    self.compression,
-                    &mut self.compress_scratch,
-                    &mut self.out,
-                )
-            }
+            BlockKind::Data => compression::store(
+                self.data_block.finish_in_place(),
+                self.compression,
+                &mut self.out,
+            ),
             BlockKind::Index => {
                 self.index_block.finish_into(&mut self.out);
                 STORED_RAW

@@ -9,7 +9,9 @@
 //! does): incompressible data is not paid for twice on every read. The checksum covers the
 //! stored bytes and the type, so damage is caught before anything is decompressed; the
 //! decompressor is bounded anyway (LZ4 expands at most 255-fold), so a hostile length
-//! cannot make a reader allocate more than the file could hold.
+//! cannot make a reader allocate more than the file could hold. Compression is `lz4_flex`'s;
+//! decompression is `lz4.rs`'s (the same streams accepted, the same bytes produced, without
+//! zeroing the output first), with `lz4_flex` asked for the reason of a stream it refuses.
 
 use crate::coding::{put_varint, Decoder};
 
@@ -34,28 +36,46 @@ pub const STORED_LZ4: u8 = 1;
 /// bytes (plus a little).
 const LZ4_MAX_RATIO: usize = 255;
 
+/// A compressor's output buffer larger than this is not kept for the next block.
+const SCRATCH_KEPT: usize = 1 << 20;
+
+thread_local! {
+    /// The compressor's output buffer, kept by each thread from block to block and table to
+    /// table: zeroed once at its largest size, so no block pays for zeroing LZ4's worst case
+    /// (the simulator's tables are a few blocks each; every new table paid for it).
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// Appends `block` to `out` as `compression` stores it; returns the type byte written into
-/// the trailer by the caller. `scratch` is the compressor's output buffer, kept by the caller
-/// from block to block: sized once, so no block pays for zeroing LZ4's worst case.
-pub fn store(
-    block: &[u8],
-    compression: Compression,
-    scratch: &mut Vec<u8>,
-    out: &mut Vec<u8>,
-) -> u8 {
+/// the trailer by the caller.
+pub fn store(block: &[u8], compression: Compression, out: &mut Vec<u8>) -> u8 {
     if compression == Compression::Lz4 && block.len() >= 64 {
-        let bound = lz4_flex::block::get_maximum_output_size(block.len());
-        if scratch.len() < bound {
-            scratch.resize(bound, 0);
-        }
-        if let Ok(written) = lz4_flex::block::compress_into(block, scratch) {
-            let mut header = Vec::with_capacity(10);
-            put_varint(&mut header, block.len() as u64);
-            if header.len() + written <= block.len() - block.len() / 8 {
-                out.extend_from_slice(&header);
-                out.extend_from_slice(&scratch[..written]);
-                return STORED_LZ4;
+        let stored = SCRATCH.with_borrow_mut(|scratch| {
+            let bound = lz4_flex::block::get_maximum_output_size(block.len());
+            if scratch.len() < bound {
+                scratch.resize(bound, 0);
             }
+            let compressed = match lz4_flex::block::compress_into(block, scratch) {
+                Ok(written) => {
+                    let mut header = Vec::with_capacity(10);
+                    put_varint(&mut header, block.len() as u64);
+                    if header.len() + written <= block.len() - block.len() / 8 {
+                        out.extend_from_slice(&header);
+                        out.extend_from_slice(&scratch[..written]);
+                        true
+                    } else {
+                        false
+                    }
+                }
+                Err(_) => false,
+            };
+            if scratch.len() > SCRATCH_KEPT {
+                *scratch = Vec::new();
+            }
+            compressed
+        });
+        if stored {
+            return STORED_LZ4;
         }
     }
     out.extend_from_slice(block);
@@ -83,13 +103,24 @@ pub fn load(contents: Vec<u8>, kind: u8) -> Result<Vec<u8>, String> {
                         compressed.len()
                     )
                 })?;
-            let mut block = vec![0u8; length];
-            match lz4_flex::block::decompress_into(compressed, &mut block) {
-                Ok(written) if written == length => Ok(block),
-                Ok(written) => Err(format!(
+            // The fast decoder (`lz4.rs`: no zeroing, no byte loop). A stream it refuses
+            // goes to `lz4_flex`, which says why (and would decode it, were they ever to
+            // disagree).
+            let mut block = Vec::new();
+            if super::lz4::decompress_into_vec(compressed, length, &mut block).is_err() {
+                block = vec![0u8; length];
+                match lz4_flex::block::decompress_into(compressed, &mut block) {
+                    Ok(written) => block.truncate(written),
+                    Err(error) => {
+                        return Err(format!("compressed block does not decompress: {error}"))
+                    }
+                }
+            }
+            match block.len() {
+                written if written == length => Ok(block),
+                written => Err(format!(
                     "compressed block decompressed to {written} bytes, not the {length} recorded"
                 )),
-                Err(error) => Err(format!("compressed block does not decompress: {error}")),
             }
         }
         other => Err(format!("unknown block compression type {other}")),
@@ -104,10 +135,7 @@ mod tests {
     fn compressible_blocks_shrink_and_come_back_whole() {
         let block: Vec<u8> = (0..4096u32).map(|i| (i % 7) as u8).collect();
         let mut stored = Vec::new();
-        assert_eq!(
-            store(&block, Compression::Lz4, &mut Vec::new(), &mut stored),
-            STORED_LZ4
-        );
+        assert_eq!(store(&block, Compression::Lz4, &mut stored), STORED_LZ4);
         assert!(stored.len() < block.len() / 4, "{} bytes", stored.len());
         assert_eq!(load(stored, STORED_LZ4).unwrap(), block);
     }
@@ -126,10 +154,7 @@ mod tests {
             .collect();
         for compression in [Compression::Lz4, Compression::None] {
             let mut stored = Vec::new();
-            assert_eq!(
-                store(&block, compression, &mut Vec::new(), &mut stored),
-                STORED_RAW
-            );
+            assert_eq!(store(&block, compression, &mut stored), STORED_RAW);
             assert_eq!(stored, block);
         }
     }

@@ -19,12 +19,15 @@
 mod block;
 mod builder;
 mod compression;
+mod decoded;
 mod filter;
+mod lz4;
 mod reader;
 
 pub use block::{Block, BlockBuilder, BlockEntry};
 pub use builder::{TableBuilder, TableSummary};
 pub use compression::{Compression, STORED_LZ4, STORED_RAW};
+pub use decoded::DecodedBlock;
 pub use filter::{Filter, FilterBuilder, KeyHash};
 pub use reader::{IndexEntry, ReadCounters, SstReader};
 

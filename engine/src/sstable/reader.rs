@@ -196,8 +196,9 @@ impl SstReader {
             ));
         }
         let size = size as usize;
-        let mut data = vec![0u8; size + trailer];
-        self.file.read_exact_at(offset, &mut data)?;
+        let mut data = Vec::new();
+        self.file
+            .read_exact_at_vec(offset, size + trailer, &mut data)?;
         let checked = data.len() - 4;
         let stored_crc = get_u32(&data, checked).unwrap_or(0);
         if crc32fast::hash(&data[..checked]) != stored_crc {

@@ -134,12 +134,35 @@ impl StableHasher {
 
     /// Feeds one event.
     pub fn write_event(&mut self, event: &Event) {
-        self.write_u64(event.index);
-        self.write(event.op.name().as_bytes());
-        self.write(event.path.as_bytes());
-        self.write_u64(event.offset);
-        self.write_u64(event.len);
-        self.write_u64(event.fault.map_or(0, |kind| kind as u64 + 1));
-        self.write_u64(event.failed as u64);
+        self.write_event_parts(
+            event.index,
+            event.op,
+            &event.path,
+            event.offset,
+            event.len,
+            event.fault,
+            event.failed,
+        );
+    }
+
+    /// Feeds one event given by its fields (as [`StableHasher::write_event`] does).
+    #[allow(clippy::too_many_arguments)]
+    pub fn write_event_parts(
+        &mut self,
+        index: u64,
+        op: OpKind,
+        path: &str,
+        offset: u64,
+        len: u64,
+        fault: Option<FaultKind>,
+        failed: bool,
+    ) {
+        self.write_u64(index);
+        self.write(op.name().as_bytes());
+        self.write(path.as_bytes());
+        self.write_u64(offset);
+        self.write_u64(len);
+        self.write_u64(fault.map_or(0, |kind| kind as u64 + 1));
+        self.write_u64(failed as u64);
     }
 }

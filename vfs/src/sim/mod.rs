@@ -38,16 +38,22 @@
 //! - After `crash()`, every handle opened before it fails: the process that held it is dead,
 //!   and every `lock` it held is free. (`lock` creates no file here, unlike `RealFs`.)
 
+mod dirty;
 mod event;
 mod fault;
+mod file;
+mod path;
 
 pub use event::{Event, OpKind, StableHasher};
 pub use fault::{FaultConfig, FaultCounters, FaultKind, SimRng};
 
 use crate::{Result, Vfs, VfsError, VfsFile, VfsLock};
+use dirty::DirtySectors;
+use file::{SimFile, SimLock};
+use path::{join, normalize, split};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::ErrorKind;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// The simulated filesystem. Cloning gives another handle on the same world.
@@ -70,17 +76,21 @@ enum Node {
     Dir,
 }
 
+/// A directory entry's name: shared, so copying a directory's entries (every `sync_dir`
+/// makes the visible ones durable, every crash the durable ones visible) copies no text.
+type Name = Arc<str>;
+
 #[derive(Debug, Clone)]
 enum DirOp {
-    Link(String, Node),
-    Unlink(String),
-    Rename(String, String, Node),
+    Link(Name, Node),
+    Unlink(Name),
+    Rename(Name, Name, Node),
 }
 
 #[derive(Debug, Default)]
 struct Dir {
-    visible: BTreeMap<String, Node>,
-    durable: BTreeMap<String, Node>,
+    visible: BTreeMap<Name, Node>,
+    durable: BTreeMap<Name, Node>,
     /// Operations since the last `sync_dir`, in order.
     pending: Vec<DirOp>,
 }
@@ -90,7 +100,7 @@ struct Inode {
     visible: Vec<u8>,
     durable: Vec<u8>,
     /// Dirty sector index -> sequence number of the last write to it.
-    dirty: BTreeMap<u64, u64>,
+    dirty: DirtySectors,
     /// Byte ranges written since the last sync (what a successful sync copies).
     dirty_ranges: Vec<(u64, u64)>,
     /// The smallest length set by a truncation since the last sync.
@@ -129,54 +139,20 @@ fn lock(world: &Mutex<World>) -> MutexGuard<'_, World> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// Normalises a path to `a/b/c` (no leading slash); the root is the empty string.
-fn normalize(op: &'static str, path: &Path) -> Result<String> {
-    use std::path::Component;
-    let mut out = String::new();
-    for component in path.components() {
-        match component {
-            Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
-            Component::ParentDir => {
-                return Err(VfsError::new(
-                    op,
-                    path,
-                    ErrorKind::InvalidInput,
-                    "`..` is not supported",
-                ))
-            }
-            Component::Normal(name) => {
-                let Some(name) = name.to_str() else {
-                    return Err(VfsError::new(
-                        op,
-                        path,
-                        ErrorKind::InvalidInput,
-                        "path is not UTF-8",
-                    ));
-                };
-                if !out.is_empty() {
-                    out.push('/');
-                }
-                out.push_str(name);
-            }
-        }
+/// Writes `data` into `image` at `offset`, zero-filling any gap before it: the bytes past
+/// the old end are appended, not zeroed and then overwritten.
+fn store_bytes(image: &mut Vec<u8>, offset: usize, data: &[u8]) {
+    if data.is_empty() {
+        return;
     }
-    Ok(out)
-}
-
-/// Splits a normalised path into (parent, name).
-fn split(norm: &str) -> (&str, &str) {
-    match norm.rfind('/') {
-        Some(i) => (&norm[..i], &norm[i + 1..]),
-        None => ("", norm),
+    if offset >= image.len() {
+        image.resize(offset, 0);
+        image.extend_from_slice(data);
+        return;
     }
-}
-
-fn join(parent: &str, name: &str) -> String {
-    if parent.is_empty() {
-        name.to_string()
-    } else {
-        format!("{parent}/{name}")
-    }
+    let inside = data.len().min(image.len() - offset);
+    image[offset..offset + inside].copy_from_slice(&data[..inside]);
+    image.extend_from_slice(&data[inside..]);
 }
 
 /// Copies sector `sector` of `from` into `to`, growing `to` with zeros if needed.
@@ -254,23 +230,25 @@ impl World {
         fault: Option<FaultKind>,
         failed: bool,
     ) {
-        let event = Event {
-            index,
-            op,
-            path: Arc::from(path),
-            offset,
-            len,
-            fault,
-            failed,
-        };
-        self.hasher.write_event(&event);
+        // Hashed from the parts: the event itself (its path an allocation) is built only
+        // when events are kept.
+        self.hasher
+            .write_event_parts(index, op, path, offset, len, fault, failed);
         if let Some(kind) = fault {
             if kind != FaultKind::Crash {
                 self.counters.record(kind);
             }
         }
         if self.record_events {
-            self.events.push(event);
+            self.events.push(Event {
+                index,
+                op,
+                path: Arc::from(path),
+                offset,
+                len,
+                fault,
+                failed,
+            });
         }
     }
 
@@ -377,10 +355,7 @@ impl World {
         let seq = self.write_seq;
         let sector_size = self.config.sector_size;
         let inode = self.inode(id);
-        if inode.visible.len() < end as usize {
-            inode.visible.resize(end as usize, 0);
-        }
-        inode.visible[offset as usize..end as usize].copy_from_slice(data);
+        store_bytes(&mut inode.visible, offset as usize, data);
         // A write past the end also writes the gap (zeros): it is dirty like the data, so that
         // a sync persists the new length even if a later truncation drops the data's sectors.
         mark_dirty(inode, offset.min(old_len), end, seq, sector_size);
@@ -406,7 +381,7 @@ impl World {
         if len < old_len {
             inode.visible.truncate(len as usize);
             let keep_below = len.div_ceil(sector_size);
-            inode.dirty.retain(|&sector, _| sector < keep_below);
+            inode.dirty.keep_below(keep_below);
             if len < inode.durable.len() as u64 {
                 inode.pending_truncate = Some(inode.pending_truncate.map_or(len, |t| t.min(len)));
             }
@@ -437,7 +412,7 @@ impl World {
                     inode.durable.truncate(truncate as usize);
                 }
             }
-            for &sector in inode.dirty.keys() {
+            for sector in inode.dirty.sectors() {
                 if self.rng.chance(0.5) {
                     copy_sector(&mut inode.durable, &inode.visible, sector, sector_size);
                 }
@@ -451,13 +426,17 @@ impl World {
             inode.durable.truncate(truncate as usize);
         }
         if !inode.dirty.is_empty() {
+            // The durable image becomes the visible length: the dirty ranges' bytes, the old
+            // durable bytes elsewhere, zeros past them. Written range by range (extending
+            // rather than zero-filling first), then cut or padded to length.
             let visible_len = inode.visible.len();
-            inode.durable.resize(visible_len, 0);
+            inode.durable.truncate(visible_len);
             for &(start, end) in &inode.dirty_ranges {
                 let start = (start as usize).min(visible_len);
                 let end = (end as usize).min(visible_len);
-                inode.durable[start..end].copy_from_slice(&inode.visible[start..end]);
+                store_bytes(&mut inode.durable, start, &inode.visible[start..end]);
             }
+            inode.durable.resize(visible_len, 0);
         }
         inode.dirty.clear();
         inode.dirty_ranges.clear();
@@ -573,8 +552,9 @@ impl World {
         for id in ids {
             let mut torn = 0;
             if let Some(inode) = self.inodes.get_mut(&id) {
-                let image = crash_image(inode, &mut self.rng, &config, &mut torn);
-                inode.visible = image.clone();
+                let durable = std::mem::take(&mut inode.durable);
+                let image = crash_image(durable, inode, &mut self.rng, &config, &mut torn);
+                inode.visible.clone_from(&image);
                 inode.durable = image;
                 inode.dirty.clear();
                 inode.dirty_ranges.clear();
@@ -633,16 +613,16 @@ impl World {
 }
 
 fn mark_dirty(inode: &mut Inode, start: u64, end: u64, seq: u64, sector_size: u64) {
-    for sector in start / sector_size..=(end - 1) / sector_size {
-        inode.dirty.insert(sector, seq);
-    }
+    inode
+        .dirty
+        .mark(start / sector_size, (end - 1) / sector_size, seq);
     match inode.dirty_ranges.last_mut() {
         Some(last) if last.1 == start => last.1 = end,
         _ => inode.dirty_ranges.push((start, end)),
     }
 }
 
-fn apply_dir_op(entries: &mut BTreeMap<String, Node>, op: &DirOp) {
+fn apply_dir_op(entries: &mut BTreeMap<Name, Node>, op: &DirOp) {
     match op {
         DirOp::Link(name, node) => {
             entries.insert(name.clone(), *node);
@@ -664,15 +644,17 @@ enum SectorFate {
     Lost,
 }
 
-/// What a file holds after a crash: its durable bytes, a possibly undone truncation, and
-/// each dirty sector surviving, torn or lost as the RNG decides.
+/// What a file holds after a crash: its durable bytes (`durable`, taken out of `inode`), a
+/// possibly undone truncation, and each dirty sector surviving, torn or lost as the RNG
+/// decides.
 fn crash_image(
+    durable: Vec<u8>,
     inode: &Inode,
     rng: &mut SimRng,
     config: &FaultConfig,
     torn_count: &mut u64,
 ) -> Vec<u8> {
-    let mut image = inode.durable.clone();
+    let mut image = durable;
     if let Some(truncate) = inode.pending_truncate {
         if rng.chance(0.5) {
             image.truncate(truncate as usize);
@@ -687,7 +669,7 @@ fn crash_image(
         let mut by_age: Vec<(u64, u64)> = inode
             .dirty
             .iter()
-            .map(|(&sector, &seq)| (seq, sector))
+            .map(|(sector, seq)| (seq, sector))
             .collect();
         by_age.sort_unstable();
         let cutoff = rng.below(by_age.len() as u64 + 1) as usize;
@@ -703,7 +685,7 @@ fn crash_image(
         }
         fates.sort_unstable_by_key(|&(sector, _)| sector);
     } else {
-        for &sector in inode.dirty.keys() {
+        for sector in inode.dirty.sectors() {
             let fate = if rng.chance(config.unsynced_survival) {
                 SectorFate::Survives
             } else if rng.chance(config.torn_write_rate) {
@@ -900,9 +882,9 @@ impl SimFs {
         dir.visible.remove(name);
         dir.durable.remove(name);
         dir.pending.retain(|op| match op {
-            DirOp::Link(linked, _) => linked != name,
+            DirOp::Link(linked, _) => &**linked != name,
             DirOp::Unlink(_) => true,
-            DirOp::Rename(_, to, _) => to != name,
+            DirOp::Rename(_, to, _) => &**to != name,
         });
         world.unlink_inode(id);
         world.counters.record(FaultKind::FileLoss);
@@ -1033,9 +1015,9 @@ impl SimFs {
                     },
                 );
                 let dir = world.dirs.get_mut(parent).expect("checked above");
-                dir.visible.insert(name.to_string(), Node::File(id));
-                dir.pending
-                    .push(DirOp::Link(name.to_string(), Node::File(id)));
+                let name = Name::from(name);
+                dir.visible.insert(Name::clone(&name), Node::File(id));
+                dir.pending.push(DirOp::Link(name, Node::File(id)));
                 Ok(id)
             }
         }
@@ -1057,8 +1039,9 @@ impl SimFs {
             ));
         }
         let dir = world.dirs.get_mut(parent).expect("checked above");
-        dir.visible.insert(name.to_string(), Node::Dir);
-        dir.pending.push(DirOp::Link(name.to_string(), Node::Dir));
+        let name = Name::from(name);
+        dir.visible.insert(Name::clone(&name), Node::Dir);
+        dir.pending.push(DirOp::Link(name, Node::Dir));
         world.dirs.insert(norm.to_string(), Dir::default());
         Ok(())
     }
@@ -1103,7 +1086,7 @@ impl Vfs for SimFs {
             let (parent, name) = split(&norm);
             let dir = world.dirs.get_mut(parent).expect("lookup found the parent");
             dir.visible.remove(name);
-            dir.pending.push(DirOp::Unlink(name.to_string()));
+            dir.pending.push(DirOp::Unlink(Name::from(name)));
             world.unlink_inode(id);
         });
         world.log(index, OpKind::Remove, &norm, 0, 0, None, result.is_err());
@@ -1114,9 +1097,13 @@ impl Vfs for SimFs {
         let mut world = lock(&self.world);
         let norm = normalize("list", dir)?;
         let index = world.begin(OpKind::List, dir, &norm)?;
-        let result = world
-            .dir("list", dir, &norm)
-            .map(|entries| entries.visible.keys().cloned().collect::<Vec<_>>());
+        let result = world.dir("list", dir, &norm).map(|entries| {
+            entries
+                .visible
+                .keys()
+                .map(|name| name.to_string())
+                .collect::<Vec<_>>()
+        });
         world.log(index, OpKind::List, &norm, 0, 0, None, result.is_err());
         result
     }
@@ -1241,31 +1228,6 @@ impl Vfs for SimFs {
     }
 }
 
-/// A held [`SimFs`] lock. Dropping it releases the lock, unless a crash already did (and
-/// someone else may hold it now).
-struct SimLock {
-    world: Arc<Mutex<World>>,
-    path: String,
-    id: u64,
-}
-
-impl std::fmt::Debug for SimLock {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "SimLock({})", self.path)
-    }
-}
-
-impl VfsLock for SimLock {}
-
-impl Drop for SimLock {
-    fn drop(&mut self) {
-        let mut world = lock(&self.world);
-        if world.locks.get(&self.path) == Some(&self.id) {
-            world.locks.remove(&self.path);
-        }
-    }
-}
-
 impl SimFs {
     fn rename_locked(
         world: &mut World,
@@ -1320,197 +1282,25 @@ impl SimFs {
                 .get_mut(from_parent)
                 .expect("lookup found the parent");
             dir.visible.remove(from_name);
-            dir.visible.insert(to_name.to_string(), node);
-            dir.pending.push(DirOp::Rename(
-                from_name.to_string(),
-                to_name.to_string(),
-                node,
-            ));
+            let to_name = Name::from(to_name);
+            dir.visible.insert(Name::clone(&to_name), node);
+            dir.pending
+                .push(DirOp::Rename(Name::from(from_name), to_name, node));
         } else {
             let source = world
                 .dirs
                 .get_mut(from_parent)
                 .expect("lookup found the parent");
             source.visible.remove(from_name);
-            source.pending.push(DirOp::Unlink(from_name.to_string()));
+            source.pending.push(DirOp::Unlink(Name::from(from_name)));
             let target = world
                 .dirs
                 .get_mut(to_parent)
                 .expect("lookup found the parent");
-            target.visible.insert(to_name.to_string(), node);
-            target.pending.push(DirOp::Link(to_name.to_string(), node));
+            let to_name = Name::from(to_name);
+            target.visible.insert(Name::clone(&to_name), node);
+            target.pending.push(DirOp::Link(to_name, node));
         }
         Ok(())
-    }
-}
-
-/// An open file of the simulated filesystem.
-struct SimFile {
-    world: Arc<Mutex<World>>,
-    inode: InodeId,
-    path: PathBuf,
-    name: Arc<str>,
-    epoch: u64,
-    writable: bool,
-}
-
-impl std::fmt::Debug for SimFile {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "SimFile({})", self.path.display())
-    }
-}
-
-impl SimFile {
-    /// Locks the world and checks that this handle is usable for `op`.
-    fn enter(&self, op: OpKind, needs_write: bool) -> Result<(MutexGuard<'_, World>, u64)> {
-        let mut world = lock(&self.world);
-        if world.epoch != self.epoch {
-            return Err(VfsError::new(
-                op.name(),
-                &self.path,
-                ErrorKind::Other,
-                "handle opened before a crash",
-            ));
-        }
-        if needs_write && !self.writable {
-            return Err(VfsError::new(
-                op.name(),
-                &self.path,
-                ErrorKind::PermissionDenied,
-                "file opened read-only",
-            ));
-        }
-        let index = world.begin(op, &self.path, &self.name)?;
-        Ok((world, index))
-    }
-
-    fn fault_error(&self, op: OpKind, fault: FaultKind) -> VfsError {
-        match fault {
-            FaultKind::NoSpace => VfsError::new(
-                op.name(),
-                &self.path,
-                ErrorKind::StorageFull,
-                "ENOSPC (injected): no space left on device",
-            ),
-            FaultKind::SyncFailure => VfsError::new(
-                op.name(),
-                &self.path,
-                ErrorKind::Other,
-                "EIO (injected): fsync failed, dirty data may be lost",
-            ),
-            _ => VfsError::new(
-                op.name(),
-                &self.path,
-                ErrorKind::Other,
-                format!("EIO (injected): {fault}"),
-            ),
-        }
-    }
-
-    fn finish(
-        &self,
-        mut world: MutexGuard<'_, World>,
-        index: u64,
-        op: OpKind,
-        offset: u64,
-        len: u64,
-        outcome: std::result::Result<(), FaultKind>,
-    ) -> Result<()> {
-        let fault = outcome.err();
-        world.log(index, op, &self.name, offset, len, fault, fault.is_some());
-        drop(world);
-        outcome.map_err(|fault| self.fault_error(op, fault))
-    }
-}
-
-impl SimFile {
-    /// One write operation: `write_at`, or with `may_run_out` false a mapped store.
-    fn store(&self, offset: u64, data: &[u8], may_run_out: bool) -> Result<()> {
-        let (mut world, index) = self.enter(OpKind::Write, true)?;
-        let outcome = world.write_checked(self.inode, offset, data, may_run_out);
-        self.finish(
-            world,
-            index,
-            OpKind::Write,
-            offset,
-            data.len() as u64,
-            outcome,
-        )
-    }
-}
-
-impl VfsFile for SimFile {
-    fn path(&self) -> &Path {
-        &self.path
-    }
-
-    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize> {
-        let (mut world, index) = self.enter(OpKind::Read, false)?;
-        let read_error_rate = world.config.read_error_rate;
-        if world.rng.chance(read_error_rate) {
-            self.finish(
-                world,
-                index,
-                OpKind::Read,
-                offset,
-                buf.len() as u64,
-                Err(FaultKind::ReadError),
-            )?;
-            return Ok(0);
-        }
-        let inode = world.inode(self.inode);
-        let start = (offset as usize).min(inode.visible.len());
-        let end = (start + buf.len()).min(inode.visible.len());
-        let read = end - start;
-        buf[..read].copy_from_slice(&inode.visible[start..end]);
-        self.finish(world, index, OpKind::Read, offset, read as u64, Ok(()))?;
-        Ok(read)
-    }
-
-    fn append(&self, data: &[u8]) -> Result<u64> {
-        let (mut world, index) = self.enter(OpKind::Append, true)?;
-        let offset = world.inode(self.inode).visible.len() as u64;
-        let outcome = world.write(self.inode, offset, data);
-        self.finish(
-            world,
-            index,
-            OpKind::Append,
-            offset,
-            data.len() as u64,
-            outcome,
-        )?;
-        Ok(offset)
-    }
-
-    fn write_at(&self, offset: u64, data: &[u8]) -> Result<()> {
-        self.store(offset, data, true)
-    }
-
-    /// A store into a shared mapping of allocated space: visible at once, durable after
-    /// `sync`, lost or kept per sector at a crash like any unsynced write (the kernel writes
-    /// mapped pages back in any order), and never ENOSPC (the blocks exist). Past the end
-    /// it fails as `RealFs` does (a mapping there would fault).
-    fn write_mapped(&self, offset: u64, data: &[u8]) -> Result<()> {
-        crate::check_mapped_bounds(&self.path, offset, data.len(), self.len()?)?;
-        self.store(offset, data, false)
-    }
-
-    fn sync(&self) -> Result<()> {
-        let (mut world, index) = self.enter(OpKind::Sync, true)?;
-        let outcome = world.sync(self.inode);
-        self.finish(world, index, OpKind::Sync, 0, 0, outcome)
-    }
-
-    fn set_len(&self, len: u64) -> Result<()> {
-        let (mut world, index) = self.enter(OpKind::SetLen, true)?;
-        let outcome = world.set_len(self.inode, len);
-        self.finish(world, index, OpKind::SetLen, len, 0, outcome)
-    }
-
-    fn len(&self) -> Result<u64> {
-        let (mut world, index) = self.enter(OpKind::Len, false)?;
-        let len = world.inode(self.inode).visible.len() as u64;
-        self.finish(world, index, OpKind::Len, 0, 0, Ok(()))?;
-        Ok(len)
     }
 }
