@@ -21,6 +21,7 @@ mod builder;
 mod compression;
 mod decoded;
 mod filter;
+mod lz4;
 mod reader;
 
 pub use block::{Block, BlockBuilder, BlockEntry};
