@@ -181,6 +181,17 @@ impl Bench {
         }
     }
 
+    /// Waits until no flush or compaction is due.
+    fn wait_idle(&self) -> Result<(), String> {
+        while self.db().has_pending_work() {
+            if let Some(reason) = self.db().poisoned() {
+                return Err(format!("background work failed: {reason}"));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        Ok(())
+    }
+
     fn reset(&mut self) -> Result<(), String> {
         if let Some(db) = self.db.take() {
             drop(db);
@@ -207,7 +218,6 @@ impl Bench {
         )
     }
 
-    /// Runs `work(thread, ops)` on every thread, splitting `total` ops; returns seconds.
     /// Runs `work(thread, share, latency)` on every thread; returns the seconds taken and
     /// the threads' latencies merged.
     fn timed(
@@ -322,6 +332,8 @@ impl Bench {
                 }
                 let start = Instant::now();
                 self.open()?;
+                // A new `Db` counts from zero: later workloads' figures count from here.
+                self.at_fill = strata_engine::Stats::default();
                 let mut latency = Latency::new();
                 latency.record_since(start);
                 Ok((1, start.elapsed().as_secs_f64(), 0, latency))
@@ -481,18 +493,13 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, crate::cli::CliError> {
         if !workload.starts_with("fill") && workload != "overwrite" {
             // Reads are measured once background flushes and compactions are idle.
             bench.ensure_filled()?;
-            while bench.db().has_pending_work() {
-                if let Some(reason) = bench.db().poisoned() {
-                    return Err(format!("background work failed: {reason}").into());
-                }
-                std::thread::sleep(std::time::Duration::from_millis(10));
-            }
+            bench.wait_idle()?;
         }
         let before = bench.db.as_ref().map(|db| db.stats()).unwrap_or_default();
         let (ops, seconds, bytes, latency) = bench.run_workload(workload)?;
         let mut before = before;
-        if workload.starts_with("fill") {
-            // A fill starts a new database: its counters start from zero.
+        if workload.starts_with("fill") || workload == "reopen" {
+            // A fill or a reopen starts a new `Db`: its counters start from zero.
             before = bench.at_fill.clone();
         }
         let after = bench.db().stats();
@@ -538,6 +545,9 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, crate::cli::CliError> {
     }
     // The footprint, at the end: what the data takes on disk against its logical size, and
     // the process's peak memory.
+    // Measured once background work is idle, so that tables being compacted and files not
+    // yet deleted do not count.
+    bench.wait_idle()?;
     let logical = bench.args.num * (16 + bench.args.value_size as u64);
     let disk = directory_bytes(&bench.args.dir);
     let footprint = serde_json::json!({
