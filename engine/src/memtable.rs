@@ -235,8 +235,8 @@ impl Memtable {
     /// (keys with none are skipped). Returns the last key examined, `None` if there were no
     /// more. Iteration is done in chunks like this so an iterator can own its memtable (an
     /// `Arc`) without borrowing into it.
-    pub fn collect_range(
-        &self,
+    pub fn collect_range<'a>(
+        &'a self,
         lower: Bound<&[u8]>,
         upper: Bound<&[u8]>,
         reverse: bool,
@@ -248,19 +248,20 @@ impl Memtable {
         let upper = upper.map(MemKey::new);
         let range = self.map.range((lower, upper));
         let mut last = None;
-        let mut visit = |entry: crossbeam_skiplist::map::Entry<'_, MemKey, Mutex<Versions>>| {
+        let mut visit = |entry: crossbeam_skiplist::map::Entry<'a, MemKey, Mutex<Versions>>| {
             let key = &entry.key().bytes;
             if let Some(slot) = lock(entry.value()).visible(sequence) {
                 out.push((key.clone(), owned(slot)));
             }
-            last = Some(key.clone());
+            // The entry, not a copy of its key: only the last one's key is needed.
+            last = Some(entry);
         };
         if reverse {
             range.rev().take(limit).for_each(&mut visit);
         } else {
             range.take(limit).for_each(&mut visit);
         }
-        last
+        last.map(|entry| entry.key().bytes.clone())
     }
 
     /// Visits every key in key order with its versions, newest first. The key's lock is not
