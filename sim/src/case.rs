@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::fmt;
 use std::str::FromStr;
+use strata_vfs::FsProfile;
 
 /// The fault kinds a sweep can turn on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -185,6 +186,9 @@ pub struct Case {
     /// plans stay the ones they were shrunk on.
     #[serde(default = "workload_before_versions")]
     pub workload: u32,
+    /// The filesystem persistence profile `SimFs` simulates (`strata sweep --fs-profile`).
+    #[serde(default, skip_serializing_if = "FsProfile::is_classic")]
+    pub fs_profile: FsProfile,
 }
 
 /// The workload [`Case::new`] draws.
@@ -208,6 +212,7 @@ impl Case {
             clients: None,
             no_switch: BTreeSet::new(),
             workload: WORKLOAD,
+            fs_profile: FsProfile::Classic,
         }
     }
 

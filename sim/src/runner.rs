@@ -149,6 +149,7 @@ pub fn fault_config(case: &Case) -> FaultConfig {
         enospc_rate: if case.has(Fault::Enospc) { 0.0015 } else { 0.0 },
         read_error_rate: if case.has(Fault::Eio) { 0.002 } else { 0.0 },
         bitflip_rate: 0.0,
+        profile: case.fs_profile,
     }
 }
 

@@ -29,7 +29,7 @@ pub mod sim;
 
 pub use error::{Result, VfsError};
 pub use real::RealFs;
-pub use sim::{Event, FaultConfig, FaultCounters, FaultKind, OpKind, SimFs};
+pub use sim::{Event, FaultConfig, FaultCounters, FaultKind, FsProfile, OpKind, SimFs};
 
 use std::fmt::Debug;
 use std::path::Path;

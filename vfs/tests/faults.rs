@@ -563,6 +563,7 @@ fn fault_config_round_trips_through_json() {
         enospc_rate: 0.001,
         read_error_rate: 0.002,
         bitflip_rate: 0.5,
+        profile: strata_vfs::FsProfile::PosixStrict,
     };
     let json = serde_json::to_string(&config).unwrap();
     let back: FaultConfig = serde_json::from_str(&json).unwrap();

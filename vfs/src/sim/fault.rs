@@ -1,6 +1,7 @@
 //! The fault plan of the simulated filesystem: which faults are on, at what rate, and the
 //! seeded random source every decision is drawn from.
 
+use super::profile::FsProfile;
 use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
 use serde::{Deserialize, Serialize};
@@ -33,6 +34,11 @@ pub struct FaultConfig {
     pub read_error_rate: f64,
     /// Probability, per crash, that one bit of durable data is silently flipped.
     pub bitflip_rate: f64,
+    /// The persistence rules of the filesystem simulated (`profile.rs`). Left out of the
+    /// serialized form when it is the default, so configs written before profiles existed
+    /// read and write the same.
+    #[serde(skip_serializing_if = "FsProfile::is_classic")]
+    pub profile: FsProfile,
 }
 
 impl Default for FaultConfig {
@@ -55,6 +61,7 @@ impl FaultConfig {
             enospc_rate: 0.0,
             read_error_rate: 0.0,
             bitflip_rate: 0.0,
+            profile: FsProfile::Classic,
         }
     }
 

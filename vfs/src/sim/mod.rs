@@ -38,14 +38,17 @@
 //! - After `crash()`, every handle opened before it fails: the process that held it is dead,
 //!   and every `lock` it held is free. (`lock` creates no file here, unlike `RealFs`.)
 
+mod crash;
 mod dirty;
 mod event;
 mod fault;
 mod file;
 mod path;
+mod profile;
 
 pub use event::{Event, OpKind, StableHasher};
 pub use fault::{FaultConfig, FaultCounters, FaultKind, SimRng};
+pub use profile::{AppendedSize, DirectoryOrder, FsProfile, PersistenceRules};
 
 use crate::{Result, Vfs, VfsError, VfsFile, VfsLock};
 use dirty::DirtySectors;
@@ -87,15 +90,42 @@ enum DirOp {
     Rename(Name, Name, Node),
 }
 
-#[derive(Debug, Default)]
+impl DirOp {
+    /// The node the operation gives a name to, if any.
+    fn node(&self) -> Option<Node> {
+        match self {
+            DirOp::Link(_, node) | DirOp::Rename(_, _, node) => Some(*node),
+            DirOp::Unlink(_) => None,
+        }
+    }
+
+    /// The names the operation changes.
+    fn names(&self) -> impl Iterator<Item = Name> + '_ {
+        let (first, second) = match self {
+            DirOp::Link(name, _) | DirOp::Unlink(name) => (name, None),
+            DirOp::Rename(from, to, _) => (from, Some(to)),
+        };
+        std::iter::once(Name::clone(first)).chain(second.cloned())
+    }
+}
+
+/// A directory operation not yet durable, with its place in the filesystem's order of
+/// operations (shared with data writes: `World::write_seq`).
+#[derive(Debug, Clone)]
+struct PendingOp {
+    seq: u64,
+    op: DirOp,
+}
+
+#[derive(Debug, Default, Clone)]
 struct Dir {
     visible: BTreeMap<Name, Node>,
     durable: BTreeMap<Name, Node>,
     /// Operations since the last `sync_dir`, in order.
-    pending: Vec<DirOp>,
+    pending: Vec<PendingOp>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct Inode {
     visible: Vec<u8>,
     durable: Vec<u8>,
@@ -109,7 +139,7 @@ struct Inode {
     linked: bool,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct World {
     config: FaultConfig,
     rng: SimRng,
@@ -440,7 +470,64 @@ impl World {
         }
         inode.dirty.clear();
         inode.dirty_ranges.clear();
+        let rules = self.config.profile.rules();
+        if rules.sync_commits_metadata {
+            self.commit_all_directories();
+        } else if rules.sync_persists_names {
+            self.persist_names_of(id);
+        }
         Ok(())
+    }
+
+    /// A journal commit: every pending directory operation becomes durable.
+    fn commit_all_directories(&mut self) {
+        for dir in self.dirs.values_mut() {
+            if !dir.pending.is_empty() {
+                dir.durable = dir.visible.clone();
+                dir.pending.clear();
+            }
+        }
+    }
+
+    /// btrfs's log tree at `fsync`: the pending operations naming inode `id` become
+    /// durable, with the earlier pending operations on the same names (so that an unlink of
+    /// a name the inode then took cannot land after it).
+    fn persist_names_of(&mut self, id: InodeId) {
+        for dir in self.dirs.values_mut() {
+            let names: BTreeSet<Name> = dir
+                .pending
+                .iter()
+                .filter(|pending| pending.op.node() == Some(Node::File(id)))
+                .flat_map(|pending| pending.op.names())
+                .collect();
+            if names.is_empty() {
+                continue;
+            }
+            let (persist, keep): (Vec<PendingOp>, Vec<PendingOp>) =
+                std::mem::take(&mut dir.pending)
+                    .into_iter()
+                    .partition(|pending| pending.op.names().any(|name| names.contains(&name)));
+            for pending in &persist {
+                apply_dir_op(&mut dir.durable, &pending.op);
+            }
+            dir.pending = keep;
+        }
+    }
+
+    /// The next number in the filesystem's order of data writes and directory operations.
+    fn next_seq(&mut self) -> u64 {
+        self.write_seq += 1;
+        self.write_seq
+    }
+
+    /// Records a directory operation in directory `dir` (which exists).
+    fn push_dir_op(&mut self, dir: &str, op: DirOp) {
+        let seq = self.next_seq();
+        self.dirs
+            .get_mut(dir)
+            .expect("the caller found the directory")
+            .pending
+            .push(PendingOp { seq, op });
     }
 
     fn sync_dir(&mut self, norm: &str) -> std::result::Result<(), FaultKind> {
@@ -459,154 +546,20 @@ impl World {
         };
         match keep {
             Some(count) => {
-                let applied: Vec<DirOp> = dir.pending.drain(..count).collect();
-                for op in &applied {
-                    apply_dir_op(&mut dir.durable, op);
+                let applied: Vec<PendingOp> = dir.pending.drain(..count).collect();
+                for pending in &applied {
+                    apply_dir_op(&mut dir.durable, &pending.op);
                 }
                 Err(FaultKind::SyncFailure)
             }
             None => {
                 dir.durable = dir.visible.clone();
                 dir.pending.clear();
+                // A journal forces every earlier operation of the filesystem with this one.
+                if self.config.profile.rules().directory_order == DirectoryOrder::Journal {
+                    self.commit_all_directories();
+                }
                 Ok(())
-            }
-        }
-    }
-
-    /// The machine loses power and restarts: see the module documentation.
-    fn crash(&mut self) {
-        self.epoch += 1;
-        self.halted = false;
-        // The processes died with their locks.
-        self.locks.clear();
-        self.crashes += 1;
-        self.counters.record(FaultKind::Crash);
-        let index = self.next_op;
-        self.next_op += 1;
-        self.log(
-            index,
-            OpKind::Crash,
-            "",
-            0,
-            0,
-            Some(FaultKind::Crash),
-            false,
-        );
-
-        // 1. Directories: durable entries plus a prefix of the pending operations.
-        let dir_names: Vec<String> = self.dirs.keys().cloned().collect();
-        for name in dir_names {
-            let pending_len = self
-                .dirs
-                .get(&name)
-                .map_or(0, |dir| dir.pending.len() as u64);
-            let keep = self.rng.below(pending_len + 1) as usize;
-            if let Some(dir) = self.dirs.get_mut(&name) {
-                let pending = std::mem::take(&mut dir.pending);
-                for op in &pending[..keep] {
-                    apply_dir_op(&mut dir.durable, op);
-                }
-                dir.visible = dir.durable.clone();
-            }
-        }
-
-        // 2. What is reachable from the root survives; the rest is gone.
-        let mut reachable_dirs = BTreeSet::new();
-        let mut reachable_files: BTreeMap<InodeId, String> = BTreeMap::new();
-        let mut stack = vec![String::new()];
-        while let Some(dir_name) = stack.pop() {
-            reachable_dirs.insert(dir_name.clone());
-            let Some(dir) = self.dirs.get(&dir_name) else {
-                continue;
-            };
-            for (name, node) in &dir.durable {
-                let path = join(&dir_name, name);
-                match node {
-                    Node::Dir => {
-                        if self.dirs.contains_key(&path) {
-                            stack.push(path);
-                        }
-                    }
-                    Node::File(id) => {
-                        reachable_files.entry(*id).or_insert(path);
-                    }
-                }
-            }
-        }
-        self.dirs.retain(|name, _| reachable_dirs.contains(name));
-        // Entries naming a directory that no longer exists (it was never made durable in its
-        // own parent chain) are dropped too.
-        let existing: BTreeSet<String> = self.dirs.keys().cloned().collect();
-        for (dir_name, dir) in self.dirs.iter_mut() {
-            dir.durable.retain(|name, node| {
-                *node != Node::Dir || existing.contains(&join(dir_name, name))
-            });
-            dir.visible = dir.durable.clone();
-        }
-        self.inodes.retain(|id, _| reachable_files.contains_key(id));
-
-        // 3. File contents: durable bytes plus whatever unsynced sectors survive.
-        let config = self.config.clone();
-        let mut used = 0;
-        let ids: Vec<InodeId> = self.inodes.keys().copied().collect();
-        for id in ids {
-            let mut torn = 0;
-            if let Some(inode) = self.inodes.get_mut(&id) {
-                let durable = std::mem::take(&mut inode.durable);
-                let image = crash_image(durable, inode, &mut self.rng, &config, &mut torn);
-                inode.visible.clone_from(&image);
-                inode.durable = image;
-                inode.dirty.clear();
-                inode.dirty_ranges.clear();
-                inode.pending_truncate = None;
-                inode.linked = true;
-                used += inode.visible.len() as u64;
-            }
-            for _ in 0..torn {
-                let path = reachable_files.get(&id).cloned().unwrap_or_default();
-                self.log(
-                    index,
-                    OpKind::Crash,
-                    &path,
-                    0,
-                    0,
-                    Some(FaultKind::TornWrite),
-                    false,
-                );
-            }
-        }
-        self.used_bytes = used;
-
-        // 4. A silent bit flip in durable data.
-        if self.rng.chance(config.bitflip_rate) {
-            let candidates: Vec<InodeId> = self
-                .inodes
-                .iter()
-                .filter(|(_, inode)| !inode.durable.is_empty())
-                .map(|(id, _)| *id)
-                .collect();
-            if !candidates.is_empty() {
-                let id = candidates[self.rng.below(candidates.len() as u64) as usize];
-                let len = self
-                    .inodes
-                    .get(&id)
-                    .map_or(0, |inode| inode.durable.len() as u64);
-                let offset = self.rng.below(len);
-                let bit = self.rng.below(8) as u8;
-                if let Some(inode) = self.inodes.get_mut(&id) {
-                    inode.durable[offset as usize] ^= 1 << bit;
-                    inode.visible[offset as usize] ^= 1 << bit;
-                }
-                let path = reachable_files.get(&id).cloned().unwrap_or_default();
-                self.log(
-                    index,
-                    OpKind::Crash,
-                    &path,
-                    offset,
-                    1,
-                    Some(FaultKind::BitFlip),
-                    false,
-                );
             }
         }
     }
@@ -635,106 +588,6 @@ fn apply_dir_op(entries: &mut BTreeMap<Name, Node>, op: &DirOp) {
             entries.insert(to.clone(), *node);
         }
     }
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum SectorFate {
-    Survives,
-    Torn,
-    Lost,
-}
-
-/// What a file holds after a crash: its durable bytes (`durable`, taken out of `inode`), a
-/// possibly undone truncation, and each dirty sector surviving, torn or lost as the RNG
-/// decides.
-fn crash_image(
-    durable: Vec<u8>,
-    inode: &Inode,
-    rng: &mut SimRng,
-    config: &FaultConfig,
-    torn_count: &mut u64,
-) -> Vec<u8> {
-    let mut image = durable;
-    if let Some(truncate) = inode.pending_truncate {
-        if rng.chance(0.5) {
-            image.truncate(truncate as usize);
-        }
-    }
-    if inode.dirty.is_empty() {
-        return image;
-    }
-    let sector_size = config.sector_size;
-    let mut fates: Vec<(u64, SectorFate)> = Vec::with_capacity(inode.dirty.len());
-    if config.ordered_writes {
-        let mut by_age: Vec<(u64, u64)> = inode
-            .dirty
-            .iter()
-            .map(|(sector, seq)| (seq, sector))
-            .collect();
-        by_age.sort_unstable();
-        let cutoff = rng.below(by_age.len() as u64 + 1) as usize;
-        for (rank, &(_, sector)) in by_age.iter().enumerate() {
-            let fate = if rank < cutoff {
-                SectorFate::Survives
-            } else if rank == cutoff && rng.chance(config.torn_write_rate) {
-                SectorFate::Torn
-            } else {
-                SectorFate::Lost
-            };
-            fates.push((sector, fate));
-        }
-        fates.sort_unstable_by_key(|&(sector, _)| sector);
-    } else {
-        for sector in inode.dirty.sectors() {
-            let fate = if rng.chance(config.unsynced_survival) {
-                SectorFate::Survives
-            } else if rng.chance(config.torn_write_rate) {
-                SectorFate::Torn
-            } else {
-                SectorFate::Lost
-            };
-            fates.push((sector, fate));
-        }
-    }
-    for (sector, fate) in fates {
-        match fate {
-            SectorFate::Lost => {}
-            SectorFate::Survives => copy_sector(&mut image, &inode.visible, sector, sector_size),
-            SectorFate::Torn => {
-                let start = (sector * sector_size) as usize;
-                let end = (((sector + 1) * sector_size) as usize).min(inode.visible.len());
-                if start >= end {
-                    continue;
-                }
-                *torn_count += 1;
-                let old: Vec<u8> = (start..end)
-                    .map(|i| image.get(i).copied().unwrap_or(0))
-                    .collect();
-                if image.len() < end {
-                    image.resize(end, 0);
-                }
-                let cut = start + rng.below((end - start) as u64) as usize;
-                image[start..cut].copy_from_slice(&inode.visible[start..cut]);
-                match rng.below(3) {
-                    0 => image[cut..end].fill(0),
-                    1 => rng.fill(&mut image[cut..end]),
-                    _ => image[cut..end].copy_from_slice(&old[cut - start..]),
-                }
-                // Powersafe overwrite: a torn write damages only the bytes it was writing.
-                // Bytes of the sector not written since the last sync keep their old value.
-                for i in cut..end {
-                    let written = inode
-                        .dirty_ranges
-                        .iter()
-                        .any(|&(from, to)| (from as usize) <= i && i < to as usize);
-                    if !written {
-                        image[i] = old[i - start];
-                    }
-                }
-            }
-        }
-    }
-    image
 }
 
 impl SimFs {
@@ -881,7 +734,7 @@ impl SimFs {
         let dir = world.dirs.get_mut(parent).expect("lookup found the parent");
         dir.visible.remove(name);
         dir.durable.remove(name);
-        dir.pending.retain(|op| match op {
+        dir.pending.retain(|pending| match &pending.op {
             DirOp::Link(linked, _) => &**linked != name,
             DirOp::Unlink(_) => true,
             DirOp::Rename(_, to, _) => &**to != name,
@@ -1017,7 +870,7 @@ impl SimFs {
                 let dir = world.dirs.get_mut(parent).expect("checked above");
                 let name = Name::from(name);
                 dir.visible.insert(Name::clone(&name), Node::File(id));
-                dir.pending.push(DirOp::Link(name, Node::File(id)));
+                world.push_dir_op(parent, DirOp::Link(name, Node::File(id)));
                 Ok(id)
             }
         }
@@ -1041,7 +894,7 @@ impl SimFs {
         let dir = world.dirs.get_mut(parent).expect("checked above");
         let name = Name::from(name);
         dir.visible.insert(Name::clone(&name), Node::Dir);
-        dir.pending.push(DirOp::Link(name, Node::Dir));
+        world.push_dir_op(parent, DirOp::Link(name, Node::Dir));
         world.dirs.insert(norm.to_string(), Dir::default());
         Ok(())
     }
@@ -1086,7 +939,7 @@ impl Vfs for SimFs {
             let (parent, name) = split(&norm);
             let dir = world.dirs.get_mut(parent).expect("lookup found the parent");
             dir.visible.remove(name);
-            dir.pending.push(DirOp::Unlink(Name::from(name)));
+            world.push_dir_op(parent, DirOp::Unlink(Name::from(name)));
             world.unlink_inode(id);
         });
         world.log(index, OpKind::Remove, &norm, 0, 0, None, result.is_err());
@@ -1284,22 +1137,24 @@ impl SimFs {
             dir.visible.remove(from_name);
             let to_name = Name::from(to_name);
             dir.visible.insert(Name::clone(&to_name), node);
-            dir.pending
-                .push(DirOp::Rename(Name::from(from_name), to_name, node));
+            world.push_dir_op(
+                from_parent,
+                DirOp::Rename(Name::from(from_name), to_name, node),
+            );
         } else {
             let source = world
                 .dirs
                 .get_mut(from_parent)
                 .expect("lookup found the parent");
             source.visible.remove(from_name);
-            source.pending.push(DirOp::Unlink(Name::from(from_name)));
+            world.push_dir_op(from_parent, DirOp::Unlink(Name::from(from_name)));
             let target = world
                 .dirs
                 .get_mut(to_parent)
                 .expect("lookup found the parent");
             let to_name = Name::from(to_name);
             target.visible.insert(Name::clone(&to_name), node);
-            target.pending.push(DirOp::Link(to_name, node));
+            world.push_dir_op(to_parent, DirOp::Link(to_name, node));
         }
         Ok(())
     }
