@@ -40,12 +40,14 @@
 
 mod crash;
 mod dirty;
+mod enumerate;
 mod event;
 mod fault;
 mod file;
 mod path;
 mod profile;
 
+pub use enumerate::{CaptureAt, CrashPoint, CrashState, CrashStates, EnumerationOptions};
 pub use event::{Event, OpKind, StableHasher};
 pub use fault::{FaultConfig, FaultCounters, FaultKind, SimRng};
 pub use profile::{AppendedSize, DirectoryOrder, FsProfile, PersistenceRules};
@@ -159,6 +161,9 @@ struct World {
     /// Held locks: path -> the holder's id. Process state, emptied by a crash.
     locks: BTreeMap<String, u64>,
     next_lock: u64,
+    /// Which operations are preceded by a copy of the world (`enumerate.rs`).
+    capture: Option<CaptureAt>,
+    captures: Vec<CrashPoint>,
 }
 
 fn lock(world: &Mutex<World>) -> MutexGuard<'_, World> {
@@ -220,6 +225,8 @@ impl World {
             crashes: 0,
             locks: BTreeMap::new(),
             next_lock: 1,
+            capture: None,
+            captures: Vec::new(),
         }
     }
 
@@ -246,6 +253,7 @@ impl World {
                 "machine halted (simulated crash)",
             ));
         }
+        self.maybe_capture(index, op, name);
         Ok(index)
     }
 

@@ -1,0 +1,437 @@
+//! Every crash image the persistence model allows, in process: the in-memory counterpart of
+//! ALICE and CrashMonkey (OSDI'14, OSDI'18), which record a workload's system calls and
+//! rebuild its crash states offline.
+//!
+//! A [`CrashPoint`] is a copy of the world taken just before an operation (every sync, or
+//! every operation that changes the disk: [`CaptureAt`]). [`CrashPoint::states`] crashes
+//! copies of it again and again, answering the crash's questions (`crash.rs`, [`Decision`])
+//! so that every sequence of answers is tried once: a depth-first walk of the decision tree,
+//! where a run replays the answers of the last one, takes the next answer at the deepest
+//! question that has one left, and the first answer at every question after it. So the
+//! enumeration is exactly the random crash's model, never a second copy of it that could
+//! drift: any subset of unsynced sectors (a prefix with ordered writes), each directory's
+//! (or the journal's) prefix of pending operations, truncations kept or undone.
+//!
+//! Bounds, so that a state count stays finite and meaningful:
+//! - At most [`EnumerationOptions::tears_per_file`] torn sectors per file per image (one
+//!   by default: a power cut interrupts one write in flight per file, at the edge of what
+//!   survives).
+//! - A tear stops at a multiple of [`EnumerationOptions::tear_granularity`] (512 bytes by
+//!   default, the smallest unit a drive writes atomically), followed by zeros, a fixed
+//!   garbage pattern, or the old bytes: every torn variant at that granularity.
+//! - Bit flips are not enumerated (their rate should be 0 here).
+
+use super::crash::{Decide, Decision};
+use super::{Node, OpKind, SimFs, StableHasher, World};
+use std::sync::{Arc, Mutex};
+
+/// When the world is copied for enumeration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CaptureAt {
+    /// Before every `sync` and `sync_dir`: where the most is pending.
+    Syncs,
+    /// Before every operation that changes the disk (writes, truncations, syncs, creates,
+    /// renames, removes).
+    EveryOperation,
+}
+
+impl CaptureAt {
+    fn wants(self, op: OpKind) -> bool {
+        match self {
+            CaptureAt::Syncs => matches!(op, OpKind::Sync | OpKind::SyncDir),
+            CaptureAt::EveryOperation => matches!(
+                op,
+                OpKind::Create
+                    | OpKind::Append
+                    | OpKind::Write
+                    | OpKind::Sync
+                    | OpKind::SetLen
+                    | OpKind::Rename
+                    | OpKind::Remove
+                    | OpKind::CreateDir
+                    | OpKind::SyncDir
+            ),
+        }
+    }
+}
+
+/// The world just before one operation, to crash in every allowed way.
+#[derive(Debug, Clone)]
+pub struct CrashPoint {
+    op_index: u64,
+    op: OpKind,
+    path: Arc<str>,
+    world: Box<World>,
+}
+
+/// How the enumeration bounds tears.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EnumerationOptions {
+    /// A torn sector's new bytes stop at a multiple of this (a power of two).
+    pub tear_granularity: u64,
+    /// At most this many sectors of one file are torn in one image.
+    pub tears_per_file: u32,
+}
+
+impl Default for EnumerationOptions {
+    fn default() -> Self {
+        EnumerationOptions {
+            tear_granularity: 512,
+            tears_per_file: 1,
+        }
+    }
+}
+
+/// One crash image: the filesystem after the crash, and the answers that built it.
+#[derive(Debug)]
+pub struct CrashState {
+    /// The recovered machine's filesystem.
+    pub fs: SimFs,
+    /// A hash of every directory, name and byte of the image.
+    pub image_hash: u64,
+    /// The answers to the crash's questions, in order (for [`CrashPoint::describe`]).
+    pub choices: Vec<u64>,
+}
+
+impl CrashPoint {
+    /// The index of the operation the crash comes before.
+    pub fn op_index(&self) -> u64 {
+        self.op_index
+    }
+
+    /// That operation's kind.
+    pub fn op(&self) -> OpKind {
+        self.op
+    }
+
+    /// The path it names.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// Every crash image of this point, lazily.
+    pub fn states(&self, options: EnumerationOptions) -> CrashStates<'_> {
+        assert!(
+            options.tear_granularity.is_power_of_two(),
+            "tear granularity must be a power of two"
+        );
+        CrashStates {
+            point: self,
+            options,
+            path: Vec::new(),
+            finished: false,
+        }
+    }
+
+    /// The image `choices` built, in words.
+    pub fn describe(&self, choices: &[u64], options: EnumerationOptions) -> String {
+        let mut path: Vec<Choice> = choices
+            .iter()
+            .map(|&taken| Choice {
+                taken,
+                count: u64::MAX,
+            })
+            .collect();
+        let mut world = (*self.world).clone();
+        let mut replay = Replay {
+            path: &mut path,
+            position: 0,
+            options,
+            torn_in: (String::new(), 0),
+            words: Some(Vec::new()),
+        };
+        world.crash_deciding(&mut replay);
+        let words = replay.words.unwrap_or_default();
+        if words.is_empty() {
+            "nothing unsynced: the durable image".to_string()
+        } else {
+            words.join("; ")
+        }
+    }
+}
+
+/// The crash images of a point, in the order of the decision tree's walk.
+#[derive(Debug)]
+pub struct CrashStates<'a> {
+    point: &'a CrashPoint,
+    options: EnumerationOptions,
+    path: Vec<Choice>,
+    finished: bool,
+}
+
+impl Iterator for CrashStates<'_> {
+    type Item = CrashState;
+
+    fn next(&mut self) -> Option<CrashState> {
+        if self.finished {
+            return None;
+        }
+        let mut world = (*self.point.world).clone();
+        let mut replay = Replay {
+            path: &mut self.path,
+            position: 0,
+            options: self.options,
+            torn_in: (String::new(), 0),
+            words: None,
+        };
+        world.crash_deciding(&mut replay);
+        assert_eq!(
+            replay.position,
+            self.path.len(),
+            "a replayed crash asked fewer questions than the run it replays"
+        );
+        let choices = self.path.iter().map(|choice| choice.taken).collect();
+        self.finished = !advance(&mut self.path);
+        let image_hash = world_image_hash(&world);
+        Some(CrashState {
+            fs: SimFs {
+                world: Arc::new(Mutex::new(world)),
+            },
+            image_hash,
+            choices,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Choice {
+    taken: u64,
+    count: u64,
+}
+
+/// Moves to the next path of the walk; false when there is none.
+fn advance(path: &mut Vec<Choice>) -> bool {
+    while let Some(last) = path.last_mut() {
+        if last.taken + 1 < last.count {
+            last.taken += 1;
+            return true;
+        }
+        path.pop();
+    }
+    false
+}
+
+/// Answers a crash's questions from a path, extending it with first answers.
+struct Replay<'a> {
+    path: &'a mut Vec<Choice>,
+    position: usize,
+    options: EnumerationOptions,
+    /// The file of the last tear in this image, and how many of its sectors are torn.
+    torn_in: (String, u32),
+    /// When describing: the answers in words.
+    words: Option<Vec<String>>,
+}
+
+impl Replay<'_> {
+    /// The answer to a question of `count` answers (`count > 1`).
+    fn answer(&mut self, count: u64) -> u64 {
+        let position = self.position;
+        self.position += 1;
+        match self.path.get_mut(position) {
+            Some(choice) => {
+                if choice.count == u64::MAX {
+                    choice.count = count;
+                }
+                assert_eq!(
+                    choice.count, count,
+                    "a replayed crash asked a different question (the world is not a copy)"
+                );
+                choice.taken
+            }
+            None => {
+                self.path.push(Choice { taken: 0, count });
+                0
+            }
+        }
+    }
+
+    fn say(&mut self, words: impl FnOnce() -> String) {
+        if let Some(said) = &mut self.words {
+            said.push(words());
+        }
+    }
+}
+
+impl Decide for Replay<'_> {
+    fn below(&mut self, count: u64, what: Decision<'_>) -> u64 {
+        if let Decision::TearPoint { file, sector } = what {
+            let granularity = self.options.tear_granularity;
+            let points = count.div_ceil(granularity);
+            let cut = if points > 1 { self.answer(points) } else { 0 } * granularity;
+            self.say(|| format!("{file}: sector {sector}'s new bytes stop after {cut}"));
+            return cut;
+        }
+        let answer = if count > 1 { self.answer(count) } else { 0 };
+        match what {
+            Decision::DirectoryPrefix { dir } if count > 1 => self.say(|| {
+                format!(
+                    "directory {:?}: {answer} of {} pending operations",
+                    display_dir(dir),
+                    count - 1
+                )
+            }),
+            Decision::JournalPrefix if count > 1 => self.say(|| {
+                format!(
+                    "journal: {answer} of {} pending directory operations",
+                    count - 1
+                )
+            }),
+            Decision::OrderedPrefix { file } | Decision::AppendedPrefix { file } if count > 1 => {
+                self.say(|| format!("{file}: first {answer} of {} dirty sectors", count - 1))
+            }
+            Decision::TearFill { file, sector } => self.say(|| {
+                let fill = ["zeros", "garbage", "the old bytes"][answer.min(2) as usize];
+                format!("{file}: sector {sector}'s tear followed by {fill}")
+            }),
+            _ => {}
+        }
+        answer
+    }
+
+    fn chance(&mut self, probability: f64, what: Decision<'_>) -> bool {
+        if probability <= 0.0 {
+            return false;
+        }
+        if probability >= 1.0 {
+            return true;
+        }
+        if let Decision::SectorTorn { file, .. } = what {
+            if self.torn_in.0 == file && self.torn_in.1 >= self.options.tears_per_file {
+                return false;
+            }
+        }
+        let yes = self.answer(2) == 1;
+        match what {
+            Decision::SectorTorn { file, sector } if yes => {
+                if self.torn_in.0 != file {
+                    self.torn_in.0.clear();
+                    self.torn_in.0.push_str(file);
+                    self.torn_in.1 = 0;
+                }
+                self.torn_in.1 += 1;
+                self.say(|| format!("{file}: sector {sector} torn"));
+            }
+            Decision::SectorSurvives { file, sector } => self.say(|| {
+                format!(
+                    "{file}: sector {sector} {}",
+                    if yes { "kept" } else { "lost" }
+                )
+            }),
+            Decision::DirectoryOperation { dir, index } => self.say(|| {
+                format!(
+                    "directory {:?}: pending operation {index} {}",
+                    display_dir(dir),
+                    if yes { "kept" } else { "lost" }
+                )
+            }),
+            Decision::Truncation { file } => {
+                self.say(|| format!("{file}: truncation {}", if yes { "kept" } else { "undone" }))
+            }
+            Decision::SizeAheadOfData { file } if yes => {
+                self.say(|| format!("{file}: size durable ahead of its data"))
+            }
+            _ => {}
+        }
+        yes
+    }
+
+    fn garbage(&mut self, buf: &mut [u8]) {
+        for (i, byte) in buf.iter_mut().enumerate() {
+            *byte = (i as u8).wrapping_mul(151).wrapping_add(0x5b);
+        }
+    }
+}
+
+fn display_dir(dir: &str) -> &str {
+    if dir.is_empty() {
+        "/"
+    } else {
+        dir
+    }
+}
+
+/// A hash of the visible image: every directory, name and byte (as [`SimFs::image_hash`]).
+pub(super) fn world_image_hash(world: &World) -> u64 {
+    let mut hasher = StableHasher::default();
+    for dir in world.dirs.keys() {
+        hasher.write(b"d");
+        hasher.write(dir.as_bytes());
+    }
+    let mut files: Vec<(String, u64)> = Vec::new();
+    for (dir_name, dir) in &world.dirs {
+        for (name, node) in &dir.visible {
+            if let Node::File(id) = node {
+                files.push((super::join(dir_name, name), *id));
+            }
+        }
+    }
+    files.sort();
+    for (path, id) in files {
+        let data = world
+            .inodes
+            .get(&id)
+            .map_or(&[][..], |inode| &inode.visible[..]);
+        hasher.write(b"f");
+        hasher.write(path.as_bytes());
+        hasher.write_u64(data.len() as u64);
+        hasher.write(data);
+    }
+    hasher.finish()
+}
+
+impl World {
+    /// Before operation `index`: copies the world if captures of this kind are on.
+    pub(super) fn maybe_capture(&mut self, index: u64, op: OpKind, path: &str) {
+        let Some(at) = self.capture else {
+            return;
+        };
+        if !at.wants(op) {
+            return;
+        }
+        let events = std::mem::take(&mut self.events);
+        let captures = std::mem::take(&mut self.captures);
+        let mut copy = self.clone();
+        copy.capture = None;
+        copy.record_events = false;
+        self.events = events;
+        self.captures = captures;
+        self.captures.push(CrashPoint {
+            op_index: index,
+            op,
+            path: Arc::from(path),
+            world: Box::new(copy),
+        });
+    }
+}
+
+impl SimFs {
+    /// Starts (or, with `None`, stops) copying the world before each operation of the kind
+    /// given, for [`SimFs::take_crash_points`].
+    pub fn capture_crash_points(&self, at: Option<CaptureAt>) {
+        super::lock(&self.world).capture = at;
+    }
+
+    /// Copies the world now, as a crash point before the next operation.
+    pub fn crash_point_now(&self) -> CrashPoint {
+        let mut world = super::lock(&self.world);
+        let index = world.next_op;
+        let events = std::mem::take(&mut world.events);
+        let captures = std::mem::take(&mut world.captures);
+        let mut copy = world.clone();
+        world.events = events;
+        world.captures = captures;
+        copy.capture = None;
+        copy.record_events = false;
+        CrashPoint {
+            op_index: index,
+            op: OpKind::Crash,
+            path: Arc::from(""),
+            world: Box::new(copy),
+        }
+    }
+
+    /// The crash points copied so far, oldest first; the list is left empty.
+    pub fn take_crash_points(&self) -> Vec<CrashPoint> {
+        std::mem::take(&mut super::lock(&self.world).captures)
+    }
+}
