@@ -7,6 +7,7 @@
 //! fragment  := crc32:u32le length:u16le type:u8 payload[length]
 //! trailer   := 0x00{1..6}                  -- a block never starts a header it cannot finish
 //! type      := 1 FULL | 2 FIRST | 3 MIDDLE | 4 LAST   (0 is never written: zeros end the log)
+//!            | 5 PADDING                   -- payload all zeros, between records, skipped
 //! crc32     := CRC-32 (IEEE, crc32fast) of type byte ++ payload
 //! record    := FULL | FIRST MIDDLE* LAST
 //! ```
@@ -15,6 +16,15 @@
 //! whole record and reports where and why it stopped. Whether the bytes after that point
 //! hold valid records (which would make the stop *corruption*, not a torn tail) is the
 //! caller's question: [`WalReader::scan_after`] finds them.
+//!
+//! **No reliance on powersafe overwrite.** A `sync` ends the synced bytes at a sector
+//! boundary ([`SECTOR_SIZE`]): a `PADDING` fragment fills the rest of the sector (the block
+//! trailer does, at a block's end), so the next record starts in a sector no synced byte
+//! shares. A drive may tear the sector a write is in, old bytes and all (no "powersafe
+//! overwrite", SQLite's name; `strata explore --fs-profile posix-strict` found the synced
+//! records of a log's last sector destroyed by a torn later append). The price is up to a
+//! sector of log per sync, and nothing without syncs. SQLite pads its WAL frames the same
+//! way when it cannot assume powersafe overwrite.
 //!
 //! The writer buffers records in memory and hands them to the file on `flush` or `sync`;
 //! with `preallocate` it extends the file with zeros ahead of the data, so that an
@@ -39,6 +49,12 @@ const FULL: u8 = 1;
 const FIRST: u8 = 2;
 const MIDDLE: u8 = 3;
 const LAST: u8 = 4;
+const PADDING: u8 = 5;
+
+/// The unit a drive may tear, which a sync ends the log on. 4 KiB: the physical sector of
+/// current drives (512-byte drives are covered too) and a divisor of [`BLOCK_SIZE`].
+pub const SECTOR_SIZE: u64 = 4096;
+const _: () = assert!(BLOCK_SIZE as u64 % SECTOR_SIZE == 0);
 
 /// Whether every byte is zero: a log's end is found by such scans of up to a block at a
 /// time, so they are done 64 bytes at a time (an OR the compiler vectorises), not byte by
@@ -173,6 +189,40 @@ impl WalWriter {
         start
     }
 
+    /// Moves the end of the log to the next sector boundary: a block trailer if the block
+    /// ends first, otherwise a `PADDING` fragment (through the sector after, if fewer than a
+    /// header's bytes are left in this one).
+    fn pad_to_sector(&mut self) {
+        let in_sector = self.end % SECTOR_SIZE;
+        if in_sector == 0 {
+            return;
+        }
+        let left_in_block = BLOCK_SIZE - (self.end % BLOCK_SIZE as u64) as usize;
+        if left_in_block < HEADER_SIZE {
+            self.buffer.extend(std::iter::repeat_n(0u8, left_in_block));
+            self.end += left_in_block as u64;
+            return;
+        }
+        let mut padding = (SECTOR_SIZE - in_sector) as usize;
+        if padding < HEADER_SIZE {
+            padding += SECTOR_SIZE as usize;
+        }
+        assert!(
+            padding <= left_in_block,
+            "a sector boundary lies within the block"
+        );
+        let zeros = padding - HEADER_SIZE;
+        let header_at = self.buffer.len();
+        self.buffer.extend_from_slice(&[0; 4]);
+        self.buffer.extend_from_slice(&(zeros as u16).to_le_bytes());
+        self.buffer.push(PADDING);
+        self.buffer.extend(std::iter::repeat_n(0u8, zeros));
+        let crc = crc32fast::hash(&self.buffer[header_at + 6..]);
+        self.buffer[header_at..header_at + 4].copy_from_slice(&crc.to_le_bytes());
+        self.end += padding as u64;
+        debug_assert_eq!(self.end % SECTOR_SIZE, 0);
+    }
+
     /// Hands the buffered bytes to the file (no fsync).
     pub fn flush(&mut self) -> Result<()> {
         self.hand_over(true)
@@ -216,8 +266,12 @@ impl WalWriter {
         Ok(())
     }
 
-    /// Flushes and fsyncs: every record added so far is durable when this returns Ok.
+    /// Flushes and fsyncs: every record added so far is durable when this returns Ok. The
+    /// log is padded to a sector boundary first (see the module documentation).
     pub fn sync(&mut self) -> Result<()> {
+        if self.end > self.synced_through {
+            self.pad_to_sector();
+        }
         self.hand_over(false)?;
         self.file.sync()?;
         self.synced_through = self.end;
@@ -323,7 +377,7 @@ impl<'a> WalReader<'a> {
                 }
                 return Ok(None);
             }
-            if !(FULL..=LAST).contains(&kind) {
+            if !(FULL..=PADDING).contains(&kind) {
                 self.stop(offset, format!("invalid fragment type {kind}"));
                 return Ok(None);
             }
@@ -383,6 +437,7 @@ impl<'a> WalReader<'a> {
                 return Ok(None);
             };
             match (kind, record_start) {
+                (PADDING, None) if all_zero(&self.block[range.clone()]) => continue,
                 (FULL, None) => return Ok(Some((offset, self.block[range].to_vec()))),
                 (FIRST, None) => {
                     record_start = Some(offset);
@@ -428,10 +483,11 @@ impl<'a> WalReader<'a> {
             let kind = header[6];
             let fits =
                 HEADER_SIZE + length <= block_left && at + HEADER_SIZE + length <= data.len();
-            if (FULL..=LAST).contains(&kind) && fits {
+            if (FULL..=PADDING).contains(&kind) && fits {
                 let payload = &data[at + HEADER_SIZE..at + HEADER_SIZE + length];
                 if fragment_crc(kind, payload) == crc {
                     match kind {
+                        PADDING => {}
                         FULL => found.push((absolute, payload.to_vec())),
                         FIRST => pending = Some((absolute, payload.to_vec())),
                         MIDDLE => {

@@ -119,6 +119,8 @@ pub mod concurrent;
 pub mod corpus;
 mod damage;
 pub mod dbcmd;
+pub mod explore;
+pub mod explore_command;
 pub mod fleet;
 pub mod flight;
 pub mod inspect;

@@ -37,6 +37,8 @@ enum Command {
     Sweep(SweepArgs),
     /// Rerun one case exactly, optionally printing its trace.
     Replay(ReplayArgs),
+    /// Check every crash state of a small workload that the persistence model allows.
+    Explore(strata_sim::explore_command::ExploreArgs),
     /// Minimise a failing corpus case and save the result beside it.
     Shrink {
         /// The corpus file.
@@ -79,6 +81,10 @@ struct CaseArgs {
     /// Concurrent mode: this many client tasks (default: 1 to 8, drawn per seed).
     #[arg(long, value_parser = parse_clients)]
     clients: Option<usize>,
+    /// The simulated filesystem's persistence profile: classic, posix-strict,
+    /// ext4-ordered, ext4-writeback, xfs, btrfs [default: classic].
+    #[arg(long, value_parser = strata_vfs::FsProfile::from_name)]
+    fs_profile: Option<strata_vfs::FsProfile>,
 }
 
 /// The most steps a seed may take: a case records one bit per skipped step, and a seed far
@@ -113,7 +119,11 @@ impl CaseArgs {
 
     /// Whether any option was given (a corpus file fixes them all).
     fn any_given(&self) -> bool {
-        self.ops.is_some() || self.faults.is_some() || self.mode.is_some() || self.clients.is_some()
+        self.ops.is_some()
+            || self.faults.is_some()
+            || self.mode.is_some()
+            || self.clients.is_some()
+            || self.fs_profile.is_some()
     }
 
     /// The case these options describe for `seed`.
@@ -132,6 +142,7 @@ impl CaseArgs {
         let mut case = Case::new(seed, ops, self.faults()?);
         case.mode = self.mode();
         case.clients = self.clients;
+        case.fs_profile = self.fs_profile.unwrap_or_default();
         Ok(case)
     }
 }
@@ -313,6 +324,7 @@ fn run_sweep(args: SweepArgs) -> Result<ExitCode, CliError> {
     config.liar = args.liar;
     config.mode = args.case.mode();
     config.clients = args.case.clients;
+    config.fs_profile = args.case.fs_profile.unwrap_or_default();
     config.corpus = Some(args.corpus.clone());
     config.progress = !args.json;
     if continuous {
@@ -467,6 +479,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Sweep(args) => run_sweep(args),
         Command::Replay(args) => run_replay(args),
+        Command::Explore(args) => strata_sim::explore_command::run(args),
         Command::Shrink { file } => run_shrink(file),
         Command::Bench(args) => bench::run(args),
         Command::Db(args) => dbcmd::run(args),

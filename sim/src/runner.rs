@@ -26,7 +26,17 @@ use strata_vfs::{FaultConfig, FaultCounters, FaultKind, SimFs, Vfs};
 pub(crate) type Entries = Vec<(Vec<u8>, Vec<u8>)>;
 
 /// The database directory inside the simulated filesystem.
-const DB_DIR: &str = "db";
+pub(crate) const DB_DIR: &str = "db";
+
+/// What the checker knew at some point of a run, for a crash there that `strata explore`
+/// builds later: the checker as it was (with a write in flight issued), its step, and the
+/// index of the first VFS operation it covers.
+#[derive(Debug, Clone)]
+pub(crate) struct Checkpoint {
+    pub(crate) op_index: u64,
+    pub(crate) step: u64,
+    pub(crate) checker: Checker,
+}
 
 /// A durability violation (or an engine misbehaviour) found by a run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -183,11 +193,17 @@ pub(crate) struct Runner<'a> {
     /// The snapshots held (sequential mode: the runner's; concurrent mode: handed over by
     /// the clients at the end of a phase), until the engine goes.
     pub(crate) held: Vec<crate::views::Held>,
+    /// `strata explore`: checkpoints, when kept.
+    pub(crate) checkpoints: Option<Vec<Checkpoint>>,
 }
 
 impl<'a> Runner<'a> {
     pub(crate) fn new(case: &'a Case, tracing: bool) -> Runner<'a> {
-        let config = fault_config(case);
+        Runner::with_config(case, tracing, fault_config(case))
+    }
+
+    /// A runner whose filesystem has `config`, not the one the seed draws.
+    pub(crate) fn with_config(case: &'a Case, tracing: bool, config: FaultConfig) -> Runner<'a> {
         let fs = SimFs::new(stream_seed(case.seed, "filesystem"), config.clone());
         fs.record_events(tracing);
         let mut vfs: Arc<dyn Vfs> = match case.liar {
@@ -227,6 +243,18 @@ impl<'a> Runner<'a> {
             views: Views::new(),
             instant: 0,
             held: Vec::new(),
+            checkpoints: None,
+        }
+    }
+
+    /// Notes what the checker knows now, if checkpoints are kept.
+    fn checkpoint(&mut self, step: u64) {
+        if let Some(checkpoints) = &mut self.checkpoints {
+            checkpoints.push(Checkpoint {
+                op_index: self.fs.op_count(),
+                step,
+                checker: self.checker.clone(),
+            });
         }
     }
 
@@ -287,6 +315,7 @@ impl<'a> Runner<'a> {
                 }
             }
             self.stats.ops += 1;
+            self.checkpoint(step);
             self.execute(step, &planned.op)?;
             if self.fs.is_halted() {
                 self.machine_crash(step)?;
@@ -308,6 +337,7 @@ impl<'a> Runner<'a> {
             Op::Write { mutations, sync } => {
                 let (batch, checked) = batch_of(mutations);
                 let id = self.checker.write_issued(step, checked.clone(), *sync);
+                self.checkpoint(step);
                 self.instant += 1;
                 let invoked = self.instant;
                 let (sequence, result) = self
@@ -512,6 +542,7 @@ impl<'a> Runner<'a> {
     /// Opens the database (retrying through crashes during recovery and transient faults)
     /// and, if `verify`, checks the recovered state.
     pub(crate) fn open_and_verify(&mut self, step: u64, verify: bool) -> Flow {
+        self.checkpoint(step);
         let mut transient_failures = 0;
         // Whether an attempt recovered past WAL damage (point in time); sticky across the
         // attempts, since a later one no longer sees what an earlier one dropped.

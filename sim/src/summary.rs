@@ -46,6 +46,9 @@ pub struct RunConfig {
     pub clients: Option<usize>,
     /// A lying filesystem (self-check).
     pub liar: Option<Liar>,
+    /// The simulated filesystem's persistence profile (absent: classic).
+    #[serde(default, skip_serializing_if = "strata_vfs::FsProfile::is_classic")]
+    pub fs_profile: strata_vfs::FsProfile,
 }
 
 /// The seed range a sweep was asked to run, before sharding (`end: None`: open-ended, as
@@ -228,6 +231,7 @@ impl Summary {
                 faults: config.faults.clone(),
                 clients: config.clients,
                 liar: config.liar,
+                fs_profile: config.fs_profile,
             },
             range: DeclaredRange {
                 start: range.start,

@@ -79,6 +79,8 @@ pub struct SweepConfig {
     pub mode: crate::case::Mode,
     /// Concurrent mode: a fixed number of clients (default: drawn per seed).
     pub clients: Option<usize>,
+    /// The simulated filesystem's persistence profile.
+    pub fs_profile: strata_vfs::FsProfile,
     /// Where failing cases are written (`None`: not written).
     pub corpus: Option<PathBuf>,
     /// Show a progress bar.
@@ -102,6 +104,7 @@ impl SweepConfig {
             liar: None,
             mode: Mode::Concurrent,
             clients: None,
+            fs_profile: strata_vfs::FsProfile::Classic,
             corpus: None,
             progress: false,
             deadline: None,
@@ -169,6 +172,7 @@ pub fn sweep(config: &SweepConfig) -> (Summary, Vec<RunReport>) {
                 case.liar = config.liar;
                 case.mode = config.mode;
                 case.clients = config.clients;
+                case.fs_profile = config.fs_profile;
                 let report = run_case(&case, false);
                 if report.finding.is_some() {
                     save_failure(config, &case, &report);

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use strata_vfs::sim::{CaptureAt, CrashPoint, EnumerationOptions};
+use strata_vfs::sim::{CaptureAt, CrashPoint, EnumerationOptions, Order};
 use strata_vfs::{FaultConfig, FsProfile, SimFs, Vfs};
 
 fn config(profile: FsProfile, sector_size: u64, torn: f64) -> FaultConfig {
@@ -47,6 +47,33 @@ fn the_enumeration_counts_every_subset_of_sectors_and_directory_prefixes() {
     assert_eq!(states.len(), 16);
     let images: BTreeSet<u64> = states.iter().map(|state| state.image_hash).collect();
     assert_eq!(images.len(), 16, "every answer builds a different image");
+    assert_eq!(
+        point.count_states(EnumerationOptions::default(), 100),
+        Some(16)
+    );
+    assert_eq!(
+        point.count_states(EnumerationOptions::default(), 16),
+        Some(16)
+    );
+    assert_eq!(point.count_states(EnumerationOptions::default(), 15), None);
+    // The other order: the same states, the durable image first, then one answer away.
+    let fewest_first = EnumerationOptions {
+        order: Order::FewestDeviationsFirst,
+        ..EnumerationOptions::default()
+    };
+    let reordered: Vec<_> = point.states(fewest_first).collect();
+    assert_eq!(reordered.len(), 16);
+    let again: BTreeSet<u64> = reordered.iter().map(|state| state.image_hash).collect();
+    assert_eq!(again, images);
+    let deviations: Vec<usize> = reordered
+        .iter()
+        .map(|state| state.choices.iter().filter(|&&c| c > 0).count())
+        .collect();
+    assert!(
+        deviations.windows(2).all(|pair| pair[0] <= pair[1]),
+        "{deviations:?}"
+    );
+    assert_eq!(deviations[0], 0);
     let described = point.describe(&states[5].choices, EnumerationOptions::default());
     assert!(described.contains("d/f: sector"), "{described}");
 }
@@ -76,6 +103,7 @@ fn random_crashes_only_ever_build_images_the_enumeration_lists() {
     let options = EnumerationOptions {
         tear_granularity: 1,
         tears_per_file: u32::MAX,
+        ..EnumerationOptions::default()
     };
     for profile in FsProfile::ALL {
         for ordered in [false, true] {
@@ -133,6 +161,7 @@ fn random_crashes_of_the_small_world_stay_within_its_enumeration() {
     let options = EnumerationOptions {
         tear_granularity: 1,
         tears_per_file: u32::MAX,
+        ..EnumerationOptions::default()
     };
     for profile in [FsProfile::Classic, FsProfile::PosixStrict] {
         let config = config(profile, 16, 0.0);

@@ -13,6 +13,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use strata_sched::{Condvar, Mutex, Runtime};
 
+/// A WAL this many times `memtable_size` long rotates its memtable (see `prepare_group`).
+const WAL_LIMIT_IN_MEMTABLES: u64 = 4;
+
 /// The commit pipeline's locks: the queue of writers (with its two conditions) and the
 /// writer state the leader appends under.
 pub(super) struct CommitPipeline {
@@ -196,7 +199,13 @@ impl DbInner {
     pub(super) fn prepare_group(&self, writer: &mut WriterState) -> Result<()> {
         self.check_writable()?;
         self.throttle()?;
-        if writer.memtable.approximate_size() >= self.options.memtable_size {
+        let memtable_bytes = writer.memtable.approximate_size();
+        // The WAL may outgrow its memtable: each synced group pads the log to a sector
+        // (`wal.rs`), so small synced writes take a sector each. Four memtables' worth of
+        // WAL rotates it anyway, which bounds the WAL and its replay time.
+        let wal_full = memtable_bytes > 0
+            && writer.wal.end() >= WAL_LIMIT_IN_MEMTABLES * self.options.memtable_size as u64;
+        if memtable_bytes >= self.options.memtable_size || wal_full {
             self.make_room(writer)?;
         }
         Ok(())

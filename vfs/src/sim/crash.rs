@@ -14,6 +14,7 @@ use super::{
     World,
 };
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 /// One question a crash asks.
 #[derive(Debug, Clone, Copy)]
@@ -112,7 +113,21 @@ impl World {
         for id in ids {
             let mut torn = 0;
             let path = reachable_files.get(&id).cloned().unwrap_or_default();
-            if let Some(inode) = self.inodes.get_mut(&id) {
+            let Some(shared) = self.inodes.get_mut(&id) else {
+                continue;
+            };
+            // A file with nothing unsynced comes back as it is (and asks nothing): left
+            // shared with any copy of the world, it costs no copy.
+            if shared.dirty.is_empty()
+                && shared.pending_truncate.is_none()
+                && shared.linked
+                && shared.visible == shared.durable
+            {
+                used += shared.visible.len() as u64;
+                continue;
+            }
+            {
+                let inode = Arc::make_mut(shared);
                 let durable = std::mem::take(&mut inode.durable);
                 let file = FileCrash {
                     inode,
@@ -279,7 +294,7 @@ impl World {
             .map_or(0, |inode| inode.durable.len() as u64);
         let offset = decide.below(len, Decision::BitFlip);
         let bit = decide.below(8, Decision::BitFlip) as u8;
-        if let Some(inode) = self.inodes.get_mut(&id) {
+        if let Some(inode) = self.inodes.get_mut(&id).map(Arc::make_mut) {
             inode.durable[offset as usize] ^= 1 << bit;
             inode.visible[offset as usize] ^= 1 << bit;
         }

@@ -4,13 +4,24 @@
 //!
 //! A [`CrashPoint`] is a copy of the world taken just before an operation (every sync, or
 //! every operation that changes the disk: [`CaptureAt`]). [`CrashPoint::states`] crashes
-//! copies of it again and again, answering the crash's questions (`crash.rs`, [`Decision`])
-//! so that every sequence of answers is tried once: a depth-first walk of the decision tree,
-//! where a run replays the answers of the last one, takes the next answer at the deepest
-//! question that has one left, and the first answer at every question after it. So the
-//! enumeration is exactly the random crash's model, never a second copy of it that could
-//! drift: any subset of unsynced sectors (a prefix with ordered writes), each directory's
-//! (or the journal's) prefix of pending operations, truncations kept or undone.
+//! copies of it again and again, answering the crash's questions (`crash.rs`, `Decision`)
+//! so that every sequence of answers is tried once. So the enumeration is exactly the
+//! random crash's model, never a second copy of it that could drift: any subset of unsynced
+//! sectors (a prefix with ordered writes), each directory's (or the journal's) prefix of
+//! pending operations, truncations kept or undone.
+//!
+//! The order is a limited-discrepancy search of the decision tree (Harvey and Ginsberg,
+//! IJCAI'95): first the image with every question answered "no" (the durable image), then
+//! every image one answer away from it, then two, and so on, each once. Within a pass, a
+//! run replays the answers of the last one, takes the next answer at the deepest question
+//! that still has one within the pass's budget, and the first answer at every question
+//! after it. Why not plain depth-first: a bound (`--max-states`) then cuts a tree whose
+//! first questions (directories, the log) never varied and whose last file's sectors went
+//! through every subset; in this order a cut leaves the states with the fewest deviations
+//! from the durable image checked, across every question. The price: a pass replays the
+//! states of the passes before it to find its questions. So [`Order::DepthFirst`] (each
+//! state built once) is the better order when the whole tree is to be walked anyway, and
+//! [`CrashPoint::count_states`] tells which case holds.
 //!
 //! Bounds, so that a state count stays finite and meaningful:
 //! - At most [`EnumerationOptions::tears_per_file`] torn sectors per file per image (one
@@ -22,7 +33,8 @@
 //! - Bit flips are not enumerated (their rate should be 0 here).
 
 use super::crash::{Decide, Decision};
-use super::{Node, OpKind, SimFs, StableHasher, World};
+use super::{InodeId, Node, OpKind, SimFs, StableHasher, World};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 /// When the world is copied for enumeration.
@@ -64,9 +76,20 @@ pub struct CrashPoint {
     world: Box<World>,
 }
 
-/// How the enumeration bounds tears.
+/// The order of an enumeration (see the module documentation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Order {
+    /// Depth first: each state built once.
+    DepthFirst,
+    /// The fewest answers away from the durable image first.
+    FewestDeviationsFirst,
+}
+
+/// How the enumeration bounds tears, and its order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EnumerationOptions {
+    /// The order of the states.
+    pub order: Order,
     /// A torn sector's new bytes stop at a multiple of this (a power of two).
     pub tear_granularity: u64,
     /// At most this many sectors of one file are torn in one image.
@@ -76,6 +99,7 @@ pub struct EnumerationOptions {
 impl Default for EnumerationOptions {
     fn default() -> Self {
         EnumerationOptions {
+            order: Order::DepthFirst,
             tear_granularity: 512,
             tears_per_file: 1,
         }
@@ -119,7 +143,37 @@ impl CrashPoint {
             point: self,
             options,
             path: Vec::new(),
+            budget: match options.order {
+                Order::DepthFirst => u32::MAX,
+                Order::FewestDeviationsFirst => 0,
+            },
+            found_in_pass: false,
+            content_hashes: BTreeMap::new(),
             finished: false,
+        }
+    }
+
+    /// How many states there are, if no more than `limit` (depth first, building none).
+    pub fn count_states(&self, options: EnumerationOptions, limit: u64) -> Option<u64> {
+        let mut path = Vec::new();
+        let mut count = 0;
+        loop {
+            if count == limit {
+                return None;
+            }
+            let mut world = (*self.world).clone();
+            let mut replay = Replay {
+                path: &mut path,
+                position: 0,
+                options,
+                torn_in: (String::new(), 0),
+                words: None,
+            };
+            world.crash_deciding(&mut replay);
+            count += 1;
+            if !advance(&mut path, u32::MAX) {
+                return Some(count);
+            }
         }
     }
 
@@ -156,6 +210,12 @@ pub struct CrashStates<'a> {
     point: &'a CrashPoint,
     options: EnumerationOptions,
     path: Vec<Choice>,
+    /// The pass: how many answers differ from the first answer.
+    budget: u32,
+    /// Whether this pass has yielded a state (if not, no later pass will).
+    found_in_pass: bool,
+    /// The content hashes of the point's own files.
+    content_hashes: BTreeMap<InodeId, u64>,
     finished: bool,
 }
 
@@ -163,33 +223,54 @@ impl Iterator for CrashStates<'_> {
     type Item = CrashState;
 
     fn next(&mut self) -> Option<CrashState> {
-        if self.finished {
-            return None;
+        while !self.finished {
+            let mut world = (*self.point.world).clone();
+            let mut replay = Replay {
+                path: &mut self.path,
+                position: 0,
+                options: self.options,
+                torn_in: (String::new(), 0),
+                words: None,
+            };
+            world.crash_deciding(&mut replay);
+            assert_eq!(
+                replay.position,
+                self.path.len(),
+                "a replayed crash asked fewer questions than the run it replays"
+            );
+            let deviations = self.path.iter().filter(|choice| choice.taken > 0).count();
+            let in_this_pass = self.budget == u32::MAX || deviations == self.budget as usize;
+            let choices = in_this_pass.then(|| self.path.iter().map(|c| c.taken).collect());
+            if !advance(&mut self.path, self.budget) {
+                if self.budget == u32::MAX || !(self.found_in_pass || in_this_pass) {
+                    self.finished = true;
+                }
+                self.budget = self.budget.saturating_add(1);
+                self.found_in_pass = false;
+                self.path.clear();
+            }
+            if let Some(choices) = choices {
+                self.found_in_pass = true;
+                // A file the crash left as it was is still the point's own: hashed once.
+                let point_inodes = &self.point.world.inodes;
+                let cache = &mut self.content_hashes;
+                let image_hash =
+                    world_image_hash(&world, |id, inode| match point_inodes.get(&id) {
+                        Some(original) if Arc::ptr_eq(original, inode) => {
+                            *cache.entry(id).or_insert_with(|| file_content_hash(inode))
+                        }
+                        _ => file_content_hash(inode),
+                    });
+                return Some(CrashState {
+                    fs: SimFs {
+                        world: Arc::new(Mutex::new(world)),
+                    },
+                    image_hash,
+                    choices,
+                });
+            }
         }
-        let mut world = (*self.point.world).clone();
-        let mut replay = Replay {
-            path: &mut self.path,
-            position: 0,
-            options: self.options,
-            torn_in: (String::new(), 0),
-            words: None,
-        };
-        world.crash_deciding(&mut replay);
-        assert_eq!(
-            replay.position,
-            self.path.len(),
-            "a replayed crash asked fewer questions than the run it replays"
-        );
-        let choices = self.path.iter().map(|choice| choice.taken).collect();
-        self.finished = !advance(&mut self.path);
-        let image_hash = world_image_hash(&world);
-        Some(CrashState {
-            fs: SimFs {
-                world: Arc::new(Mutex::new(world)),
-            },
-            image_hash,
-            choices,
-        })
+        None
     }
 }
 
@@ -199,14 +280,22 @@ struct Choice {
     count: u64,
 }
 
-/// Moves to the next path of the walk; false when there is none.
-fn advance(path: &mut Vec<Choice>) -> bool {
-    while let Some(last) = path.last_mut() {
-        if last.taken + 1 < last.count {
-            last.taken += 1;
+/// Moves to the next path of the pass whose paths have at most `budget` answers other
+/// than the first; false when there is none.
+fn advance(path: &mut Vec<Choice>, budget: u32) -> bool {
+    let mut deviations_before: Vec<u32> = Vec::with_capacity(path.len());
+    let mut deviations = 0;
+    for choice in path.iter() {
+        deviations_before.push(deviations);
+        deviations += u32::from(choice.taken > 0);
+    }
+    for index in (0..path.len()).rev() {
+        let choice = path[index];
+        if choice.taken + 1 < choice.count && deviations_before[index] < budget {
+            path.truncate(index + 1);
+            path[index].taken += 1;
             return true;
         }
-        path.pop();
     }
     false
 }
@@ -350,14 +439,18 @@ fn display_dir(dir: &str) -> &str {
     }
 }
 
-/// A hash of the visible image: every directory, name and byte (as [`SimFs::image_hash`]).
-pub(super) fn world_image_hash(world: &World) -> u64 {
+/// A hash of the visible image: every directory, name and byte ([`SimFs::image_hash`]).
+/// `content_hash` hashes one file's bytes (a cache may answer for files it has seen).
+pub(super) fn world_image_hash(
+    world: &World,
+    mut content_hash: impl FnMut(InodeId, &Arc<super::Inode>) -> u64,
+) -> u64 {
     let mut hasher = StableHasher::default();
     for dir in world.dirs.keys() {
         hasher.write(b"d");
         hasher.write(dir.as_bytes());
     }
-    let mut files: Vec<(String, u64)> = Vec::new();
+    let mut files: Vec<(String, InodeId)> = Vec::new();
     for (dir_name, dir) in &world.dirs {
         for (name, node) in &dir.visible {
             if let Node::File(id) = node {
@@ -367,16 +460,22 @@ pub(super) fn world_image_hash(world: &World) -> u64 {
     }
     files.sort();
     for (path, id) in files {
-        let data = world
-            .inodes
-            .get(&id)
-            .map_or(&[][..], |inode| &inode.visible[..]);
         hasher.write(b"f");
         hasher.write(path.as_bytes());
-        hasher.write_u64(data.len() as u64);
-        hasher.write(data);
+        match world.inodes.get(&id) {
+            Some(inode) => {
+                hasher.write_u64(inode.visible.len() as u64);
+                hasher.write_u64(content_hash(id, inode));
+            }
+            None => hasher.write_u64(0),
+        }
     }
     hasher.finish()
+}
+
+/// One file's bytes, hashed (XXH3: the images are hashed per state, at memory speed).
+pub(super) fn file_content_hash(inode: &super::Inode) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(&inode.visible)
 }
 
 impl World {

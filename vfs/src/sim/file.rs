@@ -129,7 +129,7 @@ impl SimFile {
             )?;
             return Ok(0);
         }
-        let inode = world.inode(self.inode);
+        let inode = world.inode_ref(self.inode);
         let start = (offset as usize).min(inode.visible.len());
         let end = (start + len).min(inode.visible.len());
         take(&inode.visible[start..end]);
@@ -176,7 +176,7 @@ impl VfsFile for SimFile {
 
     fn append(&self, data: &[u8]) -> Result<u64> {
         let (mut world, index) = self.enter(OpKind::Append, true)?;
-        let offset = world.inode(self.inode).visible.len() as u64;
+        let offset = world.inode_ref(self.inode).visible.len() as u64;
         let outcome = world.write(self.inode, offset, data);
         self.finish(
             world,
@@ -215,8 +215,8 @@ impl VfsFile for SimFile {
     }
 
     fn len(&self) -> Result<u64> {
-        let (mut world, index) = self.enter(OpKind::Len, false)?;
-        let len = world.inode(self.inode).visible.len() as u64;
+        let (world, index) = self.enter(OpKind::Len, false)?;
+        let len = world.inode_ref(self.inode).visible.len() as u64;
         self.finish(world, index, OpKind::Len, 0, 0, Ok(()))?;
         Ok(len)
     }

@@ -47,7 +47,7 @@ mod file;
 mod path;
 mod profile;
 
-pub use enumerate::{CaptureAt, CrashPoint, CrashState, CrashStates, EnumerationOptions};
+pub use enumerate::{CaptureAt, CrashPoint, CrashState, CrashStates, EnumerationOptions, Order};
 pub use event::{Event, OpKind, StableHasher};
 pub use fault::{FaultConfig, FaultCounters, FaultKind, SimRng};
 pub use profile::{AppendedSize, DirectoryOrder, FsProfile, PersistenceRules};
@@ -148,7 +148,9 @@ struct World {
     epoch: u64,
     next_op: u64,
     halted: bool,
-    inodes: BTreeMap<InodeId, Inode>,
+    /// Shared, so that copying the world (a crash point, every state of its enumeration)
+    /// copies no file a crash leaves as it was: every change goes through `inode_mut`.
+    inodes: BTreeMap<InodeId, Arc<Inode>>,
     next_inode: InodeId,
     dirs: BTreeMap<String, Dir>,
     write_seq: u64,
@@ -334,15 +336,27 @@ impl World {
     fn unlink_inode(&mut self, id: InodeId) {
         // An inode can have two names after a crash undid half of a cross-directory rename;
         // its bytes are counted once, so they are released once.
-        if let Some(inode) = self.inodes.get_mut(&id).filter(|inode| inode.linked) {
+        if self.inodes.get(&id).is_some_and(|inode| inode.linked) {
+            let inode = self.inode(id);
             inode.linked = false;
-            self.used_bytes -= inode.visible.len() as u64;
+            let len = inode.visible.len() as u64;
+            self.used_bytes -= len;
         }
     }
 
+    /// The inode, to change (copied first if a copy of the world shares it).
     fn inode(&mut self, id: InodeId) -> &mut Inode {
+        Arc::make_mut(
+            self.inodes
+                .get_mut(&id)
+                .expect("a live handle's inode exists until the next crash"),
+        )
+    }
+
+    /// The inode, to read.
+    fn inode_ref(&self, id: InodeId) -> &Inode {
         self.inodes
-            .get_mut(&id)
+            .get(&id)
             .expect("a live handle's inode exists until the next crash")
     }
 
@@ -439,7 +453,7 @@ impl World {
     fn sync(&mut self, id: InodeId) -> std::result::Result<(), FaultKind> {
         let fail = self.rng.chance(self.config.sync_failure_rate);
         let sector_size = self.config.sector_size;
-        let Some(inode) = self.inodes.get_mut(&id) else {
+        let Some(inode) = self.inodes.get_mut(&id).map(Arc::make_mut) else {
             return Ok(());
         };
         if fail {
@@ -796,18 +810,9 @@ impl SimFs {
 
     /// A stable hash of the visible image: every directory, name and byte.
     pub fn image_hash(&self) -> u64 {
-        let mut hasher = StableHasher::default();
-        for dir in self.directories() {
-            hasher.write(b"d");
-            hasher.write(dir.as_bytes());
-        }
-        for (path, data) in self.snapshot() {
-            hasher.write(b"f");
-            hasher.write(path.as_bytes());
-            hasher.write_u64(data.len() as u64);
-            hasher.write(&data);
-        }
-        hasher.finish()
+        enumerate::world_image_hash(&lock(&self.world), |_, inode| {
+            enumerate::file_content_hash(inode)
+        })
     }
 
     fn open_handle(
@@ -870,10 +875,10 @@ impl SimFs {
                 world.next_inode += 1;
                 world.inodes.insert(
                     id,
-                    Inode {
+                    Arc::new(Inode {
                         linked: true,
                         ..Inode::default()
-                    },
+                    }),
                 );
                 let dir = world.dirs.get_mut(parent).expect("checked above");
                 let name = Name::from(name);
