@@ -270,6 +270,11 @@ pub fn run(
             output.tables.push(finish(number, builder, output_level)?);
         }
         if current.is_none() {
+            if output.tables.len() == 1 {
+                options
+                    .marks
+                    .reach(crate::marks::Mark::CompactionSplitOutput);
+            }
             let number = allocate_number();
             let file = vfs.create(&crate::filenames::table_path(dir, number))?;
             current = Some((

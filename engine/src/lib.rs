@@ -21,6 +21,7 @@ pub mod filenames;
 mod iterator;
 mod key_prefix;
 pub mod manifest;
+mod marks;
 mod memtable;
 mod options;
 mod repair;
@@ -36,6 +37,7 @@ pub use compaction::{GRANDPARENT_OVERLAP_FACTOR, TRIVIAL_MOVE_SIZE_FACTOR};
 pub use db::{Db, RecoveryReport, Snapshot};
 pub use error::{Error, Result};
 pub use iterator::DbIterator;
+pub use marks::{Mark, MarkCount, Marks};
 pub use options::{
     Options, WalRecovery, WriteOptions, BLOOM_BITS_LIMIT, KEY_SIZE_LIMIT,
     UPPER_LEVEL_EXTRA_BLOOM_BITS, VALUE_SIZE_LIMIT,

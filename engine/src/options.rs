@@ -1,6 +1,7 @@
 //! Engine options and their documented limits.
 
 use crate::error::{Error, Result};
+use crate::marks::Marks;
 use crate::sstable::Compression;
 use strata_sched::Runtime;
 
@@ -75,6 +76,10 @@ pub struct Options {
     /// LZ4 everywhere, as RocksDB and fjall do). Each block records its own type, so a
     /// change applies to tables written from then on and old ones stay readable.
     pub compression_per_level: Vec<Compression>,
+    /// Coverage marks: the engine counts the named points of its crash-relevant paths it
+    /// reaches (default: disabled, which costs a branch per point). The simulator passes an
+    /// enabled handle per run; see [`crate::Marks`].
+    pub marks: Marks,
 }
 
 /// How recovery treats damaged WAL records, after RocksDB's `WALRecoveryMode`.
@@ -135,6 +140,7 @@ impl Default for Options {
             runtime: Runtime::os(),
             wal_recovery: WalRecovery::Strict,
             compression_per_level: vec![Compression::Lz4],
+            marks: Marks::disabled(),
         }
     }
 }

@@ -5,7 +5,8 @@
 //! - [`runner`]: the run loop — engine on `SimFs`, crashes, recovery, the checker's verdict.
 //! - [`liar`]: lying filesystems for the self-check.
 //! - [`sweep`], [`shrink`], [`corpus`]: many seeds, minimal cases, saved cases.
-//! - [`summary`]: what a sweep ran and found, as `--json` prints it.
+//! - [`summary`]: what a sweep ran and found, as `--json` prints it; [`coverage`]: the
+//!   engine's coverage marks it counted, and `--until-covered`.
 //! - [`fleet`], [`report`]: sweeps on a batch system (the shard from Kubernetes or Slurm,
 //!   continuous sweeps, clean stops) and merging the shards' summaries.
 //! - [`bench`](mod@bench), [`dbcmd`], [`inspect`]: the real-disk benchmark, shell and file dumper.
@@ -117,6 +118,7 @@ pub mod bench;
 pub mod case;
 pub mod concurrent;
 pub mod corpus;
+pub mod coverage;
 mod damage;
 pub mod dbcmd;
 pub mod explore;

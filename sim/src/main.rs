@@ -176,6 +176,12 @@ struct SweepArgs {
     /// --duration does.
     #[arg(long)]
     forever: bool,
+    /// Stop taking seeds once every coverage mark has been reached at least N times by the
+    /// seeds from the start of --seeds, counted in seed order (the seeds in flight finish);
+    /// the end of --seeds (or --duration) bounds it. The summary says at which seed the goal
+    /// was met; exit 3 if the bound came first (and no violation was found).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    until_covered: Option<u64>,
     /// Print one JSON summary object instead of text.
     #[arg(long)]
     json: bool,
@@ -327,6 +333,7 @@ fn run_sweep(args: SweepArgs) -> Result<ExitCode, CliError> {
     config.fs_profile = args.case.fs_profile.unwrap_or_default();
     config.corpus = Some(args.corpus.clone());
     config.progress = !args.json;
+    config.until_covered = args.until_covered;
     if continuous {
         // The wall clock decides only when to stop taking seeds; no run reads it.
         config.deadline = duration.map(|limit| std::time::Instant::now() + limit);
@@ -344,11 +351,18 @@ fn run_sweep(args: SweepArgs) -> Result<ExitCode, CliError> {
     } else {
         report::print_text(&summary, Some(&args.corpus));
     }
-    Ok(if summary.violations > 0 {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    })
+    if summary.violations > 0 {
+        return Ok(ExitCode::from(1));
+    }
+    match summary.until_covered {
+        Some(goal) if goal.reached_at_seed.is_none() => Err(CliError::Failure(format!(
+            "the coverage goal was not met: the seeds ran out before every mark was reached {} \
+             (short: {})",
+            strata_sim::coverage::times(goal.times),
+            strata_sim::coverage::missed(&summary.marks, goal.times).join(", ")
+        ))),
+        _ => Ok(ExitCode::SUCCESS),
+    }
 }
 
 fn run_replay(args: ReplayArgs) -> Result<ExitCode, CliError> {

@@ -442,6 +442,7 @@ pub fn print_text(summary: &Summary, corpus: Option<&Path>) {
         summary.detected_corruptions,
         if damage.is_empty() { "none".to_string() } else { damage.join(", ") }
     );
+    crate::coverage::print_marks(&summary.marks, summary.until_covered);
     crate::outln!("violations: {}", summary.violations);
     for failure in &summary.failures {
         let saved = corpus

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use strata_checker::{Checker, Mutation as CheckedMutation, Outcome, Views};
-use strata_engine::{Db, Error, WriteBatch, WriteOptions};
+use strata_engine::{Db, Error, Marks, WriteBatch, WriteOptions};
 use strata_sched::Runtime;
 use strata_vfs::sim::{SimRng, StableHasher};
 use strata_vfs::{FaultConfig, FaultCounters, FaultKind, SimFs, Vfs};
@@ -105,6 +105,8 @@ pub struct RunStats {
     /// Snapshots still held when their engine was closed or died, that then refused to
     /// read (`Error::Closed`).
     pub snapshots_refused_after_close: u64,
+    /// The engine's coverage marks: reached, crashed at, recovered from (`coverage.rs`).
+    pub marks: Vec<crate::coverage::MarkRow>,
 }
 
 /// The result of one run.
@@ -195,6 +197,9 @@ pub(crate) struct Runner<'a> {
     pub(crate) held: Vec<crate::views::Held>,
     /// `strata explore`: checkpoints, when kept.
     pub(crate) checkpoints: Option<Vec<Checkpoint>>,
+    /// The engine's coverage marks (every engine of the run shares them): paused while the
+    /// machine is halted; the runner says when it crashed and when a recovery was verified.
+    marks: Marks,
 }
 
 impl<'a> Runner<'a> {
@@ -211,6 +216,9 @@ impl<'a> Runner<'a> {
             None => Arc::new(fs.clone()),
         };
         let mut plan = plan(case);
+        let halted = fs.clone();
+        let marks = Marks::paused_while(move || halted.is_halted());
+        plan.options.marks = marks.clone();
         let runtime = match case.mode {
             Mode::Sequential => None,
             Mode::Concurrent => {
@@ -244,6 +252,7 @@ impl<'a> Runner<'a> {
             instant: 0,
             held: Vec::new(),
             checkpoints: None,
+            marks,
         }
     }
 
@@ -474,6 +483,7 @@ impl<'a> Runner<'a> {
         if self.fs.is_halted() {
             return self.machine_crash(step);
         }
+        self.marks.process_ended();
         self.open_and_verify(step, true)
     }
 
@@ -483,6 +493,7 @@ impl<'a> Runner<'a> {
         self.stats.restarts += 1;
         self.note(|| format!("step {step}: process restart (engine poisoned)"));
         self.retire_db();
+        self.marks.process_ended();
         self.release_held(step)?;
         self.open_and_verify(step, true)
     }
@@ -504,9 +515,13 @@ impl<'a> Runner<'a> {
     fn crash_filesystem(&mut self, step: u64) {
         self.stats.crashes += 1;
         self.checker.crashed(step);
+        let mark = self.marks.crashed();
         self.fs.set_crash_at(None);
         self.fs.crash();
-        self.note(|| format!("step {step}: CRASH"));
+        self.note(|| match mark {
+            Some(mark) => format!("step {step}: CRASH (in the window of mark {mark})"),
+            None => format!("step {step}: CRASH"),
+        });
         self.damage_files(step);
     }
 
@@ -687,6 +702,7 @@ impl<'a> Runner<'a> {
         match verdict {
             Ok(_) => {
                 self.stats.recoveries += 1;
+                self.marks.recovered();
                 Ok(())
             }
             Err(v) => Err(violation("recovery_not_a_prefix", step, v.to_string())),
@@ -744,6 +760,7 @@ impl<'a> Runner<'a> {
             .faults
             .insert(FaultKind::BitFlip.name().to_string(), self.bitflips);
         self.hasher.write_u64(self.fs.event_hash());
+        self.stats.marks = crate::coverage::rows_of(&self.marks.counts());
         RunReport {
             seed: self.case.seed,
             finding,

@@ -3,6 +3,7 @@
 //! sweep --json` prints it; `strata report merge` ([`crate::report`]) reads and merges them.
 
 use crate::case::{Fault, Liar, Mode};
+use crate::coverage::{CoverageGoal, MarkRow};
 use crate::runner::RunReport;
 use crate::sweep::{Seeds, SweepConfig};
 use serde::{Deserialize, Serialize};
@@ -98,6 +99,8 @@ pub enum Stopped {
     Interrupted,
     /// A merge of summaries that stopped for different reasons.
     Mixed,
+    /// `--until-covered`: every mark was reached as often as asked.
+    Covered,
 }
 
 impl Stopped {
@@ -108,6 +111,7 @@ impl Stopped {
             Stopped::TimeLimit => "the time limit",
             Stopped::Interrupted => "a signal",
             Stopped::Mixed => "different reasons in different shards",
+            Stopped::Covered => "the coverage goal",
         }
     }
 }
@@ -149,6 +153,9 @@ pub struct Summary {
     pub seed_ranges: Vec<SeedRange>,
     /// Why it stopped.
     pub stopped: Stopped,
+    /// `--until-covered`: the goal and the seed at which it was met.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until_covered: Option<CoverageGoal>,
     /// Seeds run.
     pub seeds: u64,
     /// Steps executed.
@@ -199,6 +206,10 @@ pub struct Summary {
     pub damage_recovered_past_by_target: BTreeMap<String, u64>,
     /// Faults injected, by kind.
     pub faults: BTreeMap<String, u64>,
+    /// The engine's coverage marks, every one of the build in its order: how often the
+    /// seeds reached each, crashed in its window, and recovered from such a crash.
+    #[serde(default)]
+    pub marks: Vec<MarkRow>,
     /// Runs with a violation.
     pub violations: u64,
     /// Their seeds, sorted.
@@ -241,6 +252,7 @@ impl Summary {
             shards: vec![config.seeds.shard],
             seed_ranges: Vec::new(),
             stopped: Stopped::RangeDone,
+            until_covered: None,
             seeds: 0,
             ops: 0,
             crashes: 0,
@@ -265,6 +277,7 @@ impl Summary {
             damage_detected_by_target: BTreeMap::new(),
             damage_recovered_past_by_target: BTreeMap::new(),
             faults: BTreeMap::new(),
+            marks: crate::coverage::empty_rows(),
             violations: 0,
             failing_seeds: Vec::new(),
             violation_kinds: BTreeMap::new(),
@@ -316,6 +329,7 @@ impl Summary {
                 *mine.entry(label.clone()).or_default() += count;
             }
         }
+        crate::coverage::add_rows(&mut self.marks, &other.marks);
         self.violations += other.violations;
         self.failing_seeds.extend(&other.failing_seeds);
         self.failing_seeds.sort_unstable();
@@ -362,6 +376,7 @@ impl Summary {
         for (kind, count) in &report.stats.faults {
             *self.faults.entry(kind.clone()).or_default() += count;
         }
+        crate::coverage::add_rows(&mut self.marks, &report.stats.marks);
         if let Some(finding) = &report.finding {
             self.violations += 1;
             self.failing_seeds.push(report.seed);

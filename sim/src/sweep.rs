@@ -1,10 +1,13 @@
 //! `strata sweep`: many seeds in parallel, a progress bar, a summary, and every failing
 //! seed saved to the corpus. A sweep may stop early, at a time limit or a signal: it then
 //! lets the seeds in flight finish and takes no more, so the seeds it ran are always the
-//! first ones of its shard, and the summary says which ([`Summary::seed_ranges`]).
+//! first ones of its shard, and the summary says which ([`Summary::seed_ranges`]). With
+//! `--until-covered` it also stops once its seeds, in order, reached every coverage mark
+//! often enough (`coverage.rs`).
 
 use crate::case::{Case, Fault, Mode};
 use crate::corpus::{CorpusEntry, Expected};
+use crate::coverage::CoverageTracker;
 use crate::runner::{run_case, RunReport};
 pub use crate::summary::{
     BuildInfo, DeclaredRange, FailureRecord, RunConfig, SeedRange, Stopped, Summary, SUMMARY_FORMAT,
@@ -89,6 +92,10 @@ pub struct SweepConfig {
     pub deadline: Option<Instant>,
     /// Stop taking new seeds once this is set (SIGINT/SIGTERM in a continuous sweep).
     pub stop: Option<Arc<AtomicBool>>,
+    /// Stop taking new seeds once the seeds from the start of the range, in order, have
+    /// reached every coverage mark this many times (`--until-covered`); the range's end
+    /// and the deadline still bound the sweep.
+    pub until_covered: Option<u64>,
 }
 
 impl SweepConfig {
@@ -109,6 +116,7 @@ impl SweepConfig {
             progress: false,
             deadline: None,
             stop: None,
+            until_covered: None,
         }
     }
 
@@ -132,6 +140,10 @@ pub fn sweep(config: &SweepConfig) -> (Summary, Vec<RunReport>) {
     let next = AtomicU64::new(0);
     let summary = Mutex::new(Summary::empty(config));
     let failures = Mutex::new(Vec::new());
+    let coverage = config
+        .until_covered
+        .map(|times| Mutex::new(CoverageTracker::new(times)));
+    let covered = AtomicBool::new(false);
     let total = config.seeds.count();
     let open_ended = config.seeds.range.end == u64::MAX;
     let bar = if config.progress {
@@ -161,7 +173,7 @@ pub fn sweep(config: &SweepConfig) -> (Summary, Vec<RunReport>) {
             scope.spawn(|| loop {
                 // Checked before an index is taken: every index taken runs to the end, so
                 // the seeds run are always the first `n` of the shard.
-                if config.should_stop() {
+                if config.should_stop() || covered.load(Ordering::SeqCst) {
                     break;
                 }
                 let i = next.fetch_add(1, Ordering::SeqCst);
@@ -176,6 +188,12 @@ pub fn sweep(config: &SweepConfig) -> (Summary, Vec<RunReport>) {
                 let report = run_case(&case, false);
                 if report.finding.is_some() {
                     save_failure(config, &case, &report);
+                }
+                if let Some(tracker) = &coverage {
+                    let mut tracker = tracker.lock().unwrap_or_else(|p| p.into_inner());
+                    if tracker.seed_done(i, seed, &report.stats.marks) {
+                        covered.store(true, Ordering::SeqCst);
+                    }
                 }
                 let mut totals = summary.lock().unwrap_or_else(|p| p.into_inner());
                 totals.add(&report);
@@ -210,7 +228,9 @@ pub fn sweep(config: &SweepConfig) -> (Summary, Vec<RunReport>) {
             end: range.end,
         }]
     } else {
-        summary.stopped = if config
+        summary.stopped = if covered.load(Ordering::SeqCst) {
+            Stopped::Covered
+        } else if config
             .stop
             .as_ref()
             .is_some_and(|flag| flag.load(Ordering::SeqCst))
@@ -230,6 +250,12 @@ pub fn sweep(config: &SweepConfig) -> (Summary, Vec<RunReport>) {
             end,
         }]
     };
+    summary.until_covered = coverage.map(|tracker| {
+        tracker
+            .into_inner()
+            .unwrap_or_else(|p| p.into_inner())
+            .goal()
+    });
     summary.elapsed_s = start.elapsed().as_secs_f64();
     let seconds = summary.elapsed_s.max(1e-9);
     summary.seeds_per_s = summary.seeds as f64 / seconds;

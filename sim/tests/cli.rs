@@ -486,3 +486,73 @@ fn binary_keys_round_trip_through_hex() {
     let (code, _, stderr) = strata(&["db", "--dir", db, "--hex", "get", "abc"]);
     assert_eq!(code, 2, "{stderr}");
 }
+
+/// `--until-covered N` stops once the seeds, in order from the start of the range, reached
+/// every coverage mark N times, and says at which seed, whatever the number of jobs; when
+/// the range ends first it says so and exits 3.
+#[test]
+fn until_covered_stops_at_the_seed_that_completes_coverage() {
+    let corpus = tempfile::tempdir().unwrap();
+    let corpus = corpus.path().to_str().unwrap();
+    // Concurrent seeds 429..=495 reach every mark (recovery_point_in_time is rare: seed
+    // 495); the range's end is only the bound.
+    let sweep = |jobs: &str, json: bool| {
+        let mut args = vec!["sweep", "--seeds", "429..2000", "--until-covered", "1"];
+        args.extend(["--jobs", jobs, "--corpus", corpus]);
+        if json {
+            args.push("--json");
+        }
+        strata(&args)
+    };
+    let (code, stdout, stderr) = sweep("2", true);
+    assert_eq!(code, 0, "{stderr}");
+    let summary: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(summary["stopped"], "covered", "{stdout}");
+    assert_eq!(summary["until_covered"]["times"], 1);
+    let seed = summary["until_covered"]["reached_at_seed"]
+        .as_u64()
+        .unwrap();
+    // The seeds run are the range's first ones, through the covering seed (and those in
+    // flight when it finished).
+    let end = summary["seed_ranges"][0]["end"].as_u64().unwrap();
+    assert!(seed < end && end < 2000, "{stdout}");
+    assert_eq!(summary["seeds"].as_u64().unwrap(), end - 429);
+    let marks = summary["marks"].as_array().unwrap();
+    assert_eq!(marks.len(), strata_engine::Mark::ALL.len());
+    assert!(
+        marks.iter().all(|row| row["reached"].as_u64() >= Some(1)),
+        "{stdout}"
+    );
+
+    let (code, stdout, stderr) = sweep("1", false);
+    assert_eq!(code, 0, "{stderr}");
+    let line = format!("coverage goal: every mark reached at least 1 time, at seed {seed}");
+    assert!(stdout.contains(&line), "{stdout}");
+    assert!(stdout.contains("stopped by the coverage goal"), "{stdout}");
+
+    // Three seeds cannot reach every mark: the bound cuts the sweep.
+    let (code, stdout, stderr) = strata(&[
+        "sweep",
+        "--seeds",
+        "0..3",
+        "--until-covered",
+        "2",
+        "--json",
+        "--corpus",
+        corpus,
+    ]);
+    assert_eq!(code, 3, "{stderr}");
+    let summary: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(summary["stopped"], "range_done");
+    assert_eq!(summary["seeds"], 3);
+    assert!(
+        summary["until_covered"]["reached_at_seed"].is_null(),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("coverage goal was not met") && stderr.contains("recovery_point_in_time"),
+        "{stderr}"
+    );
+    let (code, _, stderr) = strata(&["sweep", "--seeds", "0..3", "--until-covered", "0"]);
+    assert_eq!(code, 2, "{stderr}");
+}

@@ -9,6 +9,7 @@ use crate::compaction;
 use crate::error::Result;
 use crate::filenames::{table_path, wal_path};
 use crate::manifest::{TableMeta, VersionEdit};
+use crate::marks::Mark;
 use crate::memtable::Memtable;
 use crate::options::Options;
 use crate::retention::Retention;
@@ -16,6 +17,7 @@ use crate::sstable::TableBuilder;
 use crate::stats::Counters;
 use crate::version::Version;
 use std::path::Path;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use strata_sched::{Condvar, Mutex, Runtime};
 use strata_vfs::Vfs;
@@ -138,7 +140,9 @@ impl DbInner {
     ) -> Result<()> {
         let output_level = picked.output_level();
         let trivial = picked.is_trivial_move(&self.options);
+        let marks = &self.options.marks;
         let output = if trivial {
+            marks.reach(Mark::TrivialMove);
             let mut meta = picked.inputs[0].meta.clone();
             meta.level = output_level as u32;
             compaction::CompactionOutput {
@@ -156,6 +160,9 @@ impl DbInner {
                 || lock(&self.state).allocate_file_number(),
             )?
         };
+        if !trivial && !output.tables.is_empty() {
+            marks.reach(Mark::CompactionOutputsSynced);
+        }
         let deleted: Vec<(u32, u64)> = picked
             .inputs
             .iter()
@@ -178,6 +185,7 @@ impl DbInner {
                 closed_wal: None,
             };
             self.log_and_install(&mut state, &edit)?;
+            marks.leave_each(&[Mark::TrivialMove, Mark::CompactionOutputsSynced]);
             if let Some(largest) = picked.inputs.iter().map(|t| t.meta.largest.clone()).max() {
                 state.compact_pointers[picked.level] = largest;
             }
@@ -194,9 +202,11 @@ impl DbInner {
             );
             // The edit is durable: the inputs are garbage now. Readers holding an older
             // version keep their open handles; removal is best effort.
+            marks.reach(Mark::CompactionInputsObsolete);
             for (_, number) in deleted {
                 let _ = self.vfs.remove(&table_path(&self.dir, number));
             }
+            marks.leave(Mark::CompactionInputsObsolete);
         }
         Ok(())
     }
@@ -220,6 +230,7 @@ impl DbInner {
         let result = self.install_flush(&memtable, wal_number, last_sequence, number);
         self.poison_on_error(result)?;
         let _ = self.vfs.remove(&wal_path(&self.dir, wal_number));
+        self.options.marks.leave(Mark::FlushWalObsolete);
         // Wake stalled writers, and the other background thread: a flush may make a
         // compaction due.
         lock(&self.jobs.state).requests += 1;
@@ -234,6 +245,8 @@ impl DbInner {
         last_sequence: u64,
         number: u64,
     ) -> Result<()> {
+        let marks = &self.options.marks;
+        let visible_before = self.visible_sequence.load(Ordering::Acquire);
         let meta = if memtable.is_empty() {
             None
         } else {
@@ -246,6 +259,12 @@ impl DbInner {
                 &self.retention(),
             )?)
         };
+        if meta.is_some() {
+            marks.reach(Mark::FlushTableSynced);
+            if self.visible_sequence.load(Ordering::Acquire) != visible_before {
+                marks.reach(Mark::FlushDuringWrites);
+            }
+        }
         Counters::add(&self.counters.flushes, 1);
         Counters::add(
             &self.counters.flushed_bytes,
@@ -269,6 +288,8 @@ impl DbInner {
             closed_wal: None,
         };
         self.log_and_install(&mut state, &edit)?;
+        marks.leave(Mark::FlushTableSynced);
+        marks.reach(Mark::FlushWalObsolete);
         state.immutables.pop_front();
         self.publish_view(&state);
         Ok(())

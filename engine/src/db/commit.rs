@@ -6,6 +6,7 @@ use super::{lock, DbInner, Immutable};
 use crate::batch::{encode_closing, BatchOp, WriteBatch};
 use crate::error::{Error, Result};
 use crate::filenames::wal_path;
+use crate::marks::Mark;
 use crate::memtable::Memtable;
 use crate::stats::Counters;
 use crate::wal::WalWriter;
@@ -169,6 +170,11 @@ impl DbInner {
         if let Err(error) = self.poison_on_error(result) {
             return (Some(first_sequence), Err(error));
         }
+        if group.len() > 1 {
+            self.options.marks.reach(Mark::GroupCommitSeveralWriters);
+        } else {
+            self.options.marks.leave(Mark::GroupCommitSeveralWriters);
+        }
         Counters::add(&self.counters.commit_groups, 1);
         Counters::add(
             &self.counters.multi_writer_groups,
@@ -199,6 +205,7 @@ impl DbInner {
     pub(super) fn prepare_group(&self, writer: &mut WriterState) -> Result<()> {
         self.check_writable()?;
         self.throttle()?;
+        self.options.marks.leave(Mark::WriteStallStop);
         let memtable_bytes = writer.memtable.approximate_size();
         // The WAL may outgrow its memtable: each synced group pads the log to a sector
         // (`wal.rs`), so small synced writes take a sector each. Four memtables' worth of
@@ -228,6 +235,9 @@ impl DbInner {
                     self.options.runtime.sleep(Duration::from_millis(1));
                 }
                 return Ok(());
+            }
+            if !slowed {
+                self.options.marks.reach(Mark::WriteStallStop);
             }
             slowed = true;
             Counters::add(&self.counters.stops, 1);
@@ -275,6 +285,7 @@ impl DbInner {
         let number = lock(&self.state).allocate_file_number();
         let file = self.vfs.create(&wal_path(&self.dir, number))?;
         self.vfs.sync_dir(&self.dir)?;
+        self.options.marks.reach(Mark::WalSuccessorCreated);
         // The closing record names the successor, which exists durably by now: recovery
         // then notices a successor (or any later WAL) that goes missing, and a shortened
         // WAL. It is durable before the successor holds any record.
@@ -287,6 +298,7 @@ impl DbInner {
         );
         writer.wal.add_record(&payload);
         writer.wal.sync()?;
+        self.options.marks.leave(Mark::WalSuccessorCreated);
         let memtable = Arc::new(Memtable::new(self.options.memtable_size));
         {
             let mut state = lock(&self.state);

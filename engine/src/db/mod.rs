@@ -69,6 +69,7 @@ use crate::iterator::{
     Bounds, DbIterator, Direction, MemtableSource, Source, SourceSet, TableSource,
 };
 use crate::manifest::{ManifestState, ManifestWriter, TableMeta, VersionEdit};
+use crate::marks::Mark;
 use crate::memtable::Memtable;
 use crate::options::{Options, WriteOptions};
 use crate::sstable::{KeyHash, ReadCounters};
@@ -474,6 +475,8 @@ impl Db {
                 // padded (found by the sweep: corpus/0006).
                 let closing_offset = writer.wal.add_record(&payload);
                 writer.wal.sync()?;
+                let marks = &self.inner.options.marks;
+                marks.reach(Mark::CloseWalClosed);
                 // And the manifest says where the closing record is: a WAL cut at a record
                 // boundary after a clean close would otherwise read as a crash's early end.
                 let mut state = lock(&self.inner.state);
@@ -481,7 +484,9 @@ impl Db {
                 state.manifest.append(&VersionEdit {
                     closed_wal: Some((writer.wal_number, closing_offset)),
                     ..VersionEdit::default()
-                })
+                })?;
+                marks.leave(Mark::CloseWalClosed);
+                Ok(())
             })
         } else {
             writer.wal.flush()

@@ -12,6 +12,7 @@ use crate::compaction::NUM_LEVELS;
 use crate::error::{Error, Result};
 use crate::filenames::{self, wal_path, FileKind};
 use crate::manifest::{self, ManifestState, ManifestWriter};
+use crate::marks::Mark;
 use crate::memtable::Memtable;
 use crate::options::Options;
 use crate::stats::Counters;
@@ -228,6 +229,13 @@ impl Db {
     ) -> Result<DbInner> {
         let fs = vfs.as_ref();
         let (manifest_path, mut state, manifest_complete) = read_live_manifest(fs, &dir)?;
+        let marks = options.marks.clone();
+        if state.closed_wal.is_some() {
+            marks.reach(Mark::RecoveryAfterCleanClose);
+        }
+        if !manifest_complete {
+            marks.reach(Mark::RecoveryTornManifestTail);
+        }
         let names = fs.list(&dir)?;
         // Files set aside earlier keep their numbers: never reuse one.
         let lost_names = list_lost(fs, &dir)?;
@@ -275,7 +283,16 @@ impl Db {
         damage_notes.sort();
         damage_notes.dedup();
         report.damage_notes = damage_notes;
+        marks.reach(Mark::RecoveryManifestWritten);
         manifest::set_current(fs, &dir, &manifest_name)?;
+        marks.leave_each(&[
+            Mark::RecoveryManifestWritten,
+            Mark::RecoveryAfterCleanClose,
+            Mark::RecoveryTornManifestTail,
+            Mark::RecoverySeveralWals,
+            Mark::RecoveryTornWalTail,
+            Mark::RecoveryPointInTime,
+        ]);
         let version = Arc::new(Version::open(
             fs,
             &dir,
@@ -289,6 +306,7 @@ impl Db {
         // tables a manifest with a torn or damaged last edit does not list (that edit may
         // have been durable), and WALs whose records a point-in-time recovery dropped.
         let mut set_aside = Vec::new();
+        let mut obsolete_files = Vec::new();
         for name in &names {
             let (obsolete, doubtful) = match filenames::parse(name) {
                 Some(FileKind::Wal(number)) => {
@@ -303,13 +321,23 @@ impl Db {
                 _ => (false, false),
             };
             if doubtful {
-                set_aside.push(name.clone());
+                set_aside.push(name);
             } else if obsolete {
-                let _ = fs.remove(&dir.join(name));
+                obsolete_files.push(name);
             }
         }
+        if !obsolete_files.is_empty() {
+            marks.reach(Mark::RecoveryObsoleteRemoved);
+            for name in obsolete_files {
+                let _ = fs.remove(&dir.join(name));
+            }
+            marks.leave(Mark::RecoveryObsoleteRemoved);
+        }
         if !set_aside.is_empty() {
+            marks.reach(Mark::RecoverySetAside);
+            let set_aside: Vec<String> = set_aside.into_iter().cloned().collect();
             report.set_aside = set_aside_files(fs, &dir, &set_aside)?;
+            marks.leave(Mark::RecoverySetAside);
         }
 
         let memtable = Memtable::new(options.memtable_size);

@@ -32,6 +32,7 @@ use crate::error::{Error, Result};
 use crate::filenames::wal_path;
 use crate::filenames::{self, FileKind};
 use crate::manifest::ManifestState;
+use crate::marks::{Mark, Marks};
 use crate::memtable::Memtable;
 use crate::options::{Options, WalRecovery};
 use crate::retention::Retention;
@@ -163,6 +164,10 @@ pub(crate) struct Replay<'a> {
     pub(crate) first_dropped: Option<usize>,
     /// The damage that ended the replay (under `PointInTime`).
     pub(crate) damage: Option<Error>,
+    /// The coverage marks a recovery reaches (disabled for checks and read-only opens).
+    marks: Marks,
+    /// WALs that yielded at least one record so far.
+    wals_with_records: usize,
 }
 
 /// How one WAL's replay ended.
@@ -183,6 +188,7 @@ impl<'a> Replay<'a> {
     ) -> Replay<'a> {
         let mut replay = Replay::check(fs, dir, state, options.wal_recovery);
         replay.sink = Some(TableSink::new(fs, dir, options));
+        replay.marks = options.marks.clone();
         replay
     }
 
@@ -198,6 +204,8 @@ impl<'a> Replay<'a> {
         if let Some(sink) = replay.sink.as_mut() {
             sink.write_tables = false;
         }
+        // Nothing is committed: no recovery window opens.
+        replay.marks = Marks::disabled();
         replay
     }
 
@@ -226,6 +234,8 @@ impl<'a> Replay<'a> {
             report: RecoveryReport::default(),
             first_dropped: None,
             damage: None,
+            marks: Marks::disabled(),
+            wals_with_records: 0,
         }
     }
 
@@ -290,6 +300,7 @@ impl<'a> Replay<'a> {
         match self.recovery {
             WalRecovery::Strict => Err(error),
             WalRecovery::PointInTime => {
+                self.marks.reach(Mark::RecoveryPointInTime);
                 self.report.wal_damage = Some(error.to_string());
                 self.first_dropped = Some(index);
                 self.damage = Some(error);
@@ -316,6 +327,7 @@ impl<'a> Replay<'a> {
         let file = self.fs.open_read(&path)?;
         let mut reader = WalReader::new(file.as_ref())?;
         let mut closing: Option<LogSuccessor> = None;
+        let mut yielded_records = false;
         while let Some((offset, record)) = reader.next_record()? {
             let damage = |reason: String| {
                 Ok(WalOutcome::Damaged(Error::corruption(
@@ -354,6 +366,13 @@ impl<'a> Replay<'a> {
                 continue;
             }
             self.report.records_replayed += 1;
+            if !yielded_records {
+                yielded_records = true;
+                self.wals_with_records += 1;
+                if self.wals_with_records == 2 {
+                    self.marks.reach(Mark::RecoverySeveralWals);
+                }
+            }
             self.next_sequence = decoded.sequence + decoded.batch.len() as u64;
             if let Some(sink) = self.sink.as_mut() {
                 sink.apply(&decoded.batch, state)?;
@@ -391,6 +410,7 @@ impl<'a> Replay<'a> {
                     // A valid record after the bad spot says the log was durable past it.
                     WalOutcome::Damaged(wal::corruption_at(&path, &end))
                 } else {
+                    self.marks.reach(Mark::RecoveryTornWalTail);
                     WalOutcome::Whole
                 }
             }

@@ -386,6 +386,8 @@ fn replay_as_recovery(
     let wals = wals_from(names, log_number);
     let strict = Options {
         wal_recovery: WalRecovery::Strict,
+        // A repair is no recovery: it reaches none of recovery's marks.
+        marks: crate::marks::Marks::disabled(),
         ..options.clone()
     };
     let mut replay = Replay::new(vfs, dir, &strict, state);
