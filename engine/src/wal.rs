@@ -65,6 +65,21 @@ fn all_zero(bytes: &[u8]) -> bool {
         .all(|chunk| chunk.iter().fold(0u8, |acc, &byte| acc | byte) == 0)
 }
 
+/// The index of the first non-zero byte, found 64 bytes at a time.
+fn first_non_zero(bytes: &[u8]) -> Option<usize> {
+    let mut offset = 0;
+    for chunk in bytes.chunks(64) {
+        if chunk.iter().fold(0u8, |acc, &byte| acc | byte) != 0 {
+            return chunk
+                .iter()
+                .position(|&byte| byte != 0)
+                .map(|index| offset + index);
+        }
+        offset += chunk.len();
+    }
+    None
+}
+
 fn fragment_crc(kind: u8, payload: &[u8]) -> u32 {
     let mut hasher = crc32fast::Hasher::new();
     hasher.update(&[kind]);
@@ -474,6 +489,18 @@ impl<'a> WalReader<'a> {
         let mut at = 0usize;
         let mut pending: Option<(u64, Vec<u8>)> = None;
         while at + HEADER_SIZE <= data.len() {
+            if data[at + HEADER_SIZE - 1] == 0 {
+                // No fragment has type 0: skip to the next non-zero byte, as a candidate
+                // type byte (the preallocated zeros after a torn tail are most of a scan).
+                match first_non_zero(&data[at + HEADER_SIZE - 1..]) {
+                    Some(skip) if skip > 0 => {
+                        at += skip;
+                        continue;
+                    }
+                    Some(_) => {}
+                    None => break,
+                }
+            }
             let absolute = base + at as u64;
             let in_block = (absolute % BLOCK_SIZE as u64) as usize;
             let block_left = BLOCK_SIZE - in_block;

@@ -54,6 +54,28 @@ pub(crate) trait Decide {
     fn chance(&mut self, probability: f64, what: Decision<'_>) -> bool;
     /// Fills a torn sector's tail with garbage.
     fn garbage(&mut self, buf: &mut [u8]);
+
+    /// Whether only the questions matter, not the image: files are left as they were
+    /// (counting an enumeration's states).
+    fn dry(&self) -> bool {
+        false
+    }
+
+    /// Whether inode `id` has nothing unsynced, so that a crash leaves it as it is (and
+    /// asks nothing of it). An enumeration answers for its copies of one world from what it
+    /// found for the first.
+    fn settled(&mut self, _id: InodeId, inode: &Arc<Inode>) -> bool {
+        is_settled(inode)
+    }
+}
+
+/// Whether a crash leaves the file as it is: nothing dirty, no truncation pending, named,
+/// and the process sees what the disk holds (a failed sync may have forgotten dirty bytes).
+pub(crate) fn is_settled(inode: &Inode) -> bool {
+    inode.dirty.is_empty()
+        && inode.pending_truncate.is_none()
+        && inode.linked
+        && inode.visible == inode.durable
 }
 
 impl Decide for SimRng {
@@ -118,32 +140,30 @@ impl World {
             };
             // A file with nothing unsynced comes back as it is (and asks nothing): left
             // shared with any copy of the world, it costs no copy.
-            if shared.dirty.is_empty()
-                && shared.pending_truncate.is_none()
-                && shared.linked
-                && shared.visible == shared.durable
-            {
+            if decide.settled(id, shared) {
                 used += shared.visible.len() as u64;
                 continue;
             }
-            {
-                let inode = Arc::make_mut(shared);
-                let durable = std::mem::take(&mut inode.durable);
-                let file = FileCrash {
-                    inode,
-                    path: &path,
-                    config: &config,
-                    rules: &rules,
-                    renamed_before: renamed_before.get(&id).copied(),
-                };
-                let image = file.image(durable, decide, &mut torn);
-                inode.visible.clone_from(&image);
-                inode.durable = image;
-                inode.dirty.clear();
-                inode.dirty_ranges.clear();
-                inode.pending_truncate = None;
-                inode.linked = true;
-                used += inode.visible.len() as u64;
+            let dry = decide.dry();
+            // The durable bytes are the image's start: moved out of an inode no copy of the
+            // world shares, copied from one that is shared.
+            let durable = match Arc::get_mut(shared) {
+                _ if dry => Vec::new(),
+                Some(inode) => std::mem::take(&mut inode.durable),
+                None => shared.durable.clone(),
+            };
+            let file = FileCrash {
+                inode: shared,
+                path: &path,
+                config: &config,
+                rules: &rules,
+                renamed_before: renamed_before.get(&id).copied(),
+                dry,
+            };
+            let image = file.image(durable, decide, &mut torn);
+            used += image.len() as u64;
+            if !dry {
+                *shared = Arc::new(shared.after_crash(image));
             }
             for _ in 0..torn {
                 self.log(
@@ -326,6 +346,8 @@ struct FileCrash<'a> {
     rules: &'a PersistenceRules,
     /// The sequence of the latest surviving rename of this file, if it brings data along.
     renamed_before: Option<u64>,
+    /// Ask the questions, build no bytes.
+    dry: bool,
 }
 
 impl FileCrash<'_> {
@@ -388,13 +410,14 @@ impl FileCrash<'_> {
         for (sector, fate) in fates {
             match fate {
                 SectorFate::Lost => {}
+                SectorFate::Survives if self.dry => {}
                 SectorFate::Survives => {
                     copy_sector(&mut image, &inode.visible, sector, sector_size)
                 }
                 SectorFate::Torn => self.tear(&mut image, sector, decide, torn_count),
             }
         }
-        if size_ahead && image.len() < inode.visible.len() {
+        if size_ahead && !self.dry && image.len() < inode.visible.len() {
             image.resize(inode.visible.len(), 0);
         }
         image
@@ -465,33 +488,39 @@ impl FileCrash<'_> {
             return;
         }
         *torn_count += 1;
-        let old: Vec<u8> = (start..end)
-            .map(|i| image.get(i).copied().unwrap_or(0))
-            .collect();
+        let cut = start
+            + decide.below((end - start) as u64, Decision::TearPoint { file, sector }) as usize;
+        let fill = decide.below(3, Decision::TearFill { file, sector });
+        if self.dry {
+            return;
+        }
+        // The sector as it was (zeros past the old end), from the cut on.
+        let mut old = vec![0u8; end - cut];
+        if let Some(before) = image.get(cut..end.min(image.len())) {
+            old[..before.len()].copy_from_slice(before);
+        }
         if image.len() < end {
             image.resize(end, 0);
         }
-        let cut = start
-            + decide.below((end - start) as u64, Decision::TearPoint { file, sector }) as usize;
         image[start..cut].copy_from_slice(&inode.visible[start..cut]);
-        match decide.below(3, Decision::TearFill { file, sector }) {
+        match fill {
             0 => image[cut..end].fill(0),
             1 => decide.garbage(&mut image[cut..end]),
-            _ => image[cut..end].copy_from_slice(&old[cut - start..]),
+            _ => image[cut..end].copy_from_slice(&old),
         }
         if !self.rules.powersafe_overwrite {
             return;
         }
         // Powersafe overwrite: a torn write damages only the bytes it was writing. Bytes of
         // the sector not written since the last sync keep their old value.
-        for i in cut..end {
-            let written = inode
-                .dirty_ranges
-                .iter()
-                .any(|&(from, to)| (from as usize) <= i && i < to as usize);
-            if !written {
-                image[i] = old[i - start];
-            }
+        let mut written = vec![false; end - cut];
+        for &(from, to) in &inode.dirty_ranges {
+            let from = (from as usize).clamp(cut, end);
+            let to = (to as usize).clamp(cut, end);
+            written[from - cut..to - cut].fill(true);
+        }
+        for (i, _) in written.iter().enumerate().filter(|(_, &written)| !written) {
+            image[cut + i] = old[i];
         }
     }
 }

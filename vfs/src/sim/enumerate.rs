@@ -149,6 +149,7 @@ impl CrashPoint {
             },
             found_in_pass: false,
             content_hashes: BTreeMap::new(),
+            settled: BTreeMap::new(),
             finished: false,
         }
     }
@@ -157,17 +158,21 @@ impl CrashPoint {
     pub fn count_states(&self, options: EnumerationOptions, limit: u64) -> Option<u64> {
         let mut path = Vec::new();
         let mut count = 0;
+        let mut settled = BTreeMap::new();
         loop {
             if count == limit {
                 return None;
             }
             let mut world = (*self.world).clone();
             let mut replay = Replay {
+                point_inodes: &self.world.inodes,
+                settled: &mut settled,
                 path: &mut path,
                 position: 0,
                 options,
                 torn_in: (String::new(), 0),
                 words: None,
+                dry: true,
             };
             world.crash_deciding(&mut replay);
             count += 1;
@@ -187,12 +192,16 @@ impl CrashPoint {
             })
             .collect();
         let mut world = (*self.world).clone();
+        let mut settled = BTreeMap::new();
         let mut replay = Replay {
+            point_inodes: &self.world.inodes,
+            settled: &mut settled,
             path: &mut path,
             position: 0,
             options,
             torn_in: (String::new(), 0),
             words: Some(Vec::new()),
+            dry: false,
         };
         world.crash_deciding(&mut replay);
         let words = replay.words.unwrap_or_default();
@@ -216,6 +225,8 @@ pub struct CrashStates<'a> {
     found_in_pass: bool,
     /// The content hashes of the point's own files.
     content_hashes: BTreeMap<InodeId, u64>,
+    /// Which of the point's own files are settled.
+    settled: BTreeMap<InodeId, bool>,
     finished: bool,
 }
 
@@ -226,11 +237,14 @@ impl Iterator for CrashStates<'_> {
         while !self.finished {
             let mut world = (*self.point.world).clone();
             let mut replay = Replay {
+                point_inodes: &self.point.world.inodes,
+                settled: &mut self.settled,
                 path: &mut self.path,
                 position: 0,
                 options: self.options,
                 torn_in: (String::new(), 0),
                 words: None,
+                dry: false,
             };
             world.crash_deciding(&mut replay);
             assert_eq!(
@@ -302,6 +316,9 @@ fn advance(path: &mut Vec<Choice>, budget: u32) -> bool {
 
 /// Answers a crash's questions from a path, extending it with first answers.
 struct Replay<'a> {
+    /// The point's own files, and which of them are settled (`Decide::settled`).
+    point_inodes: &'a BTreeMap<InodeId, Arc<super::Inode>>,
+    settled: &'a mut BTreeMap<InodeId, bool>,
     path: &'a mut Vec<Choice>,
     position: usize,
     options: EnumerationOptions,
@@ -309,6 +326,8 @@ struct Replay<'a> {
     torn_in: (String, u32),
     /// When describing: the answers in words.
     words: Option<Vec<String>>,
+    /// Counting: questions only, no bytes.
+    dry: bool,
 }
 
 impl Replay<'_> {
@@ -422,6 +441,20 @@ impl Decide for Replay<'_> {
             _ => {}
         }
         yes
+    }
+
+    fn settled(&mut self, id: InodeId, inode: &Arc<super::Inode>) -> bool {
+        match self.point_inodes.get(&id) {
+            Some(original) if Arc::ptr_eq(original, inode) => *self
+                .settled
+                .entry(id)
+                .or_insert_with(|| super::crash::is_settled(inode)),
+            _ => super::crash::is_settled(inode),
+        }
+    }
+
+    fn dry(&self) -> bool {
+        self.dry
     }
 
     fn garbage(&mut self, buf: &mut [u8]) {

@@ -141,6 +141,21 @@ struct Inode {
     linked: bool,
 }
 
+impl Inode {
+    /// The inode a crash leaves: `image` seen and durable, nothing pending, named. Every
+    /// field is listed, so that a new one must say whether it outlives a crash.
+    fn after_crash(&self, image: Vec<u8>) -> Inode {
+        Inode {
+            visible: image.clone(),
+            durable: image,
+            dirty: DirtySectors::default(),
+            dirty_ranges: Vec::new(),
+            pending_truncate: None,
+            linked: true,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 struct World {
     config: FaultConfig,
