@@ -175,6 +175,72 @@ pub fn explore(config: &ExploreConfig) -> Result<ExploreSummary, String> {
         states_per_second: 0.0,
     };
     let checker = StateChecker { options, keys };
+    // A pipeline: this thread enumerates (in a fixed order, so the bounds and the dedup
+    // are deterministic) while `jobs` threads recover and check; verdicts come back by
+    // batch number and are merged in enumeration order.
+    let jobs = config.jobs.max(1);
+    let (work, queue) = std::sync::mpsc::sync_channel::<(usize, Vec<Pending>)>(jobs * 2);
+    let queue = std::sync::Mutex::new(queue);
+    let (verdict_sender, verdicts) = std::sync::mpsc::channel::<(usize, Vec<Verdict>)>();
+    std::thread::scope(|scope| {
+        for _ in 0..jobs {
+            let verdict_sender = verdict_sender.clone();
+            let (queue, checker, checkpoints) = (&queue, &checker, &checkpoints);
+            scope.spawn(move || loop {
+                let next = queue
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner())
+                    .recv();
+                let Ok((number, batch)) = next else {
+                    return;
+                };
+                let judged = batch
+                    .into_iter()
+                    .map(|pending| checker.judge(pending, checkpoints))
+                    .collect();
+                if verdict_sender.send((number, judged)).is_err() {
+                    return;
+                }
+            });
+        }
+        drop(verdict_sender);
+        let mut batches = 0;
+        enumerate_states(&points, &checkpoints, config, &mut summary, |batch| {
+            // A send fails only if every checker died, which the scope reports.
+            let _ = work.send((batches, batch));
+            batches += 1;
+        });
+        drop(work);
+    });
+    let mut judged: Vec<(usize, Vec<Verdict>)> = verdicts.into_iter().collect();
+    judged.sort_by_key(|(number, _)| *number);
+    for verdict in judged.into_iter().flat_map(|(_, batch)| batch) {
+        summary.states_checked += 1;
+        if let Some(explanation) = verdict.problem {
+            let point = &points[verdict.point];
+            summary.violations.push(ExploreViolation {
+                point: verdict.point,
+                before: describe_point(point),
+                step: checkpoints[verdict.checkpoint].step,
+                image: point.describe(&verdict.choices, config.options),
+                explanation,
+            });
+        }
+    }
+    summary.seconds = started.elapsed().as_secs_f64();
+    summary.states_per_second = summary.states_checked as f64 / summary.seconds.max(1e-9);
+    Ok(summary)
+}
+
+/// Walks every point's states within the bounds, in order, handing each distinct one to
+/// `check` in batches.
+fn enumerate_states(
+    points: &[CrashPoint],
+    checkpoints: &[Checkpoint],
+    config: &ExploreConfig,
+    summary: &mut ExploreSummary,
+    mut check: impl FnMut(Vec<Pending>),
+) {
     let mut seen: HashSet<(u64, usize)> = HashSet::new();
     let mut batch: Vec<Pending> = Vec::with_capacity(BATCH);
     'points: for (point_index, point) in points.iter().enumerate() {
@@ -218,14 +284,7 @@ pub fn explore(config: &ExploreConfig) -> Result<ExploreSummary, String> {
                 state,
             });
             if batch.len() == BATCH {
-                check_batch(
-                    &mut batch,
-                    &points,
-                    &checkpoints,
-                    &checker,
-                    config,
-                    &mut summary,
-                );
+                check(std::mem::replace(&mut batch, Vec::with_capacity(BATCH)));
             }
             if summary.distinct_states == config.max_states {
                 let left = points.len() - point_index - 1;
@@ -243,17 +302,9 @@ pub fn explore(config: &ExploreConfig) -> Result<ExploreSummary, String> {
             summary.crash_points_complete += 1;
         }
     }
-    check_batch(
-        &mut batch,
-        &points,
-        &checkpoints,
-        &checker,
-        config,
-        &mut summary,
-    );
-    summary.seconds = started.elapsed().as_secs_f64();
-    summary.states_per_second = summary.states_checked as f64 / summary.seconds.max(1e-9);
-    Ok(summary)
+    if !batch.is_empty() {
+        check(batch);
+    }
 }
 
 fn describe_point(point: &CrashPoint) -> String {
@@ -271,6 +322,14 @@ struct Pending {
     state: CrashState,
 }
 
+/// A checked state: where it came from and what was wrong, if anything.
+struct Verdict {
+    point: usize,
+    checkpoint: usize,
+    choices: Vec<u64>,
+    problem: Option<String>,
+}
+
 /// Recovers crash states and judges them.
 struct StateChecker {
     options: Options,
@@ -278,6 +337,31 @@ struct StateChecker {
 }
 
 impl StateChecker {
+    /// Checks one state; a panic in recovery is a problem of the state, not the end.
+    fn judge(&self, pending: Pending, checkpoints: &[Checkpoint]) -> Verdict {
+        let checkpoint = &checkpoints[pending.checkpoint];
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.check(&pending.state, checkpoint)
+        }));
+        let problem = match outcome {
+            Ok(result) => result.err(),
+            Err(payload) => Some(format!(
+                "recovery panicked: {}",
+                payload
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_else(|| "unknown panic".into())
+            )),
+        };
+        Verdict {
+            point: pending.point,
+            checkpoint: pending.checkpoint,
+            choices: pending.state.choices,
+            problem,
+        }
+    }
+
     /// Opens the database on the crash image and asks the checker (as it was at the
     /// checkpoint) whether what it holds is allowed.
     fn check(&self, state: &CrashState, checkpoint: &Checkpoint) -> Result<(), String> {
@@ -307,63 +391,6 @@ impl StateChecker {
             .map(|_| ())
             .map_err(|violation| violation.to_string())
     }
-}
-
-fn check_batch(
-    batch: &mut Vec<Pending>,
-    points: &[CrashPoint],
-    checkpoints: &[Checkpoint],
-    checker: &StateChecker,
-    config: &ExploreConfig,
-    summary: &mut ExploreSummary,
-) {
-    if batch.is_empty() {
-        return;
-    }
-    let jobs = config.jobs.max(1).min(batch.len());
-    let chunk = batch.len().div_ceil(jobs);
-    let verdicts: Vec<Result<(), String>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = batch
-            .chunks(chunk)
-            .map(|part| {
-                scope.spawn(move || {
-                    part.iter()
-                        .map(|pending| {
-                            checker.check(&pending.state, &checkpoints[pending.checkpoint])
-                        })
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|handle| match handle.join() {
-                Ok(verdicts) => verdicts,
-                Err(payload) => {
-                    let message = payload
-                        .downcast_ref::<String>()
-                        .cloned()
-                        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
-                        .unwrap_or_else(|| "unknown panic".into());
-                    vec![Err(format!("recovery panicked: {message}")); chunk]
-                }
-            })
-            .collect()
-    });
-    for (pending, verdict) in batch.iter().zip(verdicts) {
-        summary.states_checked += 1;
-        if let Err(explanation) = verdict {
-            let point = &points[pending.point];
-            summary.violations.push(ExploreViolation {
-                point: pending.point,
-                before: describe_point(point),
-                step: checkpoints[pending.checkpoint].step,
-                image: point.describe(&pending.state.choices, config.options),
-                explanation,
-            });
-        }
-    }
-    batch.clear();
 }
 
 impl ExploreSummary {
