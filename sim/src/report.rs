@@ -442,6 +442,19 @@ pub fn print_text(summary: &Summary, corpus: Option<&Path>) {
         summary.detected_corruptions,
         if damage.is_empty() { "none".to_string() } else { damage.join(", ") }
     );
+    if !summary.medium.is_empty() {
+        let kinds: Vec<String> = summary
+            .medium
+            .iter()
+            .map(|(kind, o)| {
+                format!(
+                    "{kind} {} injected in {} runs ({} detected, {} recovered past, {} accepted, {} silent wrong data)",
+                    o.injected, o.runs, o.detected, o.recovered_past, o.accepted, o.violations
+                )
+            })
+            .collect();
+        crate::outln!("medium faults: {}", kinds.join(", "));
+    }
     crate::outln!("violations: {}", summary.violations);
     for failure in &summary.failures {
         let saved = corpus

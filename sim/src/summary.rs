@@ -3,6 +3,7 @@
 //! sweep --json` prints it; `strata report merge` ([`crate::report`]) reads and merges them.
 
 use crate::case::{Fault, Liar, Mode};
+use crate::medium::{add_outcomes, MediumOutcome};
 use crate::runner::RunReport;
 use crate::sweep::{Seeds, SweepConfig};
 use serde::{Deserialize, Serialize};
@@ -196,6 +197,11 @@ pub struct Summary {
     pub damage_recovered_past_by_target: BTreeMap<String, u64>,
     /// Faults injected, by kind.
     pub faults: BTreeMap<String, u64>,
+    /// The medium's faults, by fault kind (`misdirect`, `lost-write`, `stale-read`,
+    /// `latent`): the runs where each fired, and what the engine made of it (absent from
+    /// sweeps without them).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub medium: BTreeMap<String, MediumOutcome>,
     /// Runs with a violation.
     pub violations: u64,
     /// Their seeds, sorted.
@@ -261,6 +267,7 @@ impl Summary {
             damage_detected_by_target: BTreeMap::new(),
             damage_recovered_past_by_target: BTreeMap::new(),
             faults: BTreeMap::new(),
+            medium: BTreeMap::new(),
             violations: 0,
             failing_seeds: Vec::new(),
             violation_kinds: BTreeMap::new(),
@@ -312,6 +319,7 @@ impl Summary {
                 *mine.entry(label.clone()).or_default() += count;
             }
         }
+        add_outcomes(&mut self.medium, &other.medium);
         self.violations += other.violations;
         self.failing_seeds.extend(&other.failing_seeds);
         self.failing_seeds.sort_unstable();
@@ -358,6 +366,7 @@ impl Summary {
         for (kind, count) in &report.stats.faults {
             *self.faults.entry(kind.clone()).or_default() += count;
         }
+        add_outcomes(&mut self.medium, &report.stats.medium);
         if let Some(finding) = &report.finding {
             self.violations += 1;
             self.failing_seeds.push(report.seed);
