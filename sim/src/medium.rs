@@ -10,14 +10,19 @@
 //!   database) ends the run as *detected*: the engine said so instead of answering.
 //! - A crash with a lost or misdirected write pending (written since the last crash) waives
 //!   the durability of that epoch's acknowledged writes: recovery may lose any of them, but
-//!   must still be a prefix of the history (`Checker::waive_durability`).
+//!   must still be a prefix of the history (`Checker::waive_durability`). So does a stale
+//!   or misdirected read since the last check: a recovery that read its log wrong has, as
+//!   far as it can tell, a medium that lost the writes (a block of the live WAL read as
+//!   zeros is a clean end of the log; `docs/medium-faults.md`).
 //! - Everything else is checked as usual, so a state that is not a prefix, or a read of
 //!   wrong data, is a violation: *silent wrong data*.
 //!
 //! Per fault kind, each run in which it fired counts once, by how the run ended: a
 //! violation, detected, recovered past (a point-in-time recovery, then a pass), or accepted
 //! (every state the checker saw was allowed: the fault did no harm it could see, or the
-//! loss was within the waiver). What no format can detect is in `docs/medium-faults.md`.
+//! loss was within the waiver); and, among the runs that passed, those whose recovery did
+//! lose acknowledged writes under the waiver. What no format can detect is in
+//! `docs/medium-faults.md`.
 
 use crate::case::{Case, Fault};
 use crate::runner::Runner;
@@ -64,6 +69,11 @@ fn writes_astray(counters: &FaultCounters) -> u64 {
     counters.get(FaultKind::LostWrite) + counters.get(FaultKind::MisdirectedWrite)
 }
 
+/// Reads that returned other bytes than the right ones.
+fn reads_astray(counters: &FaultCounters) -> u64 {
+    counters.get(FaultKind::StaleRead) + counters.get(FaultKind::MisdirectedRead)
+}
+
 /// What the engine made of one medium fault kind, over the runs where it fired.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -80,6 +90,10 @@ pub struct MediumOutcome {
     pub accepted: u64,
     /// Runs with a violation: silent wrong data (or another finding).
     pub violations: u64,
+    /// Of the runs that passed (accepted or recovered past), those where a recovery lost
+    /// acknowledged-durable writes under the waiver: still a prefix, but data gone.
+    #[serde(default)]
+    pub lost_acknowledged: u64,
 }
 
 impl MediumOutcome {
@@ -91,6 +105,7 @@ impl MediumOutcome {
         self.recovered_past += other.recovered_past;
         self.accepted += other.accepted;
         self.violations += other.violations;
+        self.lost_acknowledged += other.lost_acknowledged;
     }
 }
 
@@ -119,6 +134,12 @@ pub(crate) struct MediumRecord {
     astray_at_crash: u64,
     /// The next recovery check waives durability: writes were astray at the crash.
     waive_next_check: bool,
+    /// Reads astray as of the last recovery check.
+    reads_astray_at_check: u64,
+    /// The durability floor (`k_min`) a waiver lifted for the check under way.
+    waived_floor: Option<usize>,
+    /// A recovery under a waiver lost acknowledged-durable writes.
+    lost_acknowledged: bool,
     /// Reads failed on an unreadable sector, as of the start of the current open.
     unreadable_at_open: u64,
     /// A point-in-time recovery went past damage after a medium fault.
@@ -146,10 +167,37 @@ impl Runner<'_> {
         }
     }
 
-    /// Before a recovery check: the waiver a crash called for.
-    pub(crate) fn medium_before_check(&mut self) {
-        if std::mem::take(&mut self.medium.waive_next_check) {
+    /// Before a recovery check: the waiver a crash with writes astray, or a read astray
+    /// since the last check, calls for.
+    pub(crate) fn medium_before_check(&mut self, step: u64) {
+        let reads = reads_astray(&self.fs.counters());
+        let misread = reads > self.medium.reads_astray_at_check;
+        self.medium.reads_astray_at_check = reads;
+        let waive = std::mem::take(&mut self.medium.waive_next_check) || misread;
+        self.medium.waived_floor = None;
+        if waive {
+            if misread {
+                self.note(|| {
+                    format!("step {step}: reads astray since the last check: durability waived")
+                });
+            }
+            self.medium.waived_floor = Some(self.checker.prefix_bounds().0);
             self.checker.waive_durability();
+        }
+    }
+
+    /// After a recovery check that chose prefix `k` (`None`: a violation).
+    pub(crate) fn medium_after_check(&mut self, step: u64, k: Option<usize>) {
+        if let (Some(floor), Some(k)) = (self.medium.waived_floor.take(), k) {
+            if k < floor {
+                self.medium.lost_acknowledged = true;
+                self.note(|| {
+                    format!(
+                        "step {step}: under the waiver, acknowledged writes {}..{floor} were lost",
+                        k + 1
+                    )
+                });
+            }
         }
     }
 
@@ -186,6 +234,9 @@ impl Runner<'_> {
             let mut outcome = MediumOutcome {
                 runs: 1,
                 injected,
+                lost_acknowledged: u64::from(
+                    end == RunEnd::Passed && self.medium.lost_acknowledged,
+                ),
                 ..MediumOutcome::default()
             };
             match end {

@@ -448,8 +448,8 @@ pub fn print_text(summary: &Summary, corpus: Option<&Path>) {
             .iter()
             .map(|(kind, o)| {
                 format!(
-                    "{kind} {} injected in {} runs ({} detected, {} recovered past, {} accepted, {} silent wrong data)",
-                    o.injected, o.runs, o.detected, o.recovered_past, o.accepted, o.violations
+                    "{kind} {} injected in {} runs ({} detected, {} recovered past, {} accepted, {} silent wrong data; {} of the passing runs lost acknowledged writes as a prefix)",
+                    o.injected, o.runs, o.detected, o.recovered_past, o.accepted, o.violations, o.lost_acknowledged
                 )
             })
             .collect();

@@ -665,8 +665,9 @@ impl<'a> Runner<'a> {
             }
         }
         self.hasher.write_u64(state.len() as u64);
-        self.medium_before_check();
+        self.medium_before_check(step);
         let verdict = self.checker.recovered(step, &state, &point_reads);
+        self.medium_after_check(step, verdict.as_ref().ok().copied());
         let ok = verdict.is_ok();
         self.note(|| {
             format!(
