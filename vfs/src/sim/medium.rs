@@ -120,7 +120,9 @@ impl World {
 
     /// Where a misdirected write lands: the same place within a sector, in another sector
     /// of this file or (half the time, when there is one) of another file with durable
-    /// bytes. `None` when there is no other sector.
+    /// bytes; there, half the time at the very offset it was meant for (a mix-up of files,
+    /// as a filesystem's block map may make), else in a random sector (a wrong address on
+    /// the device). `None` when there is no other sector.
     fn misdirect(&mut self, id: InodeId, offset: u64, data: &[u8]) -> Option<Landing> {
         let sector_size = self.config.sector_size;
         let others: Vec<InodeId> = self
@@ -132,8 +134,12 @@ impl World {
         let rng = &mut self.medium.rng;
         let (target, sector) = if !others.is_empty() && rng.chance(0.5) {
             let target = others[rng.below(others.len() as u64) as usize];
-            let len = self.inodes[&target].durable.len() as u64;
-            (target, rng.below(len.div_ceil(sector_size)))
+            let sectors = (self.inodes[&target].durable.len() as u64).div_ceil(sector_size);
+            let sector = match rng.chance(0.5) {
+                true => offset / sector_size,
+                false => rng.below(sectors),
+            };
+            (target, sector)
         } else {
             let sectors = (self.inodes[&id].visible.len() as u64).div_ceil(sector_size);
             if sectors < 2 {

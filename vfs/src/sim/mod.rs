@@ -48,7 +48,8 @@
 //!   reaches the medium as usual.
 //! - A *misdirected write* (`misdirected_write_rate`, per write): lost where it was meant,
 //!   and at the file's next successful sync its bytes land at the same place within a sector
-//!   of another sector of the same file, or of another file (a *phantom write* there). The
+//!   of another sector of the same file, or of another file (a *phantom write* there; half
+//!   of those at the very offset meant, as a mix-up of files would). The
 //!   landing changes durable bytes only (that file's page cache keeps the old ones until the
 //!   crash) and never grows a file; an unsynced misdirected write dies with a crash.
 //! - A *stale* or *misdirected read* (`stale_read_rate`, per read, half each): the read
