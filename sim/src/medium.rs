@@ -119,6 +119,20 @@ pub(crate) fn add_outcomes(
     }
 }
 
+/// The summary's line: each kind's figures.
+pub(crate) fn describe(outcomes: &BTreeMap<String, MediumOutcome>) -> String {
+    let kinds: Vec<String> = outcomes
+        .iter()
+        .map(|(kind, o)| {
+            format!(
+                "{kind} {} injected in {} runs ({} detected, {} recovered past, {} accepted, {} silent wrong data; {} of the passing runs lost acknowledged writes as a prefix)",
+                o.injected, o.runs, o.detected, o.recovered_past, o.accepted, o.violations, o.lost_acknowledged
+            )
+        })
+        .collect();
+    kinds.join(", ")
+}
+
 /// How a run ended, for the outcomes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum RunEnd {

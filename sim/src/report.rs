@@ -443,17 +443,10 @@ pub fn print_text(summary: &Summary, corpus: Option<&Path>) {
         if damage.is_empty() { "none".to_string() } else { damage.join(", ") }
     );
     if !summary.medium.is_empty() {
-        let kinds: Vec<String> = summary
-            .medium
-            .iter()
-            .map(|(kind, o)| {
-                format!(
-                    "{kind} {} injected in {} runs ({} detected, {} recovered past, {} accepted, {} silent wrong data; {} of the passing runs lost acknowledged writes as a prefix)",
-                    o.injected, o.runs, o.detected, o.recovered_past, o.accepted, o.violations, o.lost_acknowledged
-                )
-            })
-            .collect();
-        crate::outln!("medium faults: {}", kinds.join(", "));
+        crate::outln!(
+            "medium faults: {}",
+            crate::medium::describe(&summary.medium)
+        );
     }
     crate::outln!("violations: {}", summary.violations);
     for failure in &summary.failures {
