@@ -28,11 +28,20 @@ pub enum Fault {
     Truncate,
     /// A file lost, after a crash.
     Lose,
+    /// Misdirected writes: lost where meant, landed at another sector or file (`SimFs`).
+    Misdirect,
+    /// Lost writes: acknowledged and synced, never on the medium.
+    LostWrite,
+    /// Stale and misdirected reads: the medium's older bytes, or another sector's.
+    StaleRead,
+    /// Latent sector errors: durable sectors that later fail every read with EIO.
+    Latent,
 }
 
 impl Fault {
-    /// Every kind, in a fixed order.
-    pub const ALL: [Fault; 8] = [
+    /// The default set (`--faults all`, and every sweep that names none): every kind but
+    /// the medium's, whose seeds keep the traces they had before those existed.
+    pub const DEFAULT: [Fault; 8] = [
         Fault::Crash,
         Fault::Torn,
         Fault::Fsync,
@@ -41,6 +50,31 @@ impl Fault {
         Fault::Bitflip,
         Fault::Truncate,
         Fault::Lose,
+    ];
+
+    /// The medium's faults (`--faults medium`): injected damage the engine may not survive
+    /// without losing data, so a sweep counts what it detected (`sim/src/medium.rs`).
+    pub const MEDIUM: [Fault; 4] = [
+        Fault::Misdirect,
+        Fault::LostWrite,
+        Fault::StaleRead,
+        Fault::Latent,
+    ];
+
+    /// Every kind, in a fixed order.
+    pub const ALL: [Fault; 12] = [
+        Fault::Crash,
+        Fault::Torn,
+        Fault::Fsync,
+        Fault::Enospc,
+        Fault::Eio,
+        Fault::Bitflip,
+        Fault::Truncate,
+        Fault::Lose,
+        Fault::Misdirect,
+        Fault::LostWrite,
+        Fault::StaleRead,
+        Fault::Latent,
     ];
 
     /// The command-line name.
@@ -54,6 +88,10 @@ impl Fault {
             Fault::Bitflip => "bitflip",
             Fault::Truncate => "truncate",
             Fault::Lose => "lose",
+            Fault::Misdirect => "misdirect",
+            Fault::LostWrite => "lost-write",
+            Fault::StaleRead => "stale-read",
+            Fault::Latent => "latent",
         }
     }
 }

@@ -201,7 +201,9 @@ impl Client {
     }
 
     pub(crate) fn error(&self, step: u64, error: &Error) -> Flow {
-        classify_error(step, error, self.damage_injected)
+        // Live: a medium fault may have fired during this phase.
+        let damaged = self.damage_injected || crate::medium::fired(&self.fs.counters());
+        classify_error(step, error, damaged)
     }
 
     fn execute(&self, step: u64, op: &Op) -> Flow {
@@ -414,7 +416,7 @@ impl Runner<'_> {
                 fs: self.fs.clone(),
                 clock: Arc::clone(runtime.clock().expect("a simulated runtime has a clock")),
                 shared: Arc::clone(&shared),
-                damage_injected: self.damage_injected,
+                damage_injected: self.damaged(),
                 tracing: self.tracing,
             };
             let spawned = runtime.spawn(&format!("client-{number}"), move || client.run(ops));

@@ -128,6 +128,7 @@ pub mod flight;
 pub mod inspect;
 pub mod latency;
 pub mod liar;
+pub mod medium;
 pub mod report;
 pub mod runner;
 pub mod scheduled_fs;

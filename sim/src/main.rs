@@ -68,9 +68,11 @@ struct CaseArgs {
     /// Steps per run [default: 1000].
     #[arg(long)]
     ops: Option<usize>,
-    /// Comma-separated fault kinds: crash,torn,fsync,enospc,eio,bitflip,truncate,lose (or
-    /// all, none); the summaries' names (torn_write, sync_failure, no_space, read_error,
-    /// bit_flip, truncation, file_loss) are accepted too [default: all].
+    /// Comma-separated fault kinds: crash,torn,fsync,enospc,eio,bitflip,truncate,lose, the
+    /// medium's misdirect,lost-write,stale-read,latent, or the groups all (every kind but
+    /// the medium's), medium, none; the summaries' names (torn_write, sync_failure,
+    /// no_space, read_error, bit_flip, truncation, file_loss, misdirected_write, lost_write,
+    /// stale_read, latent_sector_error) are accepted too [default: all].
     #[arg(long)]
     faults: Option<String>,
     /// concurrent (the production engine: client tasks, group commit and the background
@@ -229,13 +231,14 @@ struct ReplayArgs {
 }
 
 fn parse_faults(text: &str) -> Result<BTreeSet<Fault>, String> {
-    match text {
-        "all" => Ok(Fault::ALL.into_iter().collect()),
-        "none" | "" => Ok(BTreeSet::new()),
-        _ => text
-            .split(',')
-            .map(|name| {
-                let name = name.trim();
+    let mut faults = BTreeSet::new();
+    for name in text.split(',').map(str::trim) {
+        match name {
+            // The default set: every kind but the medium's.
+            "all" => faults.extend(Fault::DEFAULT),
+            "medium" => faults.extend(Fault::MEDIUM),
+            "none" | "" => {}
+            _ => {
                 // The summaries' names for the same faults.
                 let name = match name {
                     "torn_write" => "torn",
@@ -245,12 +248,17 @@ fn parse_faults(text: &str) -> Result<BTreeSet<Fault>, String> {
                     "bit_flip" => "bitflip",
                     "truncation" => "truncate",
                     "file_loss" => "lose",
+                    "misdirected_write" => "misdirect",
+                    "lost_write" => "lost-write",
+                    "stale_read" | "misdirected_read" => "stale-read",
+                    "latent_sector_error" | "unreadable_sector" => "latent",
                     other => other,
                 };
-                name.parse()
-            })
-            .collect(),
+                faults.insert(name.parse()?);
+            }
+        }
     }
+    Ok(faults)
 }
 
 /// Parses `A<separator>B` into two numbers; `flag` and `form` name the option in errors.

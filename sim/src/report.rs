@@ -443,6 +443,12 @@ pub fn print_text(summary: &Summary, corpus: Option<&Path>) {
         if damage.is_empty() { "none".to_string() } else { damage.join(", ") }
     );
     crate::coverage::print_marks(&summary.marks, summary.until_covered);
+    if !summary.medium.is_empty() {
+        crate::outln!(
+            "medium faults: {}",
+            crate::medium::describe(&summary.medium)
+        );
+    }
     crate::outln!("violations: {}", summary.violations);
     for failure in &summary.failures {
         let saved = corpus

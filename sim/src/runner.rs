@@ -107,6 +107,10 @@ pub struct RunStats {
     pub snapshots_refused_after_close: u64,
     /// The engine's coverage marks: reached, crashed at, recovered from (`coverage.rs`).
     pub marks: Vec<crate::coverage::MarkRow>,
+    /// The medium's faults that fired, by fault kind (`misdirect`, ...), with how the run
+    /// ended.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub medium: BTreeMap<String, crate::medium::MediumOutcome>,
 }
 
 /// The result of one run.
@@ -150,7 +154,7 @@ pub(crate) fn printable(key: &[u8]) -> String {
 /// The fault configuration of the simulated filesystem for a case.
 pub fn fault_config(case: &Case) -> FaultConfig {
     let mut rng = SimRng::new(stream_seed(case.seed, "fault-config"));
-    FaultConfig {
+    let mut config = FaultConfig {
         sector_size: [512, 4096][rng.below(2) as usize],
         ordered_writes: rng.chance(0.3),
         unsynced_survival: [0.0, 0.5, 0.9][rng.below(3) as usize],
@@ -162,7 +166,10 @@ pub fn fault_config(case: &Case) -> FaultConfig {
         read_error_rate: if case.has(Fault::Eio) { 0.002 } else { 0.0 },
         bitflip_rate: 0.0,
         profile: case.fs_profile,
-    }
+        ..FaultConfig::none()
+    };
+    crate::medium::set_rates(case, &mut config);
+    config
 }
 
 pub(crate) struct Runner<'a> {
@@ -181,6 +188,8 @@ pub(crate) struct Runner<'a> {
     pub(crate) stats: RunStats,
     bitflips: u64,
     pub(crate) damage_injected: bool,
+    /// The medium's faults in this run (`medium.rs`).
+    pub(crate) medium: crate::medium::MediumRecord,
     /// Point-in-time recoveries' notes in `lost/` as of the last open.
     damage_notes_seen: usize,
     /// The damage and kind of file of the last damage done.
@@ -243,6 +252,7 @@ impl<'a> Runner<'a> {
             stats: RunStats::default(),
             bitflips: 0,
             damage_injected: false,
+            medium: Default::default(),
             damage_notes_seen: 0,
             last_damage: None,
             hasher: StableHasher::default(),
@@ -299,7 +309,7 @@ impl<'a> Runner<'a> {
 
     /// Classifies an engine error; `Ok` means "a fault, keep going".
     fn engine_error(&mut self, step: u64, error: &Error) -> Flow {
-        classify_error(step, error, self.damage_injected)
+        classify_error(step, error, self.damaged())
     }
 
     pub(crate) fn run(&mut self) -> Flow {
@@ -522,6 +532,7 @@ impl<'a> Runner<'a> {
             Some(mark) => format!("step {step}: CRASH (in the window of mark {mark})"),
             None => format!("step {step}: CRASH"),
         });
+        self.medium_at_crash(step);
         self.damage_files(step);
     }
 
@@ -566,6 +577,7 @@ impl<'a> Runner<'a> {
         // committed its result returns no report, and the next attempt finds the damage gone
         // (corpus/0005, 0007). Its durable note in `lost/` tells: a new note since the last
         // open means some attempt recovered past damage.
+        self.medium_open_begins();
         let db = loop {
             let result = Db::open(Arc::clone(&self.vfs), DB_DIR, self.plan.options.clone());
             self.hasher.write_u64(result.is_ok() as u64);
@@ -597,6 +609,12 @@ impl<'a> Runner<'a> {
                 }
                 Ok(db) => break db,
                 Err(_) if self.fs.is_halted() => self.crash_filesystem(step),
+                Err(Error::Io(error)) if self.unreadable_since_open() => {
+                    self.note(|| {
+                        format!("step {step}: open refused, a sector is unreadable: {error}")
+                    });
+                    return Err(Stop::DetectedCorruption);
+                }
                 Err(Error::Io(error)) => {
                     transient_failures += 1;
                     self.note(|| format!("step {step}: open failed: {error}"));
@@ -620,9 +638,7 @@ impl<'a> Runner<'a> {
                     let text = error.to_string();
                     self.note(|| format!("step {step}: open failed: {text}"));
                     return match error {
-                        Error::Corruption { .. } if self.damage_injected => {
-                            Err(Stop::DetectedCorruption)
-                        }
+                        Error::Corruption { .. } if self.damaged() => Err(Stop::DetectedCorruption),
                         _ => Err(violation(
                             "recovery_failed",
                             step,
@@ -634,7 +650,7 @@ impl<'a> Runner<'a> {
         };
         if let Some(damage) = recovered_past {
             self.note(|| format!("step {step}: recovered past WAL damage: {damage}"));
-            if !self.damage_injected {
+            if !self.damaged() {
                 return Err(violation(
                     "corruption_without_damage",
                     step,
@@ -648,6 +664,7 @@ impl<'a> Runner<'a> {
                     .entry(label)
                     .or_default() += 1;
             }
+            self.medium_recovered_past();
             self.checker.waive_durability();
         }
         self.db = Some(Arc::new(db));
@@ -662,9 +679,13 @@ impl<'a> Runner<'a> {
     }
 
     /// Verification runs with every operation-failing fault off, so an I/O error here is
-    /// the engine's own doing.
+    /// the engine's own doing, unless a sector is unreadable (the medium's, reported).
     fn verification_error(&mut self, step: u64, error: &Error) -> Flow {
         match error {
+            Error::Io(_) if self.unreadable_since_open() => {
+                self.note(|| format!("step {step}: reading the recovered database: {error}"));
+                Err(Stop::DetectedCorruption)
+            }
             Error::Io(_) | Error::Poisoned { .. } => Err(violation(
                 "verification_failed",
                 step,
@@ -690,7 +711,9 @@ impl<'a> Runner<'a> {
             }
         }
         self.hasher.write_u64(state.len() as u64);
+        self.medium_before_check(step);
         let verdict = self.checker.recovered(step, &state, &point_reads);
+        self.medium_after_check(step, verdict.as_ref().ok().copied());
         let ok = verdict.is_ok();
         self.note(|| {
             format!(
@@ -727,6 +750,12 @@ impl<'a> Runner<'a> {
     pub(crate) fn finish(mut self, flow: Flow) -> RunReport {
         self.retire_db();
         self.held.clear();
+        let end = match &flow {
+            Ok(()) => crate::medium::RunEnd::Passed,
+            Err(Stop::DetectedCorruption) => crate::medium::RunEnd::Detected,
+            Err(Stop::Violation(_)) => crate::medium::RunEnd::Violation,
+        };
+        self.stats.medium = self.medium_outcomes(end);
         let finding = match flow {
             Ok(()) => None,
             Err(Stop::DetectedCorruption) => {
@@ -752,7 +781,9 @@ impl<'a> Runner<'a> {
         });
         let counters: FaultCounters = self.fs.counters();
         for (kind, count) in counters.iter() {
-            if kind != FaultKind::BitFlip {
+            // The medium's kinds only when on, so that summaries without them read as before.
+            let medium = FaultKind::MEDIUM.contains(&kind);
+            if kind != FaultKind::BitFlip && !(medium && count == 0) {
                 self.stats.faults.insert(kind.name().to_string(), count);
             }
         }

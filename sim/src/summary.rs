@@ -4,6 +4,7 @@
 
 use crate::case::{Fault, Liar, Mode};
 use crate::coverage::{CoverageGoal, MarkRow};
+use crate::medium::{add_outcomes, MediumOutcome};
 use crate::runner::RunReport;
 use crate::sweep::{Seeds, SweepConfig};
 use serde::{Deserialize, Serialize};
@@ -210,6 +211,11 @@ pub struct Summary {
     /// seeds reached each, crashed in its window, and recovered from such a crash.
     #[serde(default)]
     pub marks: Vec<MarkRow>,
+    /// The medium's faults, by fault kind (`misdirect`, `lost-write`, `stale-read`,
+    /// `latent`): the runs where each fired, and what the engine made of it (absent from
+    /// sweeps without them).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub medium: BTreeMap<String, MediumOutcome>,
     /// Runs with a violation.
     pub violations: u64,
     /// Their seeds, sorted.
@@ -278,6 +284,7 @@ impl Summary {
             damage_recovered_past_by_target: BTreeMap::new(),
             faults: BTreeMap::new(),
             marks: crate::coverage::empty_rows(),
+            medium: BTreeMap::new(),
             violations: 0,
             failing_seeds: Vec::new(),
             violation_kinds: BTreeMap::new(),
@@ -330,6 +337,7 @@ impl Summary {
             }
         }
         crate::coverage::add_rows(&mut self.marks, &other.marks);
+        add_outcomes(&mut self.medium, &other.medium);
         self.violations += other.violations;
         self.failing_seeds.extend(&other.failing_seeds);
         self.failing_seeds.sort_unstable();
@@ -377,6 +385,7 @@ impl Summary {
             *self.faults.entry(kind.clone()).or_default() += count;
         }
         crate::coverage::add_rows(&mut self.marks, &report.stats.marks);
+        add_outcomes(&mut self.medium, &report.stats.medium);
         if let Some(finding) = &report.finding {
             self.violations += 1;
             self.failing_seeds.push(report.seed);

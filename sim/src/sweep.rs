@@ -107,7 +107,7 @@ impl SweepConfig {
             seeds,
             jobs: std::thread::available_parallelism().map_or(1, |n| n.get()),
             ops: 1000,
-            faults: Fault::ALL.into_iter().collect(),
+            faults: Fault::DEFAULT.into_iter().collect(),
             liar: None,
             mode: Mode::Concurrent,
             clients: None,

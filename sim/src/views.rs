@@ -245,7 +245,7 @@ impl Runner<'_> {
                             self.views.get(view, step, 0, key, answer, jobs);
                         }
                     }
-                    Err(error) => classify_error(step, &error, self.damage_injected)?,
+                    Err(error) => classify_error(step, &error, self.damaged())?,
                 }
             }
             Op::SnapshotScan { pick, scan } => {
@@ -276,7 +276,7 @@ impl Runner<'_> {
                             self.views.scan(view, step, 0, lower, upper, steps, jobs);
                         }
                     }
-                    Err(error) => classify_error(step, &error, self.damage_injected)?,
+                    Err(error) => classify_error(step, &error, self.damaged())?,
                 }
             }
             Op::Iterate(plan) => {
@@ -310,7 +310,7 @@ impl Runner<'_> {
                         let (lower, upper) = bounds(plan);
                         self.views.scan(view, step, 0, lower, upper, steps, jobs);
                     }
-                    Err(error) => classify_error(step, &error, self.damage_injected)?,
+                    Err(error) => classify_error(step, &error, self.damaged())?,
                 }
             }
             _ => unreachable!("not a snapshot or iterator step: {op:?}"),

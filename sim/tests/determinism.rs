@@ -8,7 +8,7 @@ use strata_sim::case::{Case, Fault, Mode};
 use strata_sim::runner::run_case;
 
 fn case(seed: u64, ops: usize, mode: Mode) -> Case {
-    let mut case = Case::new(seed, ops, Fault::ALL.into_iter().collect());
+    let mut case = Case::new(seed, ops, Fault::DEFAULT.into_iter().collect());
     case.mode = mode;
     case
 }
@@ -96,7 +96,7 @@ fn a_concurrent_trace_shows_which_task_ran_and_the_hash_covers_the_schedule() {
 #[test]
 fn turning_a_fault_off_keeps_the_workload() {
     use strata_sim::workload::plan;
-    let all: BTreeSet<Fault> = Fault::ALL.into_iter().collect();
+    let all: BTreeSet<Fault> = Fault::DEFAULT.into_iter().collect();
     let mut fewer = all.clone();
     fewer.remove(&Fault::Eio);
     fewer.remove(&Fault::Crash);

@@ -564,6 +564,10 @@ fn fault_config_round_trips_through_json() {
         read_error_rate: 0.002,
         bitflip_rate: 0.5,
         profile: strata_vfs::FsProfile::PosixStrict,
+        misdirected_write_rate: 0.001,
+        lost_write_rate: 0.002,
+        stale_read_rate: 0.003,
+        latent_sector_rate: 0.004,
     };
     let json = serde_json::to_string(&config).unwrap();
     let back: FaultConfig = serde_json::from_str(&json).unwrap();
@@ -612,13 +616,19 @@ fn validate_rejects_bad_configs() {
         assert!(config.validate().is_ok(), "{sector_size}");
     }
     type Setter = fn(&mut FaultConfig, f64);
-    let rates: [(&str, Setter); 6] = [
+    let rates: [(&str, Setter); 10] = [
         ("unsynced_survival", |c, r| c.unsynced_survival = r),
         ("torn_write_rate", |c, r| c.torn_write_rate = r),
         ("sync_failure_rate", |c, r| c.sync_failure_rate = r),
         ("enospc_rate", |c, r| c.enospc_rate = r),
         ("read_error_rate", |c, r| c.read_error_rate = r),
         ("bitflip_rate", |c, r| c.bitflip_rate = r),
+        ("misdirected_write_rate", |c, r| {
+            c.misdirected_write_rate = r
+        }),
+        ("lost_write_rate", |c, r| c.lost_write_rate = r),
+        ("stale_read_rate", |c, r| c.stale_read_rate = r),
+        ("latent_sector_rate", |c, r| c.latent_sector_rate = r),
     ];
     for (name, set) in rates {
         for bad in [-0.1, 1.5, f64::NAN, f64::INFINITY] {

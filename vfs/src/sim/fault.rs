@@ -39,6 +39,30 @@ pub struct FaultConfig {
     /// read and write the same.
     #[serde(skip_serializing_if = "FsProfile::is_classic")]
     pub profile: FsProfile,
+    /// Probability that a write is misdirected: the medium never gets it where it was meant
+    /// (as if lost there), and the next `sync` of the file lands its bytes at another sector
+    /// of the same file or of another file (`medium.rs`). Like the other medium faults, left
+    /// out of the serialized form when 0, so configs written before it read and write the
+    /// same.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub misdirected_write_rate: f64,
+    /// Probability that a write is lost: acknowledged, even synced, it never reaches the
+    /// medium (the process reads it until the next crash; after it, the old durable bytes).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub lost_write_rate: f64,
+    /// Probability that a read returns the wrong bytes: the medium's old (durable) bytes
+    /// instead of newer ones the process wrote, or another sector's data (half each).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub stale_read_rate: f64,
+    /// Probability, per `sync` of a file, that one durable sector of some file becomes
+    /// unreadable (a latent sector error): reads touching it fail with EIO, across crashes,
+    /// until the sector is rewritten and synced.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub latent_sector_rate: f64,
+}
+
+fn is_zero(rate: &f64) -> bool {
+    *rate == 0.0
 }
 
 impl Default for FaultConfig {
@@ -62,6 +86,10 @@ impl FaultConfig {
             read_error_rate: 0.0,
             bitflip_rate: 0.0,
             profile: FsProfile::Classic,
+            misdirected_write_rate: 0.0,
+            lost_write_rate: 0.0,
+            stale_read_rate: 0.0,
+            latent_sector_rate: 0.0,
         }
     }
 
@@ -80,6 +108,10 @@ impl FaultConfig {
             ("enospc_rate", self.enospc_rate),
             ("read_error_rate", self.read_error_rate),
             ("bitflip_rate", self.bitflip_rate),
+            ("misdirected_write_rate", self.misdirected_write_rate),
+            ("lost_write_rate", self.lost_write_rate),
+            ("stale_read_rate", self.stale_read_rate),
+            ("latent_sector_rate", self.latent_sector_rate),
         ] {
             if !(0.0..=1.0).contains(&rate) {
                 return Err(format!("{name} must be between 0 and 1, got {rate}"));
@@ -109,11 +141,24 @@ pub enum FaultKind {
     Truncation,
     /// A file vanished, durably (operator error, a lost file).
     FileLoss,
+    /// A write went to the wrong place: lost where it was meant, landed elsewhere at the
+    /// file's next sync.
+    MisdirectedWrite,
+    /// A write never reached the medium.
+    LostWrite,
+    /// A read returned the medium's older bytes instead of the newer ones written.
+    StaleRead,
+    /// A read returned another sector's data.
+    MisdirectedRead,
+    /// A durable sector became unreadable.
+    LatentSectorError,
+    /// A read touched an unreadable sector and failed with EIO.
+    UnreadableSector,
 }
 
 impl FaultKind {
     /// Every kind, in a fixed order.
-    pub const ALL: [FaultKind; 8] = [
+    pub const ALL: [FaultKind; 14] = [
         FaultKind::Crash,
         FaultKind::TornWrite,
         FaultKind::SyncFailure,
@@ -122,6 +167,22 @@ impl FaultKind {
         FaultKind::BitFlip,
         FaultKind::Truncation,
         FaultKind::FileLoss,
+        FaultKind::MisdirectedWrite,
+        FaultKind::LostWrite,
+        FaultKind::StaleRead,
+        FaultKind::MisdirectedRead,
+        FaultKind::LatentSectorError,
+        FaultKind::UnreadableSector,
+    ];
+
+    /// The faults of the medium itself (`medium.rs`), in [`FaultKind::ALL`]'s order.
+    pub const MEDIUM: [FaultKind; 6] = [
+        FaultKind::MisdirectedWrite,
+        FaultKind::LostWrite,
+        FaultKind::StaleRead,
+        FaultKind::MisdirectedRead,
+        FaultKind::LatentSectorError,
+        FaultKind::UnreadableSector,
     ];
 
     /// The snake-case name used in configs, traces and summaries.
@@ -135,6 +196,12 @@ impl FaultKind {
             FaultKind::BitFlip => "bit_flip",
             FaultKind::Truncation => "truncation",
             FaultKind::FileLoss => "file_loss",
+            FaultKind::MisdirectedWrite => "misdirected_write",
+            FaultKind::LostWrite => "lost_write",
+            FaultKind::StaleRead => "stale_read",
+            FaultKind::MisdirectedRead => "misdirected_read",
+            FaultKind::LatentSectorError => "latent_sector_error",
+            FaultKind::UnreadableSector => "unreadable_sector",
         }
     }
 }
@@ -192,6 +259,15 @@ impl SimRng {
         SimRng {
             rng: ChaCha8Rng::seed_from_u64(seed),
         }
+    }
+
+    /// Another stream of the same key: `SimRng::with_stream(seed, 0)` is `SimRng::new(seed)`,
+    /// and each other `stream` is an independent sequence, so drawing from it moves no
+    /// decision of the first.
+    pub fn with_stream(seed: u64, stream: u64) -> Self {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        rng.set_stream(stream);
+        SimRng { rng }
     }
 
     /// A uniformly random `u64`.

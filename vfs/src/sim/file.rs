@@ -2,6 +2,7 @@
 //! world, checks that the handle outlived no crash (a crash kills the process that held it),
 //! takes an operation index, and logs one event.
 
+use super::medium::MediumRead;
 use super::{lock, FaultKind, InodeId, OpKind, World};
 use crate::{Result, VfsError, VfsFile, VfsLock};
 use std::io::ErrorKind;
@@ -113,6 +114,30 @@ impl SimFile {
 }
 
 impl SimFile {
+    /// Logs the medium fault a write met (the write itself succeeded; its own event
+    /// follows).
+    fn log_medium_fault(
+        &self,
+        world: &mut World,
+        index: u64,
+        op: OpKind,
+        offset: u64,
+        len: usize,
+        fault: Option<FaultKind>,
+    ) {
+        if let Some(fault) = fault {
+            world.log(
+                index,
+                op,
+                &self.name,
+                offset,
+                len as u64,
+                Some(fault),
+                false,
+            );
+        }
+    }
+
     /// One read operation of up to `len` bytes at `offset`: hands the bytes there (fewer at
     /// the end of the file) to `take`, and returns how many; or fails (an injected EIO).
     fn read_with(&self, offset: u64, len: usize, take: impl FnOnce(&[u8])) -> Result<usize> {
@@ -129,11 +154,37 @@ impl SimFile {
             )?;
             return Ok(0);
         }
-        let inode = world.inode_ref(self.inode);
-        let start = (offset as usize).min(inode.visible.len());
-        let end = (start + len).min(inode.visible.len());
-        take(&inode.visible[start..end]);
+        let visible_len = world.inode_ref(self.inode).visible.len();
+        let start = (offset as usize).min(visible_len);
+        let end = (start + len).min(visible_len);
         let read = end - start;
+        match world.read_from_medium(self.inode, start, end) {
+            MediumRead::Served => take(&world.inode_ref(self.inode).visible[start..end]),
+            MediumRead::Replaced(bytes, fault) => {
+                let name = &self.name;
+                world.log(
+                    index,
+                    OpKind::Read,
+                    name,
+                    offset,
+                    read as u64,
+                    Some(fault),
+                    false,
+                );
+                take(&bytes);
+            }
+            MediumRead::Unreadable => {
+                self.finish(
+                    world,
+                    index,
+                    OpKind::Read,
+                    offset,
+                    len as u64,
+                    Err(FaultKind::UnreadableSector),
+                )?;
+                return Ok(0);
+            }
+        }
         self.finish(world, index, OpKind::Read, offset, read as u64, Ok(()))?;
         Ok(read)
     }
@@ -141,7 +192,8 @@ impl SimFile {
     /// One write operation: `write_at`, or with `may_run_out` false a mapped store.
     fn store(&self, offset: u64, data: &[u8], may_run_out: bool) -> Result<()> {
         let (mut world, index) = self.enter(OpKind::Write, true)?;
-        let outcome = world.write_checked(self.inode, offset, data, may_run_out);
+        let (outcome, fault) = world.write_to_medium(self.inode, offset, data, may_run_out);
+        self.log_medium_fault(&mut world, index, OpKind::Write, offset, data.len(), fault);
         self.finish(
             world,
             index,
@@ -177,7 +229,8 @@ impl VfsFile for SimFile {
     fn append(&self, data: &[u8]) -> Result<u64> {
         let (mut world, index) = self.enter(OpKind::Append, true)?;
         let offset = world.inode_ref(self.inode).visible.len() as u64;
-        let outcome = world.write(self.inode, offset, data);
+        let (outcome, fault) = world.write_to_medium(self.inode, offset, data, true);
+        self.log_medium_fault(&mut world, index, OpKind::Append, offset, data.len(), fault);
         self.finish(
             world,
             index,
@@ -204,7 +257,7 @@ impl VfsFile for SimFile {
 
     fn sync(&self) -> Result<()> {
         let (mut world, index) = self.enter(OpKind::Sync, true)?;
-        let outcome = world.sync(self.inode);
+        let outcome = world.sync_to_medium(self.inode, index);
         self.finish(world, index, OpKind::Sync, 0, 0, outcome)
     }
 

@@ -37,6 +37,30 @@
 //!   moment.
 //! - After `crash()`, every handle opened before it fails: the process that held it is dead,
 //!   and every `lock` it held is free. (`lock` creates no file here, unlike `RealFs`.)
+//!
+//! The medium's own faults (`medium.rs`, after TigerBeetle's simulated storage; each off at
+//! rate 0, drawn from a random stream of their own so that turning one on moves no other
+//! decision):
+//! - A *lost write* (`lost_write_rate`, per write): acknowledged, and even synced, it never
+//!   reaches the medium. The process reads it back until the next crash (the page cache has
+//!   it); a sync leaves the medium's old bytes there (zeros past the old end), and after the
+//!   crash those are what the file holds. A later write of the same bytes that is not lost
+//!   reaches the medium as usual.
+//! - A *misdirected write* (`misdirected_write_rate`, per write): lost where it was meant,
+//!   and at the file's next successful sync its bytes land at the same place within a sector
+//!   of another sector of the same file, or of another file (a *phantom write* there; half
+//!   of those at the very offset meant, as a mix-up of files would). The
+//!   landing changes durable bytes only (that file's page cache keeps the old ones until the
+//!   crash) and never grows a file; an unsynced misdirected write dies with a crash.
+//! - A *stale* or *misdirected read* (`stale_read_rate`, per read, half each): the read
+//!   returns the medium's old durable bytes instead of newer ones, or the bytes at the same
+//!   place of another sector of the file (zeros past its end). Nothing is changed; counted
+//!   only when the bytes returned differ from the right ones.
+//! - A *latent sector error* (`latent_sector_rate`, per `sync` of a file): one durable
+//!   sector of a random file becomes unreadable. Every read touching it fails with EIO
+//!   (`unreadable_sector`), except while the sector is dirty (the page cache serves it),
+//!   across crashes, until a successful sync writes bytes into it (the drive remaps it) or
+//!   the file is cut below it.
 
 mod crash;
 mod dirty;
@@ -44,6 +68,7 @@ mod enumerate;
 mod event;
 mod fault;
 mod file;
+mod medium;
 mod path;
 mod profile;
 
@@ -139,6 +164,8 @@ struct Inode {
     pending_truncate: Option<u64>,
     /// Whether a directory entry names this inode (orphans do not count against capacity).
     linked: bool,
+    /// Its lost writes, misdirected writes and unreadable sectors (`medium.rs`).
+    medium: medium::InodeMedium,
 }
 
 impl Inode {
@@ -152,6 +179,9 @@ impl Inode {
             dirty_ranges: Vec::new(),
             pending_truncate: None,
             linked: true,
+            // Bad sectors outlive a crash; lost and misdirected writes were settled just
+            // before it (`crash_with_medium`).
+            medium: self.medium.clone(),
         }
     }
 }
@@ -181,6 +211,8 @@ struct World {
     /// Which operations are preceded by a copy of the world (`enumerate.rs`).
     capture: Option<CaptureAt>,
     captures: Vec<CrashPoint>,
+    /// The medium's faults: their random stream, of its own (`medium.rs`).
+    medium: medium::Medium,
 }
 
 fn lock(world: &Mutex<World>) -> MutexGuard<'_, World> {
@@ -244,6 +276,7 @@ impl World {
             next_lock: 1,
             capture: None,
             captures: Vec::new(),
+            medium: medium::Medium::new(seed),
         }
     }
 
@@ -385,15 +418,6 @@ impl World {
             Some(capacity) if linked && growth > 0 => self.used_bytes + growth <= capacity,
             _ => true,
         }
-    }
-
-    fn write(
-        &mut self,
-        id: InodeId,
-        offset: u64,
-        data: &[u8],
-    ) -> std::result::Result<(), FaultKind> {
-        self.write_checked(id, offset, data, true)
     }
 
     /// A write; with `may_run_out` false (a store into allocated space, `write_mapped`) it
@@ -718,7 +742,12 @@ impl SimFs {
     /// Power loss and restart: the durable image, plus whatever unsynced state the RNG lets
     /// survive, becomes the visible state; every open handle dies.
     pub fn crash(&self) {
-        lock(&self.world).crash();
+        lock(&self.world).crash_with_medium();
+    }
+
+    /// The sectors a latent sector error made unreadable, as `(path, offset of the sector)`.
+    pub fn unreadable_sectors(&self) -> Vec<(String, u64)> {
+        lock(&self.world).unreadable_sectors()
     }
 
     /// Flips one bit of a file's data, visible and durable alike (disk corruption).
