@@ -90,6 +90,7 @@ fn write_footer_template() -> Vec<u8> {
     let path = Path::new("t.sst");
     let mut builder = TableBuilder::new(
         fs.create(path).expect("create"),
+        1,
         256,
         10,
         strata_engine::Compression::Lz4,
@@ -111,7 +112,8 @@ pub fn table(data: &[u8]) {
     let mut footer = footer_template().to_vec();
     let take = data.len().min(32);
     footer[..take].copy_from_slice(&data[data.len() - take..]);
-    let crc = crc32fast::hash(&footer[..36]);
+    let version = u32::from_le_bytes([footer[32], footer[33], footer[34], footer[35]]);
+    let crc = strata_engine::sstable::table_checksum(version, 1, 0, &footer[..36]);
     footer[36..40].copy_from_slice(&crc.to_le_bytes());
     bytes.extend_from_slice(&footer);
     let (fs, path) = file_with(&bytes);

@@ -281,6 +281,7 @@ pub fn run(
                 number,
                 TableBuilder::new(
                     file,
+                    number,
                     options.block_size,
                     bits_per_key,
                     options.compression_for_level(output_level),

@@ -54,7 +54,7 @@ const PADDING: u8 = 5;
 /// The unit a drive may tear, which a sync ends the log on. 4 KiB: the physical sector of
 /// current drives (512-byte drives are covered too) and a divisor of [`BLOCK_SIZE`].
 pub const SECTOR_SIZE: u64 = 4096;
-const _: () = assert!(BLOCK_SIZE as u64 % SECTOR_SIZE == 0);
+const _: () = assert!((BLOCK_SIZE as u64).is_multiple_of(SECTOR_SIZE));
 
 /// Whether every byte is zero: a log's end is found by such scans of up to a block at a
 /// time, so they are done 64 bytes at a time (an OR the compiler vectorises), not byte by

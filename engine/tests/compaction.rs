@@ -260,7 +260,13 @@ fn tables_above_the_deepest_level_carry_the_larger_filters() {
     let upper_bits = options.bloom_bits_per_key + strata_engine::UPPER_LEVEL_EXTRA_BLOOM_BITS;
     let bits_per_key = |table: &strata_engine::manifest::TableMeta| {
         let path = strata_engine::filenames::table_path(std::path::Path::new("db"), table.number);
-        let reader = strata_engine::sstable::SstReader::open(&fs, &path, 0, None).unwrap();
+        let reader = strata_engine::sstable::SstReader::open(
+            &fs,
+            &path,
+            strata_engine::sstable::SstReader::number_of(&path).unwrap(),
+            None,
+        )
+        .unwrap();
         (reader.filter_bytes() * 8) as f64 / table.entries as f64
     };
     assert!(!levels[0].is_empty());

@@ -116,10 +116,15 @@ fn only_corruption_in<'r>(report: &'r VerifyReport, file: &Path) -> &'r strata_e
 }
 
 fn index_of(fs: &SimFs, table: &Path) -> Vec<strata_engine::sstable::IndexEntry> {
-    SstReader::open(fs, table, 0, None)
-        .unwrap()
-        .index()
-        .to_vec()
+    SstReader::open(
+        fs,
+        table,
+        strata_engine::sstable::SstReader::number_of(table).unwrap(),
+        None,
+    )
+    .unwrap()
+    .index()
+    .to_vec()
 }
 
 fn records(fs: &SimFs, path: &Path) -> Vec<(u64, Vec<u8>)> {
@@ -414,7 +419,13 @@ fn repair_sets_a_damaged_table_aside_and_salvages_its_readable_blocks() {
     let table = names(&fs, ".sst").pop().unwrap();
     let index = index_of(&fs, &table);
     assert!(index.len() >= 3);
-    let reader = SstReader::open(&fs, &table, 0, None).unwrap();
+    let reader = SstReader::open(
+        &fs,
+        &table,
+        strata_engine::sstable::SstReader::number_of(&table).unwrap(),
+        None,
+    )
+    .unwrap();
     let lost_keys: Vec<Vec<u8>> = reader
         .read_block(1)
         .unwrap()

@@ -259,10 +259,9 @@ fn enumerate_states(
             order,
             ..config.options
         };
-        let mut enumerated_here = 0;
         let mut complete = true;
-        for state in point.states(options) {
-            if enumerated_here == config.max_states_per_point {
+        for (enumerated_here, state) in point.states(options).enumerate() {
+            if enumerated_here as u64 == config.max_states_per_point {
                 complete = false;
                 summary.cut.push(format!(
                     "--max-states-per-point {} cut crash point {point_index} ({}): its \
@@ -272,7 +271,6 @@ fn enumerate_states(
                 ));
                 break;
             }
-            enumerated_here += 1;
             summary.states_enumerated += 1;
             if !seen.insert((state.image_hash, checkpoint_index)) {
                 continue;

@@ -211,7 +211,14 @@ fn inspect_manifest(fs: &RealFs, path: &Path) -> Result<bool, String> {
 }
 
 fn inspect_table(fs: &RealFs, path: &Path, limit: usize) -> Result<bool, String> {
-    let reader = match SstReader::open(fs, path, 0, None) {
+    let Some(number) = SstReader::number_of(path) else {
+        return Err(format!(
+            "{}: an SSTable's checksums cover its file number, which its name gives \
+             (NNNNNN.sst); rename it to the number it was written as",
+            path.display()
+        ));
+    };
+    let reader = match SstReader::open(fs, path, number, None) {
         Ok(reader) => reader,
         Err(error) => return corrupt_or_failure(error),
     };

@@ -68,6 +68,7 @@ pub(super) fn write_table(
     let path = table_path(dir, number);
     let mut builder = TableBuilder::new(
         vfs.create(&path)?,
+        number,
         options.block_size,
         // Level-0 tables are compacted down into whatever level lies below them.
         options.bloom_bits_for_level(0, 0),

@@ -174,6 +174,7 @@ fn salvage(
     *next_number += 1;
     let mut builder = TableBuilder::new(
         vfs.create(&table_path(dir, number))?,
+        number,
         options.block_size,
         options.bloom_bits_for_level(0, 0),
         options.compression_for_level(table.level as usize),

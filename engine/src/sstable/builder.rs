@@ -1,7 +1,7 @@
 //! `TableBuilder`: writes an SSTable in one sequential pass.
 
 use super::compression::{self, Compression, STORED_RAW};
-use super::{BlockBuilder, FilterBuilder, BLOCK_TRAILER, FORMAT_VERSION, MAGIC};
+use super::{table_checksum, BlockBuilder, FilterBuilder, BLOCK_TRAILER, FORMAT_VERSION, MAGIC};
 use crate::coding::{put_u32, put_u64, put_varint};
 use crate::error::Result;
 use strata_vfs::VfsFile;
@@ -28,6 +28,8 @@ pub struct TableSummary {
 #[derive(Debug)]
 pub struct TableBuilder {
     file: Box<dyn VfsFile>,
+    /// The table's file number, which every checksum covers (format 3).
+    number: u64,
     block_size: usize,
     data_block: BlockBuilder,
     index_block: BlockBuilder,
@@ -47,12 +49,14 @@ impl TableBuilder {
     /// stored as `compression` says, and a bloom filter of `bits_per_key` (0: no filter).
     pub fn new(
         file: Box<dyn VfsFile>,
+        number: u64,
         block_size: usize,
         bits_per_key: usize,
         compression: Compression,
     ) -> TableBuilder {
         TableBuilder {
             file,
+            number,
             block_size,
             data_block: BlockBuilder::new(),
             index_block: BlockBuilder::new(),
@@ -121,9 +125,9 @@ impl TableBuilder {
             }
         };
         self.out.push(stored);
-        let crc = crc32fast::hash(&self.out[start..]);
-        put_u32(&mut self.out, crc);
         let offset = self.offset + start as u64;
+        let crc = table_checksum(FORMAT_VERSION, self.number, offset, &self.out[start..]);
+        put_u32(&mut self.out, crc);
         let size = (self.out.len() - start - BLOCK_TRAILER) as u64;
         (offset, size)
     }
@@ -170,7 +174,7 @@ impl TableBuilder {
         put_u64(&mut self.out, filter_offset);
         put_u64(&mut self.out, filter_size);
         put_u32(&mut self.out, FORMAT_VERSION);
-        let crc = crc32fast::hash(&self.out[footer_start..]);
+        let crc = table_checksum(FORMAT_VERSION, self.number, 0, &self.out[footer_start..]);
         put_u32(&mut self.out, crc);
         put_u64(&mut self.out, MAGIC);
         self.file.append(&self.out)?;

@@ -3,7 +3,7 @@
 
 use super::compression::{self, STORED_RAW};
 use super::{
-    block_trailer, Block, Filter, KeyHash, FOOTER_SIZE, FORMAT_VERSION, MAGIC,
+    block_trailer, table_checksum, Block, Filter, KeyHash, FOOTER_SIZE, FORMAT_VERSION, MAGIC,
     OLDEST_FORMAT_VERSION,
 };
 use crate::block_cache::BlockCache;
@@ -54,7 +54,9 @@ pub struct ReadCounters {
 }
 
 impl SstReader {
-    /// Opens and verifies the table at `path`; `number` names it in the block cache.
+    /// Opens and verifies the table at `path`. `number` is its file number: it names the
+    /// table in the block cache, and format 3 checksums cover it, so the wrong number reads
+    /// as corruption ([`SstReader::number_of`] reads it off a table's name).
     pub fn open(
         vfs: &dyn Vfs,
         path: &Path,
@@ -81,10 +83,15 @@ impl SstReader {
             )));
         }
         let stored_crc = get_u32(&footer, 36).unwrap_or(0);
-        if crc32fast::hash(&footer[..36]) != stored_crc {
-            return Err(bad("footer checksum mismatch".into()));
-        }
+        // Which checksum to expect depends on the version, which the checksum covers.
         let version = get_u32(&footer, 32).unwrap_or(0);
+        if table_checksum(version, number, 0, &footer[..36]) != stored_crc {
+            return Err(bad(if version >= 3 {
+                format!("footer checksum mismatch (for table number {number})")
+            } else {
+                "footer checksum mismatch".into()
+            }));
+        }
         if !(OLDEST_FORMAT_VERSION..=FORMAT_VERSION).contains(&version) {
             return Err(bad(format!(
                 "unsupported format version {version} (this build reads \
@@ -201,7 +208,8 @@ impl SstReader {
             .read_exact_at_vec(offset, size + trailer, &mut data)?;
         let checked = data.len() - 4;
         let stored_crc = get_u32(&data, checked).unwrap_or(0);
-        if crc32fast::hash(&data[..checked]) != stored_crc {
+        if table_checksum(self.format_version, self.number, offset, &data[..checked]) != stored_crc
+        {
             return Err(Error::corruption(
                 &self.path,
                 offset,
@@ -271,6 +279,14 @@ impl SstReader {
         self.filter
             .as_ref()
             .is_none_or(|filter| filter.may_contain(hash))
+    }
+
+    /// The file number a table's name gives (`NNNNNN.sst`), which its checksums cover.
+    pub fn number_of(path: &Path) -> Option<u64> {
+        match crate::filenames::parse(path.file_name()?.to_str()?)? {
+            crate::filenames::FileKind::Table(number) => Some(number),
+            _ => None,
+        }
     }
 
     /// The table's format version.

@@ -101,7 +101,19 @@ pub(crate) fn scan_table(
             );
         }
     }
-    let reader = match SstReader::open(vfs, path, 0, None) {
+    // Format 3 checksums cover the table's number: the manifest's, or its name's.
+    let Some(number) = expected
+        .map(|meta| meta.number)
+        .or_else(|| SstReader::number_of(path))
+    else {
+        scan.corruption(
+            path,
+            None,
+            "the file's name (not NNNNNN.sst) gives no table number, which its checksums cover",
+        );
+        return Ok(scan);
+    };
+    let reader = match SstReader::open(vfs, path, number, None) {
         Ok(reader) => reader,
         Err(error) => {
             push_error(&mut scan.problems, error)?;

@@ -331,6 +331,9 @@ impl World {
     }
 }
 
+/// A dirty sector and the sequence of its last write.
+type SectorWrite = (u64, u64);
+
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum SectorFate {
     Survives,
@@ -375,7 +378,7 @@ impl FileCrash<'_> {
                 open.push((sector, seq));
             }
         }
-        let (appended, overwritten): (Vec<(u64, u64)>, Vec<(u64, u64)>) =
+        let (appended, overwritten): (Vec<SectorWrite>, Vec<SectorWrite>) =
             match self.rules.appended_size {
                 AppendedSize::Sectors => (Vec::new(), open),
                 AppendedSize::WithData | AppendedSize::AheadOfData => open
