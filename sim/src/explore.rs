@@ -17,6 +17,7 @@ use crate::case::{Case, Mode};
 use crate::runner::{Checkpoint, Entries, Runner, DB_DIR};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 use strata_engine::{Db, Options};
@@ -126,9 +127,6 @@ pub struct ExploreSummary {
     pub states_per_second: f64,
 }
 
-/// States checked together, in parallel; the results merge in order.
-const BATCH: usize = 256;
-
 /// Runs the workload, then enumerates and checks its crash states.
 pub fn explore(config: &ExploreConfig) -> Result<ExploreSummary, String> {
     if config.case.mode != Mode::Sequential {
@@ -175,134 +173,187 @@ pub fn explore(config: &ExploreConfig) -> Result<ExploreSummary, String> {
         states_per_second: 0.0,
     };
     let checker = StateChecker { options, keys };
-    // A pipeline: this thread enumerates (in a fixed order, so the bounds and the dedup
-    // are deterministic) while `jobs` threads recover and check; verdicts come back by
-    // batch number and are merged in enumeration order.
-    let jobs = config.jobs.max(1);
-    let (work, queue) = std::sync::mpsc::sync_channel::<(usize, Vec<Pending>)>(jobs * 2);
-    let queue = std::sync::Mutex::new(queue);
-    let (verdict_sender, verdicts) = std::sync::mpsc::channel::<(usize, Vec<Verdict>)>();
+    // The points are independent: `jobs` threads each take the next point, enumerate it
+    // (dedup within the point) and check its states; this thread merges the points'
+    // results in point order, dedups across points and applies `--max-states`. So every
+    // figure is the one a single thread would get: a point is taken only after every
+    // point before it, and the merge stops the taking once the bound is reached.
+    let jobs = config.jobs.max(1).min(points.len().max(1));
+    let next_point = AtomicUsize::new(0);
+    let stop = AtomicBool::new(false);
+    let (sender, results) = std::sync::mpsc::channel::<PointResult>();
     std::thread::scope(|scope| {
         for _ in 0..jobs {
-            let verdict_sender = verdict_sender.clone();
-            let (queue, checker, checkpoints) = (&queue, &checker, &checkpoints);
-            scope.spawn(move || loop {
-                let next = queue
-                    .lock()
-                    .unwrap_or_else(|poisoned| poisoned.into_inner())
-                    .recv();
-                let Ok((number, batch)) = next else {
-                    return;
-                };
-                let judged = batch
-                    .into_iter()
-                    .map(|pending| checker.judge(pending, checkpoints))
-                    .collect();
-                if verdict_sender.send((number, judged)).is_err() {
-                    return;
+            let sender = sender.clone();
+            let (points, checkpoints, checker) = (&points, &checkpoints, &checker);
+            let (next_point, stop) = (&next_point, &stop);
+            scope.spawn(move || {
+                while !stop.load(Ordering::SeqCst) {
+                    let index = next_point.fetch_add(1, Ordering::SeqCst);
+                    if index >= points.len() {
+                        return;
+                    }
+                    let result = explore_point(index, points, checkpoints, checker, config);
+                    if sender.send(result).is_err() {
+                        return;
+                    }
                 }
             });
         }
-        drop(verdict_sender);
-        let mut batches = 0;
-        enumerate_states(&points, &checkpoints, config, &mut summary, |batch| {
-            // A send fails only if every checker died, which the scope reports.
-            let _ = work.send((batches, batch));
-            batches += 1;
-        });
-        drop(work);
-    });
-    let mut judged: Vec<(usize, Vec<Verdict>)> = verdicts.into_iter().collect();
-    judged.sort_by_key(|(number, _)| *number);
-    for verdict in judged.into_iter().flat_map(|(_, batch)| batch) {
-        summary.states_checked += 1;
-        if let Some(explanation) = verdict.problem {
-            let point = &points[verdict.point];
-            summary.violations.push(ExploreViolation {
-                point: verdict.point,
-                before: describe_point(point),
-                step: checkpoints[verdict.checkpoint].step,
-                image: point.describe(&verdict.choices, config.options),
-                explanation,
-            });
+        drop(sender);
+        let mut waiting: BTreeMap<usize, PointResult> = BTreeMap::new();
+        let mut merged = 0;
+        let mut seen: HashSet<(u64, usize)> = HashSet::new();
+        for result in results.iter() {
+            waiting.insert(result.point, result);
+            while let Some(result) = waiting.remove(&merged) {
+                merged += 1;
+                let done = merge_point(
+                    result,
+                    &points,
+                    &checkpoints,
+                    config,
+                    &mut seen,
+                    &mut summary,
+                );
+                if done {
+                    stop.store(true, Ordering::SeqCst);
+                    break;
+                }
+            }
+            if stop.load(Ordering::SeqCst) {
+                break;
+            }
         }
-    }
+    });
     summary.seconds = started.elapsed().as_secs_f64();
     summary.states_per_second = summary.states_checked as f64 / summary.seconds.max(1e-9);
     Ok(summary)
 }
 
-/// Walks every point's states within the bounds, in order, handing each distinct one to
-/// `check` in batches.
-fn enumerate_states(
+/// One crash point, enumerated and checked.
+struct PointResult {
+    point: usize,
+    checkpoint: usize,
+    /// States built.
+    enumerated: u64,
+    /// Whether the per-point bound cut it.
+    complete: bool,
+    /// The point's distinct states in order: their image hash and what was wrong.
+    states: Vec<(u64, Option<Violation>)>,
+}
+
+/// A rejected state: the answers that built it and what was wrong.
+struct Violation {
+    choices: Vec<u64>,
+    explanation: String,
+}
+
+/// Enumerates one point's states within `--max-states-per-point` (dedup within the point)
+/// and checks each.
+fn explore_point(
+    point_index: usize,
+    points: &[CrashPoint],
+    checkpoints: &[Checkpoint],
+    checker: &StateChecker,
+    config: &ExploreConfig,
+) -> PointResult {
+    let point = &points[point_index];
+    let checkpoint_index = checkpoints
+        .iter()
+        .rposition(|checkpoint| checkpoint.op_index <= point.op_index())
+        .expect("the first checkpoint comes before any operation");
+    let checkpoint = &checkpoints[checkpoint_index];
+    // A point with more states than its bound is walked fewest deviations first, so that
+    // the bound keeps the states nearest the durable image, over every question.
+    let whole = point.count_states(config.options, config.max_states_per_point);
+    let order = match whole {
+        Some(_) => Order::DepthFirst,
+        None => Order::FewestDeviationsFirst,
+    };
+    let options = EnumerationOptions {
+        order,
+        ..config.options
+    };
+    let mut result = PointResult {
+        point: point_index,
+        checkpoint: checkpoint_index,
+        enumerated: 0,
+        complete: true,
+        states: Vec::new(),
+    };
+    let mut seen: HashSet<u64> = HashSet::new();
+    for state in point.states(options) {
+        if result.enumerated == config.max_states_per_point {
+            result.complete = false;
+            break;
+        }
+        result.enumerated += 1;
+        if !seen.insert(state.image_hash) {
+            continue;
+        }
+        let problem = checker
+            .judge(&state, checkpoint)
+            .map(|explanation| Violation {
+                choices: state.choices.clone(),
+                explanation,
+            });
+        result.states.push((state.image_hash, problem));
+    }
+    result
+}
+
+/// Adds one point's result to the summary; true once `--max-states` is reached.
+fn merge_point(
+    result: PointResult,
     points: &[CrashPoint],
     checkpoints: &[Checkpoint],
     config: &ExploreConfig,
+    seen: &mut HashSet<(u64, usize)>,
     summary: &mut ExploreSummary,
-    mut check: impl FnMut(Vec<Pending>),
-) {
-    let mut seen: HashSet<(u64, usize)> = HashSet::new();
-    let mut batch: Vec<Pending> = Vec::with_capacity(BATCH);
-    'points: for (point_index, point) in points.iter().enumerate() {
-        let checkpoint_index = checkpoints
-            .iter()
-            .rposition(|checkpoint| checkpoint.op_index <= point.op_index())
-            .expect("the first checkpoint comes before any operation");
-        // A point with more states than its bound is walked fewest deviations first, so
-        // that the bound keeps the states nearest the durable image, over every question.
-        let whole = point.count_states(config.options, config.max_states_per_point);
-        let order = match whole {
-            Some(_) => Order::DepthFirst,
-            None => Order::FewestDeviationsFirst,
-        };
-        let options = EnumerationOptions {
-            order,
-            ..config.options
-        };
-        let mut complete = true;
-        for (enumerated_here, state) in point.states(options).enumerate() {
-            if enumerated_here as u64 == config.max_states_per_point {
-                complete = false;
-                summary.cut.push(format!(
-                    "--max-states-per-point {} cut crash point {point_index} ({}): its \
-                     states nearest the durable image were checked",
-                    config.max_states_per_point,
-                    describe_point(point)
-                ));
-                break;
-            }
-            summary.states_enumerated += 1;
-            if !seen.insert((state.image_hash, checkpoint_index)) {
-                continue;
-            }
-            summary.distinct_states += 1;
-            batch.push(Pending {
-                point: point_index,
-                checkpoint: checkpoint_index,
-                state,
+) -> bool {
+    let point = &points[result.point];
+    summary.states_enumerated += result.enumerated;
+    if result.complete {
+        summary.crash_points_complete += 1;
+    } else {
+        summary.cut.push(format!(
+            "--max-states-per-point {} cut crash point {} ({}): its states nearest the \
+             durable image were checked",
+            config.max_states_per_point,
+            result.point,
+            describe_point(point)
+        ));
+    }
+    for (image_hash, problem) in result.states {
+        if !seen.insert((image_hash, result.checkpoint)) {
+            continue;
+        }
+        summary.distinct_states += 1;
+        summary.states_checked += 1;
+        if let Some(violation) = problem {
+            summary.violations.push(ExploreViolation {
+                point: result.point,
+                before: describe_point(point),
+                step: checkpoints[result.checkpoint].step,
+                image: point.describe(&violation.choices, config.options),
+                explanation: violation.explanation,
             });
-            if batch.len() == BATCH {
-                check(std::mem::replace(&mut batch, Vec::with_capacity(BATCH)));
-            }
-            if summary.distinct_states == config.max_states {
-                let left = points.len() - point_index - 1;
-                summary.cut.push(format!(
-                    "--max-states {} reached at crash point {point_index} of {} ({}); {left} \
-                     later points not enumerated",
-                    config.max_states,
-                    points.len(),
-                    describe_point(point)
-                ));
-                break 'points;
-            }
         }
-        if complete {
-            summary.crash_points_complete += 1;
+        if summary.distinct_states == config.max_states {
+            let left = points.len() - result.point - 1;
+            summary.cut.push(format!(
+                "--max-states {} reached at crash point {} of {} ({}); {left} later points \
+                 not merged",
+                config.max_states,
+                result.point,
+                points.len(),
+                describe_point(point)
+            ));
+            return true;
         }
     }
-    if !batch.is_empty() {
-        check(batch);
-    }
+    false
 }
 
 fn describe_point(point: &CrashPoint) -> String {
@@ -314,20 +365,6 @@ fn describe_point(point: &CrashPoint) -> String {
     )
 }
 
-struct Pending {
-    point: usize,
-    checkpoint: usize,
-    state: CrashState,
-}
-
-/// A checked state: where it came from and what was wrong, if anything.
-struct Verdict {
-    point: usize,
-    checkpoint: usize,
-    choices: Vec<u64>,
-    problem: Option<String>,
-}
-
 /// Recovers crash states and judges them.
 struct StateChecker {
     options: Options,
@@ -336,12 +373,11 @@ struct StateChecker {
 
 impl StateChecker {
     /// Checks one state; a panic in recovery is a problem of the state, not the end.
-    fn judge(&self, pending: Pending, checkpoints: &[Checkpoint]) -> Verdict {
-        let checkpoint = &checkpoints[pending.checkpoint];
+    fn judge(&self, state: &CrashState, checkpoint: &Checkpoint) -> Option<String> {
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            self.check(&pending.state, checkpoint)
+            self.check(state, checkpoint)
         }));
-        let problem = match outcome {
+        match outcome {
             Ok(result) => result.err(),
             Err(payload) => Some(format!(
                 "recovery panicked: {}",
@@ -351,12 +387,6 @@ impl StateChecker {
                     .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
                     .unwrap_or_else(|| "unknown panic".into())
             )),
-        };
-        Verdict {
-            point: pending.point,
-            checkpoint: pending.checkpoint,
-            choices: pending.state.choices,
-            problem,
         }
     }
 

@@ -31,8 +31,14 @@ pub(crate) enum Decision<'a> {
     OrderedPrefix { file: &'a str },
     /// How many appended sectors survive, from the old end of the file on.
     AppendedPrefix { file: &'a str },
-    /// Whether a dirty sector survives (unordered writes).
-    SectorSurvives { file: &'a str, sector: u64 },
+    /// Whether a dirty sector survives (unordered writes); `unchanged` when its new bytes
+    /// are the ones the disk holds there already (zeros over zeros), so either answer builds
+    /// the same image.
+    SectorSurvives {
+        file: &'a str,
+        sector: u64,
+        unchanged: bool,
+    },
     /// Whether a sector at the edge of what survives is torn.
     SectorTorn { file: &'a str, sector: u64 },
     /// Where a torn sector's new bytes stop: an offset below the count asked for.
@@ -145,6 +151,7 @@ impl World {
                 continue;
             }
             let dry = decide.dry();
+            let durable_len = shared.durable.len();
             // The durable bytes are the image's start: moved out of an inode no copy of the
             // world shares, copied from one that is shared.
             let durable = match Arc::get_mut(shared) {
@@ -158,6 +165,7 @@ impl World {
                 config: &config,
                 rules: &rules,
                 renamed_before: renamed_before.get(&id).copied(),
+                durable_len,
                 dry,
             };
             let image = file.image(durable, decide, &mut torn);
@@ -349,6 +357,9 @@ struct FileCrash<'a> {
     rules: &'a PersistenceRules,
     /// The sequence of the latest surviving rename of this file, if it brings data along.
     renamed_before: Option<u64>,
+    /// The length of the durable bytes (which the image starts from; moved out of an
+    /// inode no copy shares, and never copied in a dry crash).
+    durable_len: usize,
     /// Ask the questions, build no bytes.
     dry: bool,
 }
@@ -360,14 +371,19 @@ impl FileCrash<'_> {
         let file = self.path;
         let inode = self.inode;
         let mut image = durable;
+        // The image's length before the sectors: the durable length, or a truncation's.
+        // (Counted here, not read off `image`, which a dry crash leaves empty.)
+        let mut base_len = self.durable_len;
         if inode.pending_truncate.is_some() && decide.chance(0.5, Decision::Truncation { file }) {
-            image.truncate(inode.pending_truncate.unwrap_or_default() as usize);
+            let truncate = inode.pending_truncate.unwrap_or_default() as usize;
+            image.truncate(truncate);
+            base_len = base_len.min(truncate);
         }
         if inode.dirty.is_empty() {
             return image;
         }
         let sector_size = self.config.sector_size;
-        let durable_len = image.len() as u64;
+        let durable_len = base_len as u64;
         // Sectors a surviving rename brought along are decided already.
         let mut forced = Vec::new();
         let mut open: Vec<(u64, u64)> = Vec::with_capacity(inode.dirty.len());
@@ -386,7 +402,7 @@ impl FileCrash<'_> {
                     .partition(|&(sector, _)| sector * sector_size >= durable_len),
             };
         let mut fates = forced;
-        self.decide_sectors(&overwritten, decide, &mut fates);
+        self.decide_sectors(&overwritten, base_len, decide, &mut fates);
         let mut size_ahead = false;
         match self.rules.appended_size {
             AppendedSize::Sectors => {}
@@ -404,7 +420,7 @@ impl FileCrash<'_> {
                 }
             }
             AppendedSize::AheadOfData => {
-                self.decide_sectors(&appended, decide, &mut fates);
+                self.decide_sectors(&appended, base_len, decide, &mut fates);
                 size_ahead =
                     !appended.is_empty() && decide.chance(0.5, Decision::SizeAheadOfData { file });
             }
@@ -431,6 +447,7 @@ impl FileCrash<'_> {
     fn decide_sectors(
         &self,
         sectors: &[(u64, u64)],
+        base_len: usize,
         decide: &mut dyn Decide,
         fates: &mut Vec<(u64, SectorFate)>,
     ) {
@@ -458,10 +475,19 @@ impl FileCrash<'_> {
                 fates.push((sector, fate));
             }
         } else {
-            for &(sector, _) in sectors {
+            // From the last sector down, so that each question knows how far the surviving
+            // sectors above it already reach: a sector whose bytes the image shows anyway
+            // (zeros in a hole, or the durable bytes) reads the same kept or lost.
+            let mut extent = base_len;
+            for &(sector, _) in sectors.iter().rev() {
+                let unchanged = self.unchanged(sector, base_len, extent);
                 let fate = if decide.chance(
                     self.config.unsynced_survival,
-                    Decision::SectorSurvives { file, sector },
+                    Decision::SectorSurvives {
+                        file,
+                        sector,
+                        unchanged,
+                    },
                 ) {
                     SectorFate::Survives
                 } else if decide.chance(torn_write_rate, Decision::SectorTorn { file, sector }) {
@@ -469,9 +495,37 @@ impl FileCrash<'_> {
                 } else {
                     SectorFate::Lost
                 };
+                if fate != SectorFate::Lost {
+                    let end = ((sector + 1) * self.config.sector_size) as usize;
+                    extent = extent.max(end.min(self.inode.visible.len()));
+                }
                 fates.push((sector, fate));
             }
         }
+    }
+
+    /// Whether the image shows the sector's new bytes even if the sector is lost: it lies
+    /// within `extent` (how far the image reaches: `base_len` durable bytes, then the
+    /// surviving sectors above it, zeros between) and its bytes are the durable ones, or
+    /// zeros past `base_len`.
+    fn unchanged(&self, sector: u64, base_len: usize, extent: usize) -> bool {
+        let sector_size = self.config.sector_size as usize;
+        let start = sector as usize * sector_size;
+        let end = (start + sector_size).min(self.inode.visible.len());
+        if start >= end || end > extent {
+            return false;
+        }
+        let new = &self.inode.visible[start..end];
+        let durable_end = base_len.clamp(start, end);
+        // (An inode no copy shares lent its durable bytes to the image: then nothing is
+        // known unchanged, which costs an enumeration nothing, as it never owns one.)
+        let durable_matches = durable_end == start
+            || self
+                .inode
+                .durable
+                .get(start..durable_end)
+                .is_some_and(|durable| new[..durable_end - start] == *durable);
+        durable_matches && new[durable_end - start..].iter().all(|&byte| byte == 0)
     }
 
     /// A prefix of the sector's new bytes, then zeros, garbage or the old bytes.

@@ -403,10 +403,17 @@ impl Decide for Replay<'_> {
         if probability >= 1.0 {
             return true;
         }
-        if let Decision::SectorTorn { file, .. } = what {
-            if self.torn_in.0 == file && self.torn_in.1 >= self.options.tears_per_file {
+        match what {
+            Decision::SectorTorn { file, .. }
+                if self.torn_in.0 == file && self.torn_in.1 >= self.options.tears_per_file =>
+            {
                 return false;
             }
+            // Either answer builds the same image: one is enough.
+            Decision::SectorSurvives {
+                unchanged: true, ..
+            } => return false,
+            _ => {}
         }
         let yes = self.answer(2) == 1;
         match what {
@@ -419,7 +426,7 @@ impl Decide for Replay<'_> {
                 self.torn_in.1 += 1;
                 self.say(|| format!("{file}: sector {sector} torn"));
             }
-            Decision::SectorSurvives { file, sector } => self.say(|| {
+            Decision::SectorSurvives { file, sector, .. } => self.say(|| {
                 format!(
                     "{file}: sector {sector} {}",
                     if yes { "kept" } else { "lost" }
