@@ -381,11 +381,7 @@ impl StateChecker {
             Ok(result) => result.err(),
             Err(payload) => Some(format!(
                 "recovery panicked: {}",
-                payload
-                    .downcast_ref::<String>()
-                    .cloned()
-                    .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
-                    .unwrap_or_else(|| "unknown panic".into())
+                crate::flight::panic_message(payload.as_ref())
             )),
         }
     }

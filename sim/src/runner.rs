@@ -895,11 +895,7 @@ pub fn run_case(case: &Case, trace: bool) -> RunReport {
     match outcome {
         Ok(report) => report,
         Err(payload) => {
-            let message = payload
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_else(|| "unknown panic".to_string());
+            let message = crate::flight::panic_message(payload.as_ref());
             failed_run(case.seed, "panic", &message)
         }
     }

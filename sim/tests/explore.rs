@@ -4,8 +4,10 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
+use common::strata;
 use std::collections::BTreeSet;
-use std::process::Command;
 use strata_sim::case::{Case, Liar, Mode};
 use strata_sim::explore::{explore, ExploreConfig, ExploreSummary};
 use strata_vfs::sim::CaptureAt;
@@ -105,18 +107,6 @@ fn the_bounds_say_where_they_cut_and_the_figures_repeat() {
     );
     let unbounded = run(&config(2, 30, FsProfile::PosixStrict));
     assert!(unbounded.states_checked > first.states_checked);
-}
-
-fn strata(args: &[&str]) -> (i32, String, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_strata"))
-        .args(args)
-        .output()
-        .expect("run strata");
-    (
-        output.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
 }
 
 #[test]

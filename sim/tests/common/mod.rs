@@ -1,8 +1,22 @@
-//! Helpers shared by the fleet tests (`fleet.rs`, `slurm.rs`).
+//! Helpers shared by the tests of `sim/tests/`: the fleet tests' summary comparison
+//! (`fleet.rs`, `slurm.rs`), and running the `strata` binary (`cli.rs`, `explore.rs`).
 
 #![allow(clippy::unwrap_used, dead_code)]
 
 use serde_json::Value;
+
+/// Runs the `strata` binary of this build: its exit code, stdout and stderr.
+pub fn strata(args: &[&str]) -> (i32, String, String) {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args(args)
+        .output()
+        .expect("run strata");
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
 
 /// The fields that describe how a sweep was split or timed, not what its seeds did.
 pub const NOT_COUNTS: [&str; 7] = [

@@ -164,16 +164,13 @@ impl CrashPoint {
                 return None;
             }
             let mut world = (*self.world).clone();
-            let mut replay = Replay {
-                point_inodes: &self.world.inodes,
-                settled: &mut settled,
-                path: &mut path,
-                position: 0,
+            let mut replay = Replay::new(
+                &self.world.inodes,
+                &mut settled,
+                &mut path,
                 options,
-                torn_in: (String::new(), 0),
-                words: None,
-                dry: true,
-            };
+                Run::Count,
+            );
             world.crash_deciding(&mut replay);
             count += 1;
             if !advance(&mut path, u32::MAX) {
@@ -193,16 +190,13 @@ impl CrashPoint {
             .collect();
         let mut world = (*self.world).clone();
         let mut settled = BTreeMap::new();
-        let mut replay = Replay {
-            point_inodes: &self.world.inodes,
-            settled: &mut settled,
-            path: &mut path,
-            position: 0,
+        let mut replay = Replay::new(
+            &self.world.inodes,
+            &mut settled,
+            &mut path,
             options,
-            torn_in: (String::new(), 0),
-            words: Some(Vec::new()),
-            dry: false,
-        };
+            Run::Describe,
+        );
         world.crash_deciding(&mut replay);
         let words = replay.words.unwrap_or_default();
         if words.is_empty() {
@@ -236,16 +230,13 @@ impl Iterator for CrashStates<'_> {
     fn next(&mut self) -> Option<CrashState> {
         while !self.finished {
             let mut world = (*self.point.world).clone();
-            let mut replay = Replay {
-                point_inodes: &self.point.world.inodes,
-                settled: &mut self.settled,
-                path: &mut self.path,
-                position: 0,
-                options: self.options,
-                torn_in: (String::new(), 0),
-                words: None,
-                dry: false,
-            };
+            let mut replay = Replay::new(
+                &self.point.world.inodes,
+                &mut self.settled,
+                &mut self.path,
+                self.options,
+                Run::Build,
+            );
             world.crash_deciding(&mut replay);
             assert_eq!(
                 replay.position,
@@ -328,6 +319,38 @@ struct Replay<'a> {
     words: Option<Vec<String>>,
     /// Counting: questions only, no bytes.
     dry: bool,
+}
+
+/// What a replayed crash is for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Run {
+    /// Build the image.
+    Build,
+    /// Only ask the questions (counting states): no bytes.
+    Count,
+    /// Build it and say in words what each answer did.
+    Describe,
+}
+
+impl<'a> Replay<'a> {
+    fn new(
+        point_inodes: &'a BTreeMap<InodeId, Arc<super::Inode>>,
+        settled: &'a mut BTreeMap<InodeId, bool>,
+        path: &'a mut Vec<Choice>,
+        options: EnumerationOptions,
+        run: Run,
+    ) -> Replay<'a> {
+        Replay {
+            point_inodes,
+            settled,
+            path,
+            position: 0,
+            options,
+            torn_in: (String::new(), 0),
+            words: (run == Run::Describe).then(Vec::new),
+            dry: run == Run::Count,
+        }
+    }
 }
 
 impl Replay<'_> {

@@ -19,7 +19,7 @@
 //! changes a byte, so every seed's trace is the one it was before these faults existed; and
 //! turning one on moves none of the crash model's decisions.
 
-use super::{join, Event, FaultKind, InodeId, Node, OpKind, SimRng, World};
+use super::{join, FaultKind, InodeId, Node, OpKind, SimRng, World};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
@@ -379,19 +379,7 @@ impl World {
         len: u64,
         fault: FaultKind,
     ) {
-        self.hasher
-            .write_event_parts(index, op, path, offset, len, Some(fault), false);
-        if self.record_events {
-            self.events.push(Event {
-                index,
-                op,
-                path: Arc::from(path),
-                offset,
-                len,
-                fault: Some(fault),
-                failed: false,
-            });
-        }
+        self.record_event(index, op, path, offset, len, Some(fault), false);
     }
 }
 

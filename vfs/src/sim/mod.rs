@@ -318,15 +318,30 @@ impl World {
         fault: Option<FaultKind>,
         failed: bool,
     ) {
-        // Hashed from the parts: the event itself (its path an allocation) is built only
-        // when events are kept.
-        self.hasher
-            .write_event_parts(index, op, path, offset, len, fault, failed);
         if let Some(kind) = fault {
             if kind != FaultKind::Crash {
                 self.counters.record(kind);
             }
         }
+        self.record_event(index, op, path, offset, len, fault, failed);
+    }
+
+    /// Hashes an event and keeps it if events are kept; counts no fault.
+    #[allow(clippy::too_many_arguments)]
+    fn record_event(
+        &mut self,
+        index: u64,
+        op: OpKind,
+        path: &str,
+        offset: u64,
+        len: u64,
+        fault: Option<FaultKind>,
+        failed: bool,
+    ) {
+        // Hashed from the parts: the event itself (its path an allocation) is built only
+        // when events are kept.
+        self.hasher
+            .write_event_parts(index, op, path, offset, len, fault, failed);
         if self.record_events {
             self.events.push(Event {
                 index,
