@@ -35,6 +35,16 @@ pub struct Options {
     /// Writes with `sync = true`, `Db::sync`, `flush` and `close` hand everything over at
     /// once in both modes.
     pub wal_buffer_size: usize,
+    /// Whether the disk has *powersafe overwrite* (default false): a write it tears damages
+    /// only the bytes it was writing, never other bytes of the sector (SQLite's
+    /// `SQLITE_IOCAP_POWERSAFE_OVERWRITE`). With false, every WAL sync ends the log on a
+    /// 4 KiB sector boundary (`docs/wal-format.md`), so no later write shares a sector with
+    /// synced records: a synced write survives a torn append after it on any disk. That costs
+    /// up to 4 KiB of WAL per synced commit group (small synced writes: a sector each; a WAL
+    /// 4x `memtable_size` rotates its memtable) and nothing for unsynced writes. With true,
+    /// no padding: on a disk without powersafe overwrite, a power cut during a write may
+    /// destroy synced writes that shared its sector. (The manifest is padded either way.)
+    pub powersafe_overwrite: bool,
     /// Run flushes and compactions on two background threads (default true). With false, nothing runs in the
     /// background: the owner calls [`crate::Db::maintenance`] (the simulator does, at
     /// seed-chosen points), and a writer that finds the immutable memtables full flushes one
@@ -126,6 +136,7 @@ impl Default for Options {
             block_size: 4096,
             wal_preallocate: 1 << 20,
             wal_buffer_size: 0,
+            powersafe_overwrite: false,
             background_work: true,
             block_cache_size: 64 << 20,
             bloom_bits_per_key: 10,

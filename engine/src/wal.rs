@@ -103,6 +103,8 @@ pub struct WalWriter {
     file_len: u64,
     /// Extend the file by this many bytes of zeros at a time (0: never preallocate).
     preallocate: u64,
+    /// Pad the log to a sector boundary at each sync (see the module documentation).
+    pad_syncs: bool,
 }
 
 impl WalWriter {
@@ -118,7 +120,15 @@ impl WalWriter {
             synced_through: 0,
             file_len: 0,
             preallocate,
+            pad_syncs: true,
         }
+    }
+
+    /// With `false`, a sync does not pad the log to a sector boundary: for disks with
+    /// powersafe overwrite (`Options::powersafe_overwrite`).
+    pub fn pad_syncs(mut self, pad: bool) -> WalWriter {
+        self.pad_syncs = pad;
+        self
     }
 
     /// The file's path.
@@ -284,7 +294,7 @@ impl WalWriter {
     /// Flushes and fsyncs: every record added so far is durable when this returns Ok. The
     /// log is padded to a sector boundary first (see the module documentation).
     pub fn sync(&mut self) -> Result<()> {
-        if self.end > self.synced_through {
+        if self.pad_syncs && self.end > self.synced_through {
             self.pad_to_sector();
         }
         self.hand_over(false)?;

@@ -366,7 +366,13 @@ pub fn plan(case: &Case) -> Plan {
     }
     Plan {
         steps,
-        options: options_for(case.seed),
+        options: Options {
+            // Half the seeds of a profile whose disks have powersafe overwrite trust it
+            // (no WAL padding), from a stream of its own; a profile without it never does.
+            powersafe_overwrite: case.fs_profile.rules().powersafe_overwrite
+                && SimRng::new(stream_seed(case.seed, "powersafe")).chance(0.5),
+            ..options_for(case.seed)
+        },
         keys,
     }
 }

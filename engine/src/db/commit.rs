@@ -312,7 +312,8 @@ impl DbInner {
             state.current_wal_number = number;
             self.publish_view(&state);
         }
-        writer.wal = WalWriter::new(file, self.options.wal_preallocate);
+        writer.wal = WalWriter::new(file, self.options.wal_preallocate)
+            .pad_syncs(!self.options.powersafe_overwrite);
         writer.wal_number = number;
         let mut background = lock(&self.jobs.state);
         background.requests += 1;

@@ -271,7 +271,8 @@ impl Db {
         let wal = WalWriter::new(
             fs.create(&wal_path(&dir, wal_number))?,
             options.wal_preallocate,
-        );
+        )
+        .pad_syncs(!options.powersafe_overwrite);
         let manifest_name = filenames::manifest_name(manifest_number);
         let manifest = ManifestWriter::create(fs, &dir.join(&manifest_name), &state)?;
         // What a point-in-time recovery dropped is written down durably before the shorter

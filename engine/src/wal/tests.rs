@@ -162,46 +162,69 @@ fn a_flipped_bit_in_the_middle_is_found_by_scan_after() {
 /// --fs-profile posix-strict` found the log's last synced records zeroed by a torn append.
 #[test]
 fn every_crash_of_an_append_after_a_sync_keeps_the_synced_records_without_powersafe_overwrite() {
-    use strata_vfs::sim::EnumerationOptions;
     for preallocate in [0, 1 << 16] {
         for first_size in [10, 4000, SECTOR_SIZE as usize - HEADER_SIZE - 3, 9000] {
-            let fs = SimFs::new(
-                5,
-                FaultConfig {
-                    torn_write_rate: 0.5,
-                    profile: strata_vfs::FsProfile::PosixStrict,
-                    ..FaultConfig::none()
-                },
-            );
-            let path = PathBuf::from("synced.log");
-            let mut writer = WalWriter::new(fs.create(&path).unwrap(), preallocate);
-            let synced = records_of_sizes(&[first_size, 20]);
-            for record in &synced {
-                writer.add_record(record);
-            }
-            writer.sync().unwrap();
-            assert_eq!(
-                writer.end() % SECTOR_SIZE,
-                0,
-                "a sync ends on a sector boundary"
-            );
-            fs.sync_dir(Path::new("")).unwrap();
-            writer.add_record(&[9u8; 100]);
-            writer.flush().unwrap();
-            let point = fs.crash_point_now();
-            let mut states = 0;
-            for state in point.states(EnumerationOptions::default()) {
-                states += 1;
-                let file = state.fs.open_read(&path).unwrap();
-                let (records, _) = read_log(file.as_ref()).unwrap();
-                let payloads: Vec<&Vec<u8>> = records.iter().map(|(_, r)| r).collect();
-                assert!(
-                    payloads.len() >= 2 && payloads[..2] == [&synced[0], &synced[1]],
-                    "first record {first_size} bytes, preallocate {preallocate}: {}",
-                    point.describe(&state.choices, EnumerationOptions::default())
-                );
-            }
+            let (states, losing) = crash_an_append_after_a_sync(preallocate, first_size, true);
             assert!(states > 3, "the append's sectors were enumerated");
+            assert_eq!(
+                losing, None,
+                "first record {first_size} bytes, preallocate {preallocate}"
+            );
         }
     }
+    // Without the padding (`Options::powersafe_overwrite`), some crash state loses them: the
+    // risk that option documents, and proof that this test can fail.
+    let (_, losing) = crash_an_append_after_a_sync(0, 10, false);
+    assert!(
+        losing.is_some(),
+        "an unpadded log survived every torn append"
+    );
+}
+
+/// Syncs two records, appends a third without syncing, and enumerates every crash under
+/// `posix-strict`: how many states, and the first that lost a synced record (described).
+fn crash_an_append_after_a_sync(
+    preallocate: u64,
+    first_size: usize,
+    pad: bool,
+) -> (usize, Option<String>) {
+    use strata_vfs::sim::EnumerationOptions;
+    let fs = SimFs::new(
+        5,
+        FaultConfig {
+            torn_write_rate: 0.5,
+            profile: strata_vfs::FsProfile::PosixStrict,
+            ..FaultConfig::none()
+        },
+    );
+    let path = PathBuf::from("synced.log");
+    let mut writer = WalWriter::new(fs.create(&path).unwrap(), preallocate).pad_syncs(pad);
+    let synced = records_of_sizes(&[first_size, 20]);
+    for record in &synced {
+        writer.add_record(record);
+    }
+    writer.sync().unwrap();
+    if pad {
+        assert_eq!(
+            writer.end() % SECTOR_SIZE,
+            0,
+            "a sync ends on a sector boundary"
+        );
+    }
+    fs.sync_dir(Path::new("")).unwrap();
+    writer.add_record(&[9u8; 100]);
+    writer.flush().unwrap();
+    let point = fs.crash_point_now();
+    let mut states = 0;
+    let mut losing = None;
+    for state in point.states(EnumerationOptions::default()) {
+        states += 1;
+        let file = state.fs.open_read(&path).unwrap();
+        let (records, _) = read_log(file.as_ref()).unwrap();
+        let payloads: Vec<&Vec<u8>> = records.iter().map(|(_, r)| r).collect();
+        if losing.is_none() && !(payloads.len() >= 2 && payloads[..2] == [&synced[0], &synced[1]]) {
+            losing = Some(point.describe(&state.choices, EnumerationOptions::default()));
+        }
+    }
+    (states, losing)
 }
