@@ -20,7 +20,11 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
-use strata_engine::{Db, Options};
+use strata_engine::{Db, Mark, Marks, Options};
+
+/// The coverage marks one recovery reached, a bit per mark in [`Mark::ALL`]'s order.
+type MarkSet = u64;
+const _: () = assert!(Mark::ALL.len() <= 64);
 use strata_vfs::sim::{CaptureAt, CrashPoint, CrashState, EnumerationOptions, Order};
 use strata_vfs::{FaultConfig, FsProfile};
 
@@ -119,6 +123,9 @@ pub struct ExploreSummary {
     pub cut: Vec<String>,
     /// The violations, in enumeration order.
     pub violations: Vec<ExploreViolation>,
+    /// For each coverage mark the recoveries reached, how many distinct states' recovery
+    /// reached it (`engine/src/marks.rs`): which recovery paths the states exercised.
+    pub recovery_marks: BTreeMap<String, u64>,
     /// How the workload's own run ended (a violation there is reported too).
     pub run_verdict: String,
     /// Wall-clock seconds.
@@ -168,6 +175,7 @@ pub fn explore(config: &ExploreConfig) -> Result<ExploreSummary, String> {
         states_checked: 0,
         cut: Vec::new(),
         violations: Vec::new(),
+        recovery_marks: BTreeMap::new(),
         run_verdict,
         seconds: 0.0,
         states_per_second: 0.0,
@@ -240,7 +248,7 @@ struct PointResult {
     /// Whether the per-point bound cut it.
     complete: bool,
     /// The point's distinct states in order: their image hash and what was wrong.
-    states: Vec<(u64, Option<Violation>)>,
+    states: Vec<(u64, Option<Violation>, MarkSet)>,
 }
 
 /// A rejected state: the answers that built it and what was wrong.
@@ -292,13 +300,12 @@ fn explore_point(
         if !seen.insert(state.image_hash) {
             continue;
         }
-        let problem = checker
-            .judge(&state, checkpoint)
-            .map(|explanation| Violation {
-                choices: state.choices.clone(),
-                explanation,
-            });
-        result.states.push((state.image_hash, problem));
+        let (problem, marks) = checker.judge(&state, checkpoint);
+        let problem = problem.map(|explanation| Violation {
+            choices: state.choices.clone(),
+            explanation,
+        });
+        result.states.push((state.image_hash, problem, marks));
     }
     result
 }
@@ -325,9 +332,17 @@ fn merge_point(
             describe_point(point)
         ));
     }
-    for (image_hash, problem) in result.states {
+    for (image_hash, problem, marks) in result.states {
         if !seen.insert((image_hash, result.checkpoint)) {
             continue;
+        }
+        for (index, mark) in Mark::ALL.iter().enumerate() {
+            if marks & (1 << index) != 0 {
+                *summary
+                    .recovery_marks
+                    .entry(mark.name().to_string())
+                    .or_default() += 1;
+            }
         }
         summary.distinct_states += 1;
         summary.states_checked += 1;
@@ -373,25 +388,44 @@ struct StateChecker {
 
 impl StateChecker {
     /// Checks one state; a panic in recovery is a problem of the state, not the end.
-    fn judge(&self, state: &CrashState, checkpoint: &Checkpoint) -> Option<String> {
+    /// Also returns the coverage marks its recovery reached (counted per state, so that
+    /// the merge can count each distinct state once).
+    fn judge(&self, state: &CrashState, checkpoint: &Checkpoint) -> (Option<String>, MarkSet) {
+        let marks = Marks::enabled();
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            self.check(state, checkpoint)
+            self.check(state, checkpoint, &marks)
         }));
-        match outcome {
+        let reached = marks
+            .counts()
+            .iter()
+            .enumerate()
+            .filter(|(_, count)| count.reached > 0)
+            .fold(0, |set, (index, _)| set | 1 << index);
+        let problem = match outcome {
             Ok(result) => result.err(),
             Err(payload) => Some(format!(
                 "recovery panicked: {}",
                 crate::flight::panic_message(payload.as_ref())
             )),
-        }
+        };
+        (problem, reached)
     }
 
     /// Opens the database on the crash image and asks the checker (as it was at the
     /// checkpoint) whether what it holds is allowed.
-    fn check(&self, state: &CrashState, checkpoint: &Checkpoint) -> Result<(), String> {
+    fn check(
+        &self,
+        state: &CrashState,
+        checkpoint: &Checkpoint,
+        marks: &Marks,
+    ) -> Result<(), String> {
         let mut checker = checkpoint.checker.clone();
         checker.crashed(checkpoint.step);
-        let db = Db::open(Arc::new(state.fs.clone()), DB_DIR, self.options.clone())
+        let options = Options {
+            marks: marks.clone(),
+            ..self.options.clone()
+        };
+        let db = Db::open(Arc::new(state.fs.clone()), DB_DIR, options)
             .map_err(|error| format!("recovery failed: {error}"))?;
         if let Some(damage) = &db.recovery_report().wal_damage {
             return Err(format!(
@@ -451,6 +485,17 @@ impl ExploreSummary {
             "  {:.0} distinct states/s ({:.2} s)\n",
             self.states_per_second, self.seconds
         ));
+        if !self.recovery_marks.is_empty() {
+            let marks: Vec<String> = self
+                .recovery_marks
+                .iter()
+                .map(|(mark, states)| format!("{mark} {states}"))
+                .collect();
+            out.push_str(&format!(
+                "  recoveries reached (distinct states): {}\n",
+                marks.join(", ")
+            ));
+        }
         if self.run_verdict != "pass" {
             out.push_str(&format!("  the workload's own run: {}\n", self.run_verdict));
         }

@@ -42,6 +42,16 @@ fn every_crash_state_of_small_workloads_recovers_under_the_classic_and_posix_str
             assert!(summary.crash_points > 10, "{}", summary.text());
             assert!(summary.states_checked > 150, "{}", summary.text());
             assert_eq!(summary.states_checked, summary.distinct_states);
+            // Every state's recovery wrote its manifest; torn WAL tails were recovered.
+            assert_eq!(
+                summary.recovery_marks.get("recovery_manifest_written"),
+                Some(&summary.states_checked),
+                "{:?}",
+                summary.recovery_marks
+            );
+            assert!(summary
+                .recovery_marks
+                .contains_key("recovery_torn_wal_tail"));
         }
     }
 }
