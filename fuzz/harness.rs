@@ -113,7 +113,12 @@ pub fn table(data: &[u8]) {
     let take = data.len().min(32);
     footer[..take].copy_from_slice(&data[data.len() - take..]);
     let version = u32::from_le_bytes([footer[32], footer[33], footer[34], footer[35]]);
-    let crc = strata_engine::sstable::table_checksum(version, 1, 0, &footer[..36]);
+    let crc = strata_engine::sstable::table_checksum(
+        version,
+        1,
+        strata_engine::sstable::FOOTER_IDENTITY_OFFSET,
+        &footer[..36],
+    );
     footer[36..40].copy_from_slice(&crc.to_le_bytes());
     bytes.extend_from_slice(&footer);
     let (fs, path) = file_with(&bytes);

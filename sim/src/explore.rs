@@ -142,7 +142,12 @@ pub fn explore(config: &ExploreConfig) -> Result<ExploreSummary, String> {
         );
     }
     let started = Instant::now();
-    let mut runner = Runner::with_config(&config.case, false, config.fault_config());
+    // One profile for the disk and for what the engine is told of it (its WAL padding).
+    let case = Case {
+        fs_profile: config.profile,
+        ..config.case.clone()
+    };
+    let mut runner = Runner::with_config(&case, false, config.fault_config());
     runner.fs.capture_crash_points(Some(config.at));
     runner.checkpoints = Some(Vec::new());
     let flow = runner.run();
@@ -321,9 +326,7 @@ fn merge_point(
 ) -> bool {
     let point = &points[result.point];
     summary.states_enumerated += result.enumerated;
-    if result.complete {
-        summary.crash_points_complete += 1;
-    } else {
+    if !result.complete {
         summary.cut.push(format!(
             "--max-states-per-point {} cut crash point {} ({}): its states nearest the \
              durable image were checked",
@@ -332,7 +335,8 @@ fn merge_point(
             describe_point(point)
         ));
     }
-    for (image_hash, problem, marks) in result.states {
+    let count = result.states.len();
+    for (index, (image_hash, problem, marks)) in result.states.into_iter().enumerate() {
         if !seen.insert((image_hash, result.checkpoint)) {
             continue;
         }
@@ -357,6 +361,17 @@ fn merge_point(
         }
         if summary.distinct_states == config.max_states {
             let left = points.len() - result.point - 1;
+            let rest_of_point = index + 1 < count || !result.complete;
+            if !rest_of_point && left == 0 {
+                // The bound fell on the very last state: nothing was cut.
+                if result.complete {
+                    summary.crash_points_complete += 1;
+                }
+                return true;
+            }
+            if !rest_of_point && result.complete {
+                summary.crash_points_complete += 1;
+            }
             summary.cut.push(format!(
                 "--max-states {} reached at crash point {} of {} ({}); {left} later points \
                  not merged",
@@ -367,6 +382,9 @@ fn merge_point(
             ));
             return true;
         }
+    }
+    if result.complete {
+        summary.crash_points_complete += 1;
     }
     false
 }

@@ -131,6 +131,18 @@ impl ExploreArgs {
         if self.max_states == 0 || self.max_states_per_point == 0 {
             return Err("--max-states and --max-states-per-point must be at least 1".into());
         }
+        if self.sector_size > strata_engine::wal::SECTOR_SIZE
+            && !self.fs_profile.rules().powersafe_overwrite
+        {
+            return Err(format!(
+                "--sector-size {} under {}: the engine pads its logs to {}-byte sectors, so \
+                 a larger sector without powersafe overwrite tests a disk it does not claim \
+                 to support",
+                self.sector_size,
+                self.fs_profile,
+                strata_engine::wal::SECTOR_SIZE
+            ));
+        }
         let mut case = self.case()?;
         case.fs_profile = self.fs_profile;
         let mut config = ExploreConfig::new(case);

@@ -269,7 +269,7 @@ impl<'a> Runner<'a> {
     }
 
     /// Notes what the checker knows now, if checkpoints are kept.
-    fn checkpoint(&mut self, step: u64) {
+    pub(super) fn checkpoint(&mut self, step: u64) {
         if let Some(checkpoints) = &mut self.checkpoints {
             checkpoints.push(Checkpoint {
                 op_index: self.fs.op_count(),

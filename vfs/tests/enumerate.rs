@@ -195,7 +195,12 @@ fn telling_workload(fs: &SimFs) {
     log.append(b"appended").unwrap();
     // Growth: two more sectors, unsynced (a size ahead of its data, or not).
     log.append(&[9u8; 32]).unwrap();
-    // Write-then-rename, unsynced (a rename bringing its data along).
+    // Write-then-rename over an existing file, unsynced (a replace-via-rename bringing its
+    // data along).
+    let old = fs.create(Path::new("/a/final")).unwrap();
+    old.append(b"old contents....").unwrap();
+    old.sync().unwrap();
+    fs.sync_dir(Path::new("/a")).unwrap();
     let temp = fs.create(Path::new("/a/temp")).unwrap();
     temp.append(b"new contents....").unwrap();
     fs.rename(Path::new("/a/temp"), Path::new("/a/final"))
@@ -242,5 +247,44 @@ fn each_profile_allows_crash_states_that_the_others_do_not() {
             "{profile} allows {} states, posix-strict {strict}",
             set.len()
         );
+    }
+}
+
+#[test]
+fn only_a_rename_over_an_existing_file_brings_its_data_under_ext4_ordered() {
+    // Data written to `temp`, unsynced, then renamed to `target` and the directory synced:
+    // ext4's auto_da_alloc flushes the data only when the rename replaces a file.
+    for replace in [false, true] {
+        let fs = SimFs::new(3, config(FsProfile::Ext4Ordered, 16, 0.0));
+        fs.create_dir_all(Path::new("/d")).unwrap();
+        fs.sync_dir(Path::new("/")).unwrap();
+        if replace {
+            let old = fs.create(Path::new("/d/target")).unwrap();
+            old.append(b"old").unwrap();
+            old.sync().unwrap();
+        }
+        fs.sync_dir(Path::new("/d")).unwrap();
+        let temp = fs.create(Path::new("/d/temp")).unwrap();
+        temp.append(b"new contents").unwrap();
+        fs.rename(Path::new("/d/temp"), Path::new("/d/target"))
+            .unwrap();
+        fs.sync_dir(Path::new("/d")).unwrap();
+        let point = fs.crash_point_now();
+        let contents: BTreeSet<Vec<u8>> = point
+            .states(EnumerationOptions::default())
+            .map(|state| state.fs.snapshot()["d/target"].clone())
+            .collect();
+        if replace {
+            assert_eq!(
+                contents,
+                BTreeSet::from([b"new contents".to_vec()]),
+                "replace-via-rename keeps the data"
+            );
+        } else {
+            assert!(
+                contents.contains(&Vec::new()),
+                "a rename to a new name may come back empty: {contents:?}"
+            );
+        }
     }
 }

@@ -211,7 +211,8 @@ impl DbInner {
         // (`wal.rs`), so small synced writes take a sector each. Four memtables' worth of
         // WAL rotates it anyway, which bounds the WAL and its replay time.
         let wal_full = memtable_bytes > 0
-            && writer.wal.end() >= WAL_LIMIT_IN_MEMTABLES * self.options.memtable_size as u64;
+            && writer.wal.end()
+                >= WAL_LIMIT_IN_MEMTABLES.saturating_mul(self.options.memtable_size as u64);
         if memtable_bytes >= self.options.memtable_size || wal_full {
             self.make_room(writer)?;
         }

@@ -1,7 +1,10 @@
 //! `TableBuilder`: writes an SSTable in one sequential pass.
 
 use super::compression::{self, Compression, STORED_RAW};
-use super::{table_checksum, BlockBuilder, FilterBuilder, BLOCK_TRAILER, FORMAT_VERSION, MAGIC};
+use super::{
+    table_checksum, BlockBuilder, FilterBuilder, BLOCK_TRAILER, FOOTER_IDENTITY_OFFSET,
+    FORMAT_VERSION, MAGIC,
+};
 use crate::coding::{put_u32, put_u64, put_varint};
 use crate::error::Result;
 use strata_vfs::VfsFile;
@@ -174,7 +177,12 @@ impl TableBuilder {
         put_u64(&mut self.out, filter_offset);
         put_u64(&mut self.out, filter_size);
         put_u32(&mut self.out, FORMAT_VERSION);
-        let crc = table_checksum(FORMAT_VERSION, self.number, 0, &self.out[footer_start..]);
+        let crc = table_checksum(
+            FORMAT_VERSION,
+            self.number,
+            FOOTER_IDENTITY_OFFSET,
+            &self.out[footer_start..],
+        );
         put_u32(&mut self.out, crc);
         put_u64(&mut self.out, MAGIC);
         self.file.append(&self.out)?;

@@ -8,7 +8,8 @@
 //!                                                 -- contents + type; contents: the block,
 //!                                                 -- or compressed (data blocks,
 //!                                                 -- `compression.rs`)
-//! identity  := table_number:u64le block_offset:u64le   -- format 3; format 2: empty
+//! identity  := table_number:u64le block_offset:u64le   -- format 3; format 2: empty;
+//!                                                     -- the footer's offset: u64::MAX
 //! index     := block whose entries map the last key of each data block to its handle
 //! handle    := offset:varint size:varint   -- size excludes the 4-byte checksum
 //! footer    := index_offset:u64le index_size:u64le filter_offset:u64le filter_size:u64le
@@ -51,8 +52,12 @@ pub const FOOTER_SIZE: usize = 48;
 /// checksum (format 1: the checksum only).
 pub const BLOCK_TRAILER: usize = 5;
 
-/// The checksum of a block (or, at `offset` 0 with `bytes` the footer's first 36 bytes,
-/// of a footer) of table `number`, in `format_version`.
+/// Where a footer's checksum says it is: no block starts there, so a footer is never a
+/// valid block, nor a block a valid footer.
+pub const FOOTER_IDENTITY_OFFSET: u64 = u64::MAX;
+
+/// The checksum of a block at `offset` (or, at [`FOOTER_IDENTITY_OFFSET`] with `bytes` the
+/// footer's first 36 bytes, of a footer) of table `number`, in `format_version`.
 pub fn table_checksum(format_version: u32, number: u64, offset: u64, bytes: &[u8]) -> u32 {
     if format_version < 3 {
         return crc32fast::hash(bytes);

@@ -3,8 +3,8 @@
 
 use super::compression::{self, STORED_RAW};
 use super::{
-    block_trailer, table_checksum, Block, Filter, KeyHash, FOOTER_SIZE, FORMAT_VERSION, MAGIC,
-    OLDEST_FORMAT_VERSION,
+    block_trailer, table_checksum, Block, Filter, KeyHash, FOOTER_IDENTITY_OFFSET, FOOTER_SIZE,
+    FORMAT_VERSION, MAGIC, OLDEST_FORMAT_VERSION,
 };
 use crate::block_cache::BlockCache;
 use crate::coding::{get_u32, get_u64, Decoder};
@@ -85,7 +85,14 @@ impl SstReader {
         let stored_crc = get_u32(&footer, 36).unwrap_or(0);
         // Which checksum to expect depends on the version, which the checksum covers.
         let version = get_u32(&footer, 32).unwrap_or(0);
-        if table_checksum(version, number, 0, &footer[..36]) != stored_crc {
+        if version > FORMAT_VERSION {
+            // A later format, whose checksum rule this build cannot know (or a damaged one).
+            return Err(bad(format!(
+                "unsupported format version {version} (this build reads \
+                 {OLDEST_FORMAT_VERSION} to {FORMAT_VERSION}), or a damaged footer"
+            )));
+        }
+        if table_checksum(version, number, FOOTER_IDENTITY_OFFSET, &footer[..36]) != stored_crc {
             return Err(bad(if version >= 3 {
                 format!("footer checksum mismatch (for table number {number})")
             } else {

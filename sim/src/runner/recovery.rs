@@ -255,6 +255,9 @@ impl Runner<'_> {
             Ok(_) => {
                 self.stats.recoveries += 1;
                 self.marks.recovered();
+                // What the checker knows after a recovery (its state is the new base):
+                // the checkpoint for a crash after it (`strata explore`).
+                self.checkpoint(step);
                 Ok(())
             }
             Err(v) => Err(violation("recovery_not_a_prefix", step, v.to_string())),

@@ -249,8 +249,9 @@ impl World {
                     continue;
                 }
                 apply_dir_op(&mut dir.durable, &op.op);
-                if let (true, super::DirOp::Rename(_, _, Node::File(id))) =
-                    (rules.rename_persists_data, &op.op)
+                // Only a rename over an existing file brings its data (replace-via-rename).
+                if let (true, true, super::DirOp::Rename(_, _, Node::File(id))) =
+                    (rules.rename_persists_data, op.replaces, &op.op)
                 {
                     let latest: &mut u64 = renamed_before.entry(*id).or_default();
                     *latest = (*latest).max(op.seq);

@@ -245,9 +245,10 @@ impl Iterator for CrashStates<'_> {
             );
             let deviations = self.path.iter().filter(|choice| choice.taken > 0).count();
             let in_this_pass = self.budget == u32::MAX || deviations == self.budget as usize;
+            self.found_in_pass |= in_this_pass;
             let choices = in_this_pass.then(|| self.path.iter().map(|c| c.taken).collect());
             if !advance(&mut self.path, self.budget) {
-                if self.budget == u32::MAX || !(self.found_in_pass || in_this_pass) {
+                if self.budget == u32::MAX || !self.found_in_pass {
                     self.finished = true;
                 }
                 self.budget = self.budget.saturating_add(1);
@@ -255,7 +256,6 @@ impl Iterator for CrashStates<'_> {
                 self.path.clear();
             }
             if let Some(choices) = choices {
-                self.found_in_pass = true;
                 // A file the crash left as it was is still the point's own: hashed once.
                 let point_inodes = &self.point.world.inodes;
                 let cache = &mut self.content_hashes;
@@ -432,6 +432,8 @@ impl Decide for Replay<'_> {
             {
                 return false;
             }
+            // Bit flips are not crash states (the module documentation): never one.
+            Decision::BitFlip => return false,
             // Either answer builds the same image: one is enough.
             Decision::SectorSurvives {
                 unchanged: true, ..

@@ -144,6 +144,9 @@ impl DirOp {
 struct PendingOp {
     seq: u64,
     op: DirOp,
+    /// A rename over an existing file (the replace-via-rename that ext4's `auto_da_alloc`
+    /// and btrfs flush the data of).
+    replaces: bool,
 }
 
 #[derive(Debug, Default, Clone)]

@@ -347,9 +347,10 @@ impl SimFs {
             dir.visible.remove(from_name);
             let to_name = Name::from(to_name);
             dir.visible.insert(Name::clone(&to_name), node);
-            world.push_dir_op(
+            world.push_dir_op_replacing(
                 from_parent,
                 DirOp::Rename(Name::from(from_name), to_name, node),
+                replaced.is_some(),
             );
         } else {
             let source = world

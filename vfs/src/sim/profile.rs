@@ -30,11 +30,11 @@
 //!   nothing: the size may be durable with zeros where the data did not land
 //!   (`AheadOfData`). `Classic` lets any subset of sectors survive and the file reach the
 //!   last surviving one (`Sectors`).
-//! - **A rename persists the renamed file's data.** ext4's `auto_da_alloc`
-//!   (ext4.rst: "replace-via-rename") and btrfs (Documentation/filesystems/btrfs.rst,
-//!   "flushoncommit"; the rename-over flush since Linux 2.6.30) write a file's data before a
-//!   rename of it commits. Modelled as: if a rename survives, every sector of the file last
-//!   written before the rename survives.
+//! - **A rename over an existing file persists the renamed file's data.** ext4's
+//!   `auto_da_alloc` (ext4.rst: "replace-via-rename") and btrfs (the rename-over flush since
+//!   Linux 2.6.30) write a file's data before a rename that replaces another file commits; a
+//!   rename to a new name gets no such flush. Modelled as: if a rename that replaced a file
+//!   survives, every sector of the renamed file last written before the rename survives.
 //! - **A file's `fsync` commits the journal.** On ext4 and XFS, `fsync` of a file whose
 //!   metadata changed commits the running transaction, which holds every earlier metadata
 //!   operation of the filesystem (jbd2; XFS forces the log up to the inode's last change).

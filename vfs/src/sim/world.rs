@@ -310,24 +310,7 @@ impl World {
             inode.pending_truncate = None;
             return Err(FaultKind::SyncFailure);
         }
-        if let Some(truncate) = inode.pending_truncate.take() {
-            inode.durable.truncate(truncate as usize);
-        }
-        if !inode.dirty.is_empty() {
-            // The durable image becomes the visible length: the dirty ranges' bytes, the old
-            // durable bytes elsewhere, zeros past them. Written range by range (extending
-            // rather than zero-filling first), then cut or padded to length.
-            let visible_len = inode.visible.len();
-            inode.durable.truncate(visible_len);
-            for &(start, end) in &inode.dirty_ranges {
-                let start = (start as usize).min(visible_len);
-                let end = (end as usize).min(visible_len);
-                store_bytes(&mut inode.durable, start, &inode.visible[start..end]);
-            }
-            inode.durable.resize(visible_len, 0);
-        }
-        inode.dirty.clear();
-        inode.dirty_ranges.clear();
+        write_back(inode);
         let rules = self.config.profile.rules();
         if rules.sync_commits_metadata {
             self.commit_all_directories();
@@ -339,10 +322,27 @@ impl World {
 
     /// A journal commit: every pending directory operation becomes durable.
     pub(super) fn commit_all_directories(&mut self) {
+        let mut committed = Vec::new();
         for dir in self.dirs.values_mut() {
             if !dir.pending.is_empty() {
                 dir.durable = dir.visible.clone();
-                dir.pending.clear();
+                committed.append(&mut dir.pending);
+            }
+        }
+        self.renames_made_durable(&committed);
+    }
+
+    /// Directory operations just made durable: under a profile whose replace-via-rename
+    /// flushes data (`profile.rs`), each such rename's file is written back with it.
+    fn renames_made_durable(&mut self, ops: &[PendingOp]) {
+        if !self.config.profile.rules().rename_persists_data {
+            return;
+        }
+        for pending in ops {
+            if let (true, DirOp::Rename(_, _, Node::File(id))) = (pending.replaces, &pending.op) {
+                if let Some(inode) = self.inodes.get_mut(id).map(Arc::make_mut) {
+                    write_back(inode);
+                }
             }
         }
     }
@@ -351,6 +351,7 @@ impl World {
     /// durable, with the earlier pending operations on the same names (so that an unlink of
     /// a name the inode then took cannot land after it).
     pub(super) fn persist_names_of(&mut self, id: InodeId) {
+        let mut persisted = Vec::new();
         for dir in self.dirs.values_mut() {
             let names: BTreeSet<Name> = dir
                 .pending
@@ -369,7 +370,9 @@ impl World {
                 apply_dir_op(&mut dir.durable, &pending.op);
             }
             dir.pending = keep;
+            persisted.extend(persist);
         }
+        self.renames_made_durable(&persisted);
     }
 
     /// The next number in the filesystem's order of data writes and directory operations.
@@ -380,12 +383,17 @@ impl World {
 
     /// Records a directory operation in directory `dir` (which exists).
     pub(super) fn push_dir_op(&mut self, dir: &str, op: DirOp) {
+        self.push_dir_op_replacing(dir, op, false);
+    }
+
+    /// Records a directory operation; `replaces` for a rename over an existing file.
+    pub(super) fn push_dir_op_replacing(&mut self, dir: &str, op: DirOp, replaces: bool) {
         let seq = self.next_seq();
         self.dirs
             .get_mut(dir)
             .expect("the caller found the directory")
             .pending
-            .push(PendingOp { seq, op });
+            .push(PendingOp { seq, op, replaces });
     }
 
     pub(super) fn sync_dir(&mut self, norm: &str) -> std::result::Result<(), FaultKind> {
@@ -408,11 +416,13 @@ impl World {
                 for pending in &applied {
                     apply_dir_op(&mut dir.durable, &pending.op);
                 }
+                self.renames_made_durable(&applied);
                 Err(FaultKind::SyncFailure)
             }
             None => {
                 dir.durable = dir.visible.clone();
-                dir.pending.clear();
+                let applied = std::mem::take(&mut dir.pending);
+                self.renames_made_durable(&applied);
                 // A journal forces every earlier operation of the filesystem with this one.
                 if self.config.profile.rules().directory_order == DirectoryOrder::Journal {
                     self.commit_all_directories();
@@ -421,6 +431,28 @@ impl World {
             }
         }
     }
+}
+
+/// A successful sync's effect on a file: its durable image becomes what the process sees.
+fn write_back(inode: &mut Inode) {
+    if let Some(truncate) = inode.pending_truncate.take() {
+        inode.durable.truncate(truncate as usize);
+    }
+    if !inode.dirty.is_empty() {
+        // The durable image becomes the visible length: the dirty ranges' bytes, the old
+        // durable bytes elsewhere, zeros past them. Written range by range (extending
+        // rather than zero-filling first), then cut or padded to length.
+        let visible_len = inode.visible.len();
+        inode.durable.truncate(visible_len);
+        for &(start, end) in &inode.dirty_ranges {
+            let start = (start as usize).min(visible_len);
+            let end = (end as usize).min(visible_len);
+            store_bytes(&mut inode.durable, start, &inode.visible[start..end]);
+        }
+        inode.durable.resize(visible_len, 0);
+    }
+    inode.dirty.clear();
+    inode.dirty_ranges.clear();
 }
 
 pub(super) fn mark_dirty(inode: &mut Inode, start: u64, end: u64, seq: u64, sector_size: u64) {
