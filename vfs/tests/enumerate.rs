@@ -288,3 +288,39 @@ fn only_a_rename_over_an_existing_file_brings_its_data_under_ext4_ordered() {
         }
     }
 }
+
+#[test]
+fn a_failed_directory_sync_under_a_journal_keeps_a_prefix_of_the_whole_journal() {
+    let order = ["a/x", "b/y", "a/z"];
+    let mut seen = BTreeSet::new();
+    for seed in 0..200 {
+        let fs = SimFs::new(seed, config(FsProfile::Xfs, 16, 0.0));
+        for dir in ["/a", "/b"] {
+            fs.create_dir_all(Path::new(dir)).unwrap();
+        }
+        fs.sync_dir(Path::new("/")).unwrap();
+        fs.sync_dir(Path::new("/a")).unwrap();
+        for name in order {
+            fs.create(&Path::new("/").join(name)).unwrap();
+        }
+        fs.set_config(FaultConfig {
+            sync_failure_rate: 1.0,
+            ..config(FsProfile::Xfs, 16, 0.0)
+        });
+        assert!(fs.sync_dir(Path::new("/a")).is_err());
+        fs.set_config(config(FsProfile::Xfs, 16, 0.0));
+        fs.crash();
+        let present: Vec<&str> = order
+            .iter()
+            .copied()
+            .filter(|name| fs.snapshot().contains_key(*name))
+            .collect();
+        assert_eq!(
+            present,
+            order[..present.len()],
+            "seed {seed}: not a prefix of the journal"
+        );
+        seen.insert(present.len());
+    }
+    assert_eq!(seen.len(), 4, "every prefix occurs: {seen:?}");
+}

@@ -398,6 +398,30 @@ impl World {
 
     pub(super) fn sync_dir(&mut self, norm: &str) -> std::result::Result<(), FaultKind> {
         let fail = self.rng.chance(self.config.sync_failure_rate);
+        let journal = self.config.profile.rules().directory_order == DirectoryOrder::Journal;
+        if fail && journal && self.dirs.contains_key(norm) {
+            // A journal whose forced commit fails keeps a prefix of the whole journal, in
+            // the filesystem's order, never one directory's operations ahead of another's.
+            let mut order: Vec<u64> = self
+                .dirs
+                .values()
+                .flat_map(|dir| dir.pending.iter().map(|pending| pending.seq))
+                .collect();
+            order.sort_unstable();
+            let keep = self.rng.below(order.len() as u64 + 1) as usize;
+            if let Some(&last) = keep.checked_sub(1).and_then(|index| order.get(index)) {
+                let mut applied = Vec::new();
+                for dir in self.dirs.values_mut() {
+                    let count = dir.pending.iter().take_while(|p| p.seq <= last).count();
+                    for pending in dir.pending.drain(..count) {
+                        apply_dir_op(&mut dir.durable, &pending.op);
+                        applied.push(pending);
+                    }
+                }
+                self.renames_made_durable(&applied);
+            }
+            return Err(FaultKind::SyncFailure);
+        }
         let keep = if fail {
             let pending = self
                 .dirs
@@ -424,7 +448,7 @@ impl World {
                 let applied = std::mem::take(&mut dir.pending);
                 self.renames_made_durable(&applied);
                 // A journal forces every earlier operation of the filesystem with this one.
-                if self.config.profile.rules().directory_order == DirectoryOrder::Journal {
+                if journal {
                     self.commit_all_directories();
                 }
                 Ok(())
