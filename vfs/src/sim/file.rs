@@ -138,21 +138,26 @@ impl SimFile {
         }
     }
 
+    /// Logs a read that `fault` failed, and returns its error.
+    fn failed_read(
+        &self,
+        world: MutexGuard<'_, World>,
+        index: u64,
+        offset: u64,
+        len: usize,
+        fault: FaultKind,
+    ) -> Result<usize> {
+        self.finish(world, index, OpKind::Read, offset, len as u64, Err(fault))
+            .map(|()| 0)
+    }
+
     /// One read operation of up to `len` bytes at `offset`: hands the bytes there (fewer at
     /// the end of the file) to `take`, and returns how many; or fails (an injected EIO).
     fn read_with(&self, offset: u64, len: usize, take: impl FnOnce(&[u8])) -> Result<usize> {
         let (mut world, index) = self.enter(OpKind::Read, false)?;
         let read_error_rate = world.config.read_error_rate;
         if world.rng.chance(read_error_rate) {
-            self.finish(
-                world,
-                index,
-                OpKind::Read,
-                offset,
-                len as u64,
-                Err(FaultKind::ReadError),
-            )?;
-            return Ok(0);
+            return self.failed_read(world, index, offset, len, FaultKind::ReadError);
         }
         let visible_len = world.inode_ref(self.inode).visible.len();
         let start = (offset as usize).min(visible_len);
@@ -174,15 +179,7 @@ impl SimFile {
                 take(&bytes);
             }
             MediumRead::Unreadable => {
-                self.finish(
-                    world,
-                    index,
-                    OpKind::Read,
-                    offset,
-                    len as u64,
-                    Err(FaultKind::UnreadableSector),
-                )?;
-                return Ok(0);
+                return self.failed_read(world, index, offset, len, FaultKind::UnreadableSector);
             }
         }
         self.finish(world, index, OpKind::Read, offset, read as u64, Ok(()))?;
