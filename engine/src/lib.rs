@@ -28,6 +28,7 @@ mod repair;
 mod retention;
 pub mod sstable;
 mod stats;
+mod table_cache;
 mod verify;
 mod version;
 pub mod wal;

@@ -109,6 +109,13 @@ marks! {
     /// A compaction's manifest edit is durable; its inputs are not deleted yet.
     CompactionInputsObsolete = "compaction_inputs_obsolete",
         window: "the inputs are deleted";
+    /// A compaction's input outlived the edit that deleted it: a reader of an older version
+    /// still held it, so its file stays until a later removal pass.
+    ObsoleteTableHeld = "obsolete_table_held",
+        window: "a removal pass finds every such table unreferenced and removes it";
+    /// A read opened a table file again: the table cache (`max_open_files`) had closed it.
+    TableFileReopened = "table_file_reopened",
+        window: "none";
     /// A compaction moves its single input a level down by a manifest edit alone.
     TrivialMove = "trivial_move",
         window: "the edit is durable";

@@ -70,6 +70,9 @@ pub struct Options {
     pub target_file_size: u64,
     /// Bytes of parsed SSTable blocks kept in memory (default 64 MiB; 0 disables).
     pub block_cache_size: u64,
+    /// Table files kept open at once, by the table cache (default 1,000, as LevelDB's;
+    /// at least 1). A read of a block of a table whose handle was closed opens it again.
+    pub max_open_files: usize,
     /// Largest accepted key, in bytes (default and maximum 64 KiB).
     pub max_key_size: usize,
     /// Largest accepted value, in bytes (default 16 MiB, maximum 1 GiB).
@@ -146,6 +149,7 @@ impl Default for Options {
             level_base_bytes: 256 << 20,
             level_size_ratio: 10,
             target_file_size: 64 << 20,
+            max_open_files: 1000,
             max_key_size: KEY_SIZE_LIMIT,
             max_value_size: 16 << 20,
             runtime: Runtime::os(),
@@ -225,6 +229,9 @@ impl Options {
                 "level_size_ratio must be >= 2, level_base_bytes and target_file_size >= 1 KiB"
                     .into(),
             );
+        }
+        if self.max_open_files == 0 {
+            return bad("max_open_files must be at least 1".into());
         }
         if self.max_key_size == 0 || self.max_key_size > KEY_SIZE_LIMIT {
             return bad(format!(

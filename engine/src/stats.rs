@@ -194,6 +194,10 @@ pub struct Stats {
     pub commit_groups: u64,
     /// Commit groups that carried the batches of more than one writer.
     pub multi_writer_groups: u64,
+    /// Table files the table cache holds open now (at most `Options::max_open_files`).
+    pub open_table_files: usize,
+    /// Times a table file was opened again after the table cache closed its handle.
+    pub table_files_reopened: u64,
     /// Tables per level, level 0 first.
     pub tables_per_level: Vec<usize>,
     /// Bytes per level, level 0 first.
@@ -222,6 +226,8 @@ impl Stats {
             write_stops: get(&counters.stops),
             commit_groups: get(&counters.commit_groups),
             multi_writer_groups: get(&counters.multi_writer_groups),
+            open_table_files: 0,
+            table_files_reopened: 0,
             tables_per_level: Vec::new(),
             bytes_per_level: Vec::new(),
         }

@@ -2,13 +2,13 @@
 //! for every manifest edit and swapped in whole, so a reader that holds an `Arc<Version>`
 //! sees one consistent set of tables however the set changes meanwhile.
 
-use crate::block_cache::BlockCache;
 use crate::error::{Error, Result};
 use crate::filenames::table_path;
 use crate::key_prefix::{compare_prefixed as compare, KeyPrefix};
 use crate::manifest::{ManifestState, TableMeta};
 use crate::memtable::Slot;
 use crate::sstable::{KeyHash, ReadCounters, SstReader};
+use crate::table_cache::TableCaches;
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::io::ErrorKind;
@@ -42,18 +42,16 @@ impl Table {
         vfs: &dyn Vfs,
         dir: &Path,
         meta: &TableMeta,
-        cache: Option<&Arc<BlockCache>>,
+        caches: &TableCaches,
     ) -> Result<Table> {
         let path = table_path(dir, meta.number);
         let reader =
-            SstReader::open(vfs, &path, meta.number, cache.cloned()).map_err(
-                |error| match error {
-                    Error::Io(io) if io.kind() == ErrorKind::NotFound => {
-                        Error::corruption(&path, 0, "table named by the manifest is missing")
-                    }
-                    other => other,
-                },
-            )?;
+            SstReader::open_with(vfs, &path, meta.number, caches).map_err(|error| match error {
+                Error::Io(io) if io.kind() == ErrorKind::NotFound => {
+                    Error::corruption(&path, 0, "table named by the manifest is missing")
+                }
+                other => other,
+            })?;
         if reader.file_size() != meta.file_size {
             return Err(Error::corruption(
                 &path,
@@ -105,7 +103,7 @@ impl Version {
         dir: &Path,
         state: &ManifestState,
         previous: Option<&Version>,
-        cache: Option<&Arc<BlockCache>>,
+        caches: &TableCaches,
     ) -> Result<Version> {
         let mut open: BTreeMap<u64, Arc<Table>> = BTreeMap::new();
         if let Some(previous) = previous {
@@ -119,7 +117,7 @@ impl Version {
                 Some(table) if table.meta == *meta => Arc::clone(table),
                 // Moved to another level: same file, new record.
                 Some(table) => Arc::new(Table::new(meta.clone(), Arc::clone(&table.reader))),
-                None => Arc::new(Table::open(vfs, dir, meta, cache)?),
+                None => Arc::new(Table::open(vfs, dir, meta, caches)?),
             };
             let level = meta.level as usize;
             if levels.len() <= level {

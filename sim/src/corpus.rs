@@ -48,6 +48,8 @@ pub struct EngineOptionsRecord {
     pub level_size_ratio: u64,
     /// `Options::target_file_size`.
     pub target_file_size: u64,
+    /// `Options::max_open_files` (absent in entries older than the table cache: 0).
+    pub max_open_files: usize,
 }
 
 impl EngineOptionsRecord {
@@ -70,6 +72,7 @@ impl EngineOptionsRecord {
             level_base_bytes: options.level_base_bytes,
             level_size_ratio: options.level_size_ratio,
             target_file_size: options.target_file_size,
+            max_open_files: options.max_open_files,
         }
     }
 }

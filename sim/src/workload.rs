@@ -168,6 +168,14 @@ pub fn options_for(seed: u64) -> Options {
             1 => vec![Compression::Lz4],
             _ => vec![Compression::None, Compression::Lz4],
         },
+        // After compression, for the same reason: a quarter of the seeds keep one to three
+        // table files open, so that reads reopen files the table cache closed, and
+        // compactions remove inputs an iterator still reads.
+        max_open_files: if rng.chance(0.25) {
+            1 + rng.below(3) as usize
+        } else {
+            Options::default().max_open_files
+        },
         ..Options::default()
     }
 }

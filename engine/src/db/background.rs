@@ -110,6 +110,8 @@ impl DbInner {
             return Ok(false);
         };
         let result = self.install_compaction(&picked, &version);
+        drop((picked, version));
+        self.remove_unreferenced_tables();
         self.poison_on_error(result)?;
         Ok(true)
     }
@@ -126,6 +128,8 @@ impl DbInner {
             }
         };
         let result = self.install_compaction(&picked, &version);
+        drop((picked, version));
+        self.remove_unreferenced_tables();
         self.poison_on_error(result)?;
         // Wake stalled writers, and the other background thread: a flush may make a
         // compaction due.
@@ -182,7 +186,7 @@ impl DbInner {
                 next_file_number: Some(state.manifest_state.next_file_number),
                 last_sequence: None,
                 added: output.tables.clone(),
-                deleted: deleted.clone(),
+                deleted,
                 closed_wal: None,
             };
             self.log_and_install(&mut state, &edit)?;
@@ -201,15 +205,43 @@ impl DbInner {
                 &self.counters.compaction_written_bytes,
                 output.bytes_written,
             );
-            // The edit is durable: the inputs are garbage now. Readers holding an older
-            // version keep their open handles; removal is best effort.
+            // The edit is durable: the inputs are garbage now, but a reader holding an
+            // older version may still read them (and the table cache may have closed their
+            // handles), so their files wait for `remove_unreferenced_tables`.
             marks.reach(Mark::CompactionInputsObsolete);
-            for (_, number) in deleted {
-                let _ = self.vfs.remove(&table_path(&self.dir, number));
-            }
-            marks.leave(Mark::CompactionInputsObsolete);
+            let readers = picked.inputs.iter().chain(&picked.overlapping);
+            lock(&self.obsolete_tables)
+                .extend(readers.map(|table| (table.meta.number, Arc::downgrade(&table.reader))));
         }
         Ok(())
+    }
+
+    /// Removes the files of the tables a durable edit deleted that no reader holds any
+    /// more (best effort: a crash may undo a removal, and the next open retries). Called
+    /// after each compaction, once its own references are dropped, and at close; a table
+    /// an iterator held waits until the next call (LevelDB's `DeleteObsoleteFiles`).
+    pub(super) fn remove_unreferenced_tables(&self) {
+        let removable: Vec<u64> = {
+            let mut obsolete = lock(&self.obsolete_tables);
+            let (unreferenced, held): (Vec<_>, Vec<_>) = std::mem::take(&mut *obsolete)
+                .into_iter()
+                .partition(|(_, reader)| reader.strong_count() == 0);
+            if !held.is_empty() {
+                self.options.marks.reach(Mark::ObsoleteTableHeld);
+            }
+            *obsolete = held;
+            unreferenced.into_iter().map(|(number, _)| number).collect()
+        };
+        for number in removable {
+            let _ = self.vfs.remove(&table_path(&self.dir, number));
+            if let Some(files) = &self.caches.files {
+                files.forget(number);
+            }
+        }
+        self.options.marks.leave(Mark::CompactionInputsObsolete);
+        if lock(&self.obsolete_tables).is_empty() {
+            self.options.marks.leave(Mark::ObsoleteTableHeld);
+        }
     }
 
     /// Flushes the oldest immutable memtable, if any; returns whether it did.
@@ -314,7 +346,7 @@ impl DbInner {
             &self.dir,
             &state.manifest_state,
             Some(&state.version),
-            self.block_cache.as_ref(),
+            &self.caches,
         )?;
         state.version = Arc::new(version);
         Ok(())

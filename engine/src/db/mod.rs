@@ -62,7 +62,6 @@ use self::background::BackgroundJobs;
 use self::commit::CommitPipeline;
 use self::poison::Poison;
 use crate::batch::{encode_closing, WriteBatch};
-use crate::block_cache::BlockCache;
 use crate::compaction;
 use crate::error::{Error, Result};
 use crate::iterator::{
@@ -72,15 +71,16 @@ use crate::manifest::{ManifestState, ManifestWriter, TableMeta, VersionEdit};
 use crate::marks::Mark;
 use crate::memtable::Memtable;
 use crate::options::{Options, WriteOptions};
-use crate::sstable::{KeyHash, ReadCounters};
+use crate::sstable::{KeyHash, ReadCounters, SstReader};
 use crate::stats::{Counters, Stats};
+use crate::table_cache::TableCaches;
 use crate::version::Version;
 use arc_swap::ArcSwap;
 use std::collections::VecDeque;
 use std::ops::{Bound, RangeBounds};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use strata_sched::{JoinHandle, Mutex, MutexGuard};
 use strata_vfs::{Vfs, VfsLock};
 
@@ -119,7 +119,11 @@ struct DbInner {
     vfs: Arc<dyn Vfs>,
     dir: PathBuf,
     options: Options,
-    block_cache: Option<Arc<BlockCache>>,
+    /// The block cache and the table cache (open files), shared by every table.
+    caches: TableCaches,
+    /// Tables a durable edit deleted, whose files wait until no reader holds them
+    /// (table number, the reader old versions share): see `remove_unreferenced_tables`.
+    obsolete_tables: Mutex<Vec<(u64, Weak<SstReader>)>>,
     /// What readers read: swapped whole whenever a memtable or the table set changes.
     /// Lock-free: a point read loads it without touching a shared reference count.
     view: ArcSwap<ReadView>,
@@ -284,6 +288,10 @@ impl Db {
         stats.bytes_per_level = (0..view.version.levels().len())
             .map(|l| view.version.level_bytes(l))
             .collect();
+        if let Some(files) = &self.inner.caches.files {
+            stats.open_table_files = files.open_count();
+            stats.table_files_reopened = files.reopened();
+        }
         stats
     }
 
@@ -452,6 +460,8 @@ impl Db {
                 reason: "a background thread panicked".into(),
             });
         }
+        // Tables an iterator held when their compaction finished.
+        self.inner.remove_unreferenced_tables();
         let mut writer = lock(&self.inner.commit.writer);
         // Poisoned (perhaps by background work that failed while this close waited for it):
         // the acknowledged writes still buffered cannot be made durable, so the close must

@@ -7,7 +7,6 @@ use super::commit::{CommitPipeline, WriterState};
 use super::read_only::ReadOnlyFile;
 use super::replay::{self, Replay};
 use super::{BackgroundJobs, Db, DbInner, Poison, ReadView, State};
-use crate::block_cache::BlockCache;
 use crate::compaction::NUM_LEVELS;
 use crate::error::{Error, Result};
 use crate::filenames::{self, wal_path, FileKind};
@@ -16,6 +15,7 @@ use crate::marks::Mark;
 use crate::memtable::Memtable;
 use crate::options::Options;
 use crate::stats::Counters;
+use crate::table_cache::TableCaches;
 use crate::version::Version;
 use crate::wal::WalWriter;
 use arc_swap::ArcSwap;
@@ -252,8 +252,8 @@ impl Db {
             .unwrap_or(0);
         let wals = replay::wals_from(&names, state.log_number);
         state.next_file_number = state.next_file_number.max(highest + 1);
-        let block_cache = BlockCache::new(options.block_cache_size);
-        let version = Version::open(fs, &dir, &state, None, block_cache.as_ref())?;
+        let caches = TableCaches::for_database(&vfs, &options);
+        let version = Version::open(fs, &dir, &state, None, &caches)?;
 
         // Every check of the WALs happens here, before anything is deleted.
         let mut replay = Replay::new(fs, &dir, &options, &state);
@@ -294,13 +294,7 @@ impl Db {
             Mark::RecoveryTornWalTail,
             Mark::RecoveryPointInTime,
         ]);
-        let version = Arc::new(Version::open(
-            fs,
-            &dir,
-            &state,
-            Some(&version),
-            block_cache.as_ref(),
-        )?);
+        let version = Arc::new(Version::open(fs, &dir, &state, Some(&version), &caches)?);
 
         // Obsolete files: best effort (a crash may undo a removal; the next open retries).
         // What this recovery could not prove obsolete is set aside in `lost/` instead: the
@@ -347,7 +341,7 @@ impl Db {
             dir,
             options,
             Parts {
-                block_cache,
+                caches,
                 version,
                 memtable,
                 manifest_state: state,
@@ -372,8 +366,8 @@ impl Db {
         let (manifest_path, mut state, _) = read_live_manifest(fs, &dir)?;
         let names = fs.list(&dir)?;
         let wals = replay::wals_from(&names, state.log_number);
-        let block_cache = BlockCache::new(options.block_cache_size);
-        let version = Arc::new(Version::open(fs, &dir, &state, None, block_cache.as_ref())?);
+        let caches = TableCaches::for_database(&vfs, &options);
+        let version = Arc::new(Version::open(fs, &dir, &state, None, &caches)?);
         let mut replay = Replay::in_memory(fs, &dir, &options, &state);
         replay.run(&wals, &mut state, &manifest_path)?;
         let mut report = std::mem::take(&mut replay.report);
@@ -390,7 +384,7 @@ impl Db {
             dir,
             options,
             Parts {
-                block_cache,
+                caches,
                 version,
                 memtable,
                 manifest_state: state,
@@ -407,7 +401,7 @@ impl Db {
 
 /// What [`DbInner::assemble`] puts together.
 struct Parts {
-    block_cache: Option<Arc<BlockCache>>,
+    caches: TableCaches,
     version: Arc<Version>,
     memtable: Memtable,
     manifest_state: ManifestState,
@@ -432,7 +426,8 @@ impl DbInner {
         DbInner {
             vfs,
             dir,
-            block_cache: parts.block_cache,
+            caches: parts.caches,
+            obsolete_tables: runtime.mutex(Vec::new()),
             view: ArcSwap::from_pointee(view),
             state: runtime.mutex(State {
                 manifest: parts.manifest,

@@ -11,6 +11,7 @@ use crate::coding::{get_u32, get_u64, Decoder};
 use crate::error::{Error, Result};
 use crate::key_prefix::KeyPrefix;
 use crate::memtable::Slot;
+use crate::table_cache::{TableCaches, TableFiles};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use strata_vfs::{Vfs, VfsFile};
@@ -26,10 +27,19 @@ pub struct IndexEntry {
     pub size: u64,
 }
 
+/// How a reader reaches its file.
+#[derive(Debug)]
+enum TableFile {
+    /// Held open for the reader's life (a one-off reader: `verify`, `inspect`).
+    Owned(Box<dyn VfsFile>),
+    /// Through the database's table cache, which may close it and open it again.
+    Cached(Arc<TableFiles>),
+}
+
 /// An open SSTable.
 #[derive(Debug)]
 pub struct SstReader {
-    file: Box<dyn VfsFile>,
+    file: TableFile,
     path: PathBuf,
     index: Vec<IndexEntry>,
     /// `index[i].last_key`'s prefix: the block search compares these contiguous integers
@@ -58,6 +68,41 @@ impl SstReader {
     /// table in the block cache, and format 3 checksums cover it, so the wrong number reads
     /// as corruption ([`SstReader::number_of`] reads it off a table's name).
     pub fn open(
+        vfs: &dyn Vfs,
+        path: &Path,
+        number: u64,
+        cache: Option<Arc<BlockCache>>,
+    ) -> Result<SstReader> {
+        SstReader::open_with(
+            vfs,
+            path,
+            number,
+            &TableCaches {
+                blocks: cache,
+                files: None,
+            },
+        )
+    }
+
+    /// [`SstReader::open`] with a database's caches: its handle goes into the table cache
+    /// once the table is verified.
+    pub(crate) fn open_with(
+        vfs: &dyn Vfs,
+        path: &Path,
+        number: u64,
+        caches: &TableCaches,
+    ) -> Result<SstReader> {
+        let mut reader = SstReader::open_owned(vfs, path, number, caches.blocks.clone())?;
+        if let Some(files) = &caches.files {
+            let owned = std::mem::replace(&mut reader.file, TableFile::Cached(Arc::clone(files)));
+            if let TableFile::Owned(file) = owned {
+                files.insert(number, Arc::from(file));
+            }
+        }
+        Ok(reader)
+    }
+
+    fn open_owned(
         vfs: &dyn Vfs,
         path: &Path,
         number: u64,
@@ -111,7 +156,7 @@ impl SstReader {
         let filter_size = get_u64(&footer, 24).unwrap_or(0);
         let trailer = block_trailer(version) as u64;
         let mut reader = SstReader {
-            file,
+            file: TableFile::Owned(file),
             path: path.to_path_buf(),
             index: Vec::new(),
             index_prefixes: Vec::new(),
@@ -211,8 +256,14 @@ impl SstReader {
         }
         let size = size as usize;
         let mut data = Vec::new();
-        self.file
-            .read_exact_at_vec(offset, size + trailer, &mut data)?;
+        match &self.file {
+            TableFile::Owned(file) => file.read_exact_at_vec(offset, size + trailer, &mut data)?,
+            TableFile::Cached(files) => files.file(self.number, &self.path)?.read_exact_at_vec(
+                offset,
+                size + trailer,
+                &mut data,
+            )?,
+        }
         let checked = data.len() - 4;
         let stored_crc = get_u32(&data, checked).unwrap_or(0);
         if table_checksum(self.format_version, self.number, offset, &data[..checked]) != stored_crc
