@@ -202,6 +202,96 @@ mod tests {
         }
     }
 
+    /// A filesystem whose first `open_read` waits (up to ten seconds) for a release.
+    #[derive(Debug)]
+    struct FirstOpenWaits {
+        real: RealFs,
+        first: std::sync::atomic::AtomicBool,
+        entered: std::sync::Mutex<std::sync::mpsc::Sender<()>>,
+        release: std::sync::Mutex<std::sync::mpsc::Receiver<()>>,
+    }
+
+    impl Vfs for FirstOpenWaits {
+        fn open_read(&self, path: &Path) -> strata_vfs::Result<Box<dyn VfsFile>> {
+            if self.first.swap(false, Ordering::SeqCst) {
+                let _ = self.entered.lock().expect("lock").send(());
+                let release = self.release.lock().expect("lock");
+                let _ = release.recv_timeout(std::time::Duration::from_secs(10));
+            }
+            self.real.open_read(path)
+        }
+        fn create(&self, path: &Path) -> strata_vfs::Result<Box<dyn VfsFile>> {
+            self.real.create(path)
+        }
+        fn open_write(&self, path: &Path) -> strata_vfs::Result<Box<dyn VfsFile>> {
+            self.real.open_write(path)
+        }
+        fn rename(&self, from: &Path, to: &Path) -> strata_vfs::Result<()> {
+            self.real.rename(from, to)
+        }
+        fn remove(&self, path: &Path) -> strata_vfs::Result<()> {
+            self.real.remove(path)
+        }
+        fn list(&self, dir: &Path) -> strata_vfs::Result<Vec<String>> {
+            self.real.list(dir)
+        }
+        fn create_dir(&self, path: &Path) -> strata_vfs::Result<()> {
+            self.real.create_dir(path)
+        }
+        fn create_dir_all(&self, path: &Path) -> strata_vfs::Result<()> {
+            self.real.create_dir_all(path)
+        }
+        fn exists(&self, path: &Path) -> strata_vfs::Result<bool> {
+            self.real.exists(path)
+        }
+        fn sync_dir(&self, dir: &Path) -> strata_vfs::Result<()> {
+            self.real.sync_dir(dir)
+        }
+        fn lock(&self, path: &Path) -> strata_vfs::Result<Box<dyn strata_vfs::VfsLock>> {
+            self.real.lock(path)
+        }
+    }
+
+    /// Under the seeded scheduler a task may be switched out inside its open (a VFS call);
+    /// a second reader of the same table must then not wait on an OS lock the scheduler
+    /// cannot see, or the run hangs (corpus/0011: quick_cache's `get_or_insert_with` made
+    /// the second caller wait for the first).
+    #[test]
+    fn a_reader_never_waits_for_another_readers_open_of_the_same_table() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("000001.sst");
+        std::fs::write(&path, b"table").expect("write");
+        let (entered_tx, entered) = std::sync::mpsc::channel();
+        let (release, release_rx) = std::sync::mpsc::channel();
+        let vfs: Arc<dyn Vfs> = Arc::new(FirstOpenWaits {
+            real: RealFs::new(),
+            first: std::sync::atomic::AtomicBool::new(true),
+            entered: std::sync::Mutex::new(entered_tx),
+            release: std::sync::Mutex::new(release_rx),
+        });
+        let files = TableFiles::new(vfs, 4, Marks::disabled());
+        let first = {
+            let (files, path) = (Arc::clone(&files), path.clone());
+            std::thread::spawn(move || files.file(1, &path).map(|_| ()))
+        };
+        entered.recv().expect("the first open started");
+        let (done_tx, done) = std::sync::mpsc::channel();
+        let second = {
+            let (files, path) = (Arc::clone(&files), path.clone());
+            std::thread::spawn(move || {
+                let _ = done_tx.send(files.file(1, &path).map(|_| ()));
+            })
+        };
+        let outcome = done.recv_timeout(std::time::Duration::from_secs(5));
+        let _ = release.send(());
+        first.join().expect("first reader").expect("first open");
+        second.join().expect("second reader");
+        match outcome {
+            Ok(result) => result.expect("second open"),
+            Err(_) => panic!("the second reader waited for the first one's open"),
+        }
+    }
+
     #[test]
     fn a_missing_table_file_is_corruption_naming_it() {
         let dir = tempfile::tempdir().expect("tempdir");
