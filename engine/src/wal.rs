@@ -146,6 +146,17 @@ impl WalWriter {
         self.synced_through
     }
 
+    /// Where the next record will start: `end()`, or the next block if this one has no room
+    /// left for a header (what [`WalWriter::add_record`] will return).
+    pub fn next_record_start(&self) -> u64 {
+        let left = BLOCK_SIZE as u64 - self.end % BLOCK_SIZE as u64;
+        if left < HEADER_SIZE as u64 {
+            self.end + left
+        } else {
+            self.end
+        }
+    }
+
     /// Bytes encoded but not yet handed to the file.
     pub fn buffered(&self) -> usize {
         self.buffer.len()
