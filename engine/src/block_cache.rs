@@ -94,6 +94,11 @@ impl BlockCache {
         self.cache.get(&(table, offset))
     }
 
+    /// Bytes of the blocks cached now (each block's size plus 64 of bookkeeping).
+    pub fn bytes(&self) -> u64 {
+        self.cache.weight()
+    }
+
     /// Caches a block.
     pub fn insert(&self, table: u64, offset: u64, block: Arc<Block>) {
         self.cache.insert((table, offset), block);

@@ -229,7 +229,7 @@ pub fn run(
     };
     let mut sources: Vec<Box<dyn Source>> = Vec::new();
     for table in compaction.inputs.iter().chain(&compaction.overlapping) {
-        sources.push(Box::new(TableSource::new(
+        sources.push(Box::new(TableSource::for_compaction(
             Arc::clone(table),
             everything.clone(),
             Direction::Forward,

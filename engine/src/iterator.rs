@@ -181,9 +181,22 @@ pub struct TableSource {
     block: Option<Arc<DecodedBlock>>,
     pending: (usize, usize),
     done: bool,
+    /// Whether blocks read from the file go into the block cache (not for a compaction).
+    fill_cache: bool,
 }
 
 impl TableSource {
+    /// A compaction's source: the blocks it reads from the file are not cached
+    /// ([`SstReader::read_block_filling`]).
+    ///
+    /// [`SstReader::read_block_filling`]: crate::sstable::SstReader::read_block_filling
+    pub fn for_compaction(table: Arc<Table>, bounds: Bounds, direction: Direction) -> Self {
+        TableSource {
+            fill_cache: false,
+            ..TableSource::new(table, bounds, direction)
+        }
+    }
+
     /// Entries of `table` within `bounds`.
     pub fn new(table: Arc<Table>, bounds: Bounds, direction: Direction) -> Self {
         let blocks = table.reader.index().len();
@@ -208,6 +221,7 @@ impl TableSource {
             next_block: Some(next_block),
             block: None,
             pending: (0, 0),
+            fill_cache: true,
         }
     }
 
@@ -257,7 +271,7 @@ impl Source for TableSource {
                 self.done = true;
                 return Ok(None);
             };
-            let block = reader.read_block(block_index)?;
+            let block = reader.read_block_filling(block_index, self.fill_cache)?;
             let offset = reader.index()[block_index].offset;
             let decoded = DecodedBlock::decode(block)
                 .map_err(|reason| crate::error::Error::corruption(reader.path(), offset, reason))?;

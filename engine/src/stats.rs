@@ -194,6 +194,8 @@ pub struct Stats {
     pub commit_groups: u64,
     /// Commit groups that carried the batches of more than one writer.
     pub multi_writer_groups: u64,
+    /// Bytes the block cache holds now (blocks plus 64 bytes of bookkeeping each).
+    pub block_cache_bytes: u64,
     /// Table files the table cache holds open now (at most `Options::max_open_files`).
     pub open_table_files: usize,
     /// Times a table file was opened again after the table cache closed its handle.
@@ -226,6 +228,7 @@ impl Stats {
             write_stops: get(&counters.stops),
             commit_groups: get(&counters.commit_groups),
             multi_writer_groups: get(&counters.multi_writer_groups),
+            block_cache_bytes: 0,
             open_table_files: 0,
             table_files_reopened: 0,
             tables_per_level: Vec::new(),

@@ -132,3 +132,32 @@ fn a_compaction_keeps_the_inputs_an_iterator_still_reads_and_removes_them_after(
     );
     assert_eq!(after, live);
 }
+
+/// A compaction reads each input block once, and the inputs are garbage after it: it takes
+/// cached blocks but caches none it reads, so it neither evicts the readers' blocks nor
+/// grows the process by the whole cache during a load.
+#[test]
+fn a_compaction_does_not_fill_the_block_cache() {
+    let fs = Arc::new(SimFs::new(9, FaultConfig::none()));
+    let db = Db::open(
+        fs.clone() as Arc<dyn Vfs>,
+        "db",
+        Options {
+            block_cache_size: 1 << 20,
+            ..options(1000)
+        },
+    )
+    .unwrap();
+    fill(&db, 300, 4);
+    assert_eq!(db.stats().block_cache_bytes, 0, "flushes cache nothing");
+    db.compact_all().unwrap();
+    assert!(db.stats().compactions > 0);
+    assert_eq!(
+        db.stats().block_cache_bytes,
+        0,
+        "the compaction cached the blocks it read"
+    );
+    assert_eq!(db.get(key(7)).unwrap(), Some(value(7, 3)));
+    assert!(db.stats().block_cache_bytes > 0, "a user's read is cached");
+    db.close().unwrap();
+}

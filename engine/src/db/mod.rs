@@ -288,6 +288,9 @@ impl Db {
         stats.bytes_per_level = (0..view.version.levels().len())
             .map(|l| view.version.level_bytes(l))
             .collect();
+        if let Some(blocks) = &self.inner.caches.blocks {
+            stats.block_cache_bytes = blocks.bytes();
+        }
         if let Some(files) = &self.inner.caches.files {
             stats.open_table_files = files.open_count();
             stats.table_files_reopened = files.reopened();

@@ -304,6 +304,15 @@ impl SstReader {
 
     /// Reads and verifies data block `i` (through the block cache, if any).
     pub fn read_block(&self, i: usize) -> Result<Arc<Block>> {
+        self.read_block_filling(i, true)
+    }
+
+    /// [`SstReader::read_block`] that takes a cached block but, on a miss, does not cache
+    /// the one it read (`fill_cache` false): a compaction reads each of its inputs once,
+    /// and those become garbage when it ends, so caching them would only evict the blocks
+    /// readers use, and grow the process by the whole cache during a load (RocksDB's
+    /// compactions do not fill the cache either).
+    pub fn read_block_filling(&self, i: usize, fill_cache: bool) -> Result<Arc<Block>> {
         let entry = &self.index[i];
         if let Some(cache) = &self.cache {
             if let Some(block) = cache.get(self.number, entry.offset) {
@@ -311,7 +320,7 @@ impl SstReader {
             }
         }
         let block = Arc::new(self.read_block_at(entry.offset, entry.size, self.file_size)?);
-        if let Some(cache) = &self.cache {
+        if let Some(cache) = self.cache.as_ref().filter(|_| fill_cache) {
             cache.insert(self.number, entry.offset, Arc::clone(&block));
         }
         Ok(block)
