@@ -346,7 +346,8 @@ fn compact_all_drops_a_table_of_tombstones_that_covers_no_data() {
 fn a_table_over_twice_the_target_size_is_split_rather_than_moved() {
     let fs = sim(27);
     let options = Options {
-        memtable_size: 64 << 10,
+        // 300 entries in one memtable.
+        memtable_size: 128 << 10,
         level0_compaction_trigger: 1,
         level0_slowdown_trigger: 50,
         level0_stop_trigger: 60,
