@@ -260,7 +260,10 @@ mod tests {
     fn a_reader_never_waits_for_another_readers_open_of_the_same_table() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("000001.sst");
-        std::fs::write(&path, b"table").expect("write");
+        RealFs::new()
+            .create(&path)
+            .and_then(|file| file.append(b"table"))
+            .expect("write");
         let (entered_tx, entered) = std::sync::mpsc::channel();
         let (release, release_rx) = std::sync::mpsc::channel();
         let vfs: Arc<dyn Vfs> = Arc::new(FirstOpenWaits {
