@@ -24,7 +24,7 @@
 //! Assumptions, and why they hold:
 //! - Code under simulation never blocks on a lock that is not one of ours while another task
 //!   could hold it across a scheduling point (a real lock held across a switch would hang the
-//!   OS thread). The engine's remaining `std` locks (memtable slots, statistics stripes, the
+//!   OS thread). The engine's remaining `std` locks (statistics stripes, the
 //!   block cache's shards) are held only for a few instructions with no scheduling point
 //!   inside.
 //! - Primitives are created from the runtime of the database that uses them, so a simulated
