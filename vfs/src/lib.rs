@@ -18,16 +18,21 @@
 //!   crash empties and creates no file.
 //! - Errors carry the operation, the path and an [`std::io::ErrorKind`], so a caller can
 //!   both print a useful message and branch on the kind (e.g. `NotFound`).
+//!
+//! Beside the filesystem, one platform call lives here, so that the engine stays free of
+//! `unsafe`: [`return_freed_memory`], which a flush makes after dropping a memtable.
 
 #![warn(missing_docs)]
 
 mod error;
 #[cfg(target_os = "linux")]
 mod mapped;
+mod memory;
 mod real;
 pub mod sim;
 
 pub use error::{Result, VfsError};
+pub use memory::return_freed_memory;
 pub use real::RealFs;
 pub use sim::{Event, FaultConfig, FaultCounters, FaultKind, FsProfile, OpKind, SimFs};
 
