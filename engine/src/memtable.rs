@@ -496,9 +496,11 @@ mod tests {
         let keys: Vec<Vec<u8>> = awkward_keys().into_iter().take(30).collect();
         let mut state = 7u64;
         for sequence in 1..=120u64 {
-            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             let key = keys[(state >> 33) as usize % keys.len()].clone();
-            let value = (state >> 20) % 4 != 0;
+            let value = !(state >> 20).is_multiple_of(4);
             let slot = value.then(|| format!("v{sequence}").into_bytes());
             memtable.insert(&key, sequence, slot.as_deref());
             model.push((key, sequence, slot));
@@ -519,7 +521,11 @@ mod tests {
                 .filter_map(|key| visible(key, at).map(|slot| (key.clone(), slot)))
                 .collect();
             for key in &sorted_keys {
-                assert_eq!(memtable.get_unfiltered(key, at), visible(key, at), "{key:?}@{at}");
+                assert_eq!(
+                    memtable.get_unfiltered(key, at),
+                    visible(key, at),
+                    "{key:?}@{at}"
+                );
             }
             for chunk in [1, 2, 3, 7, usize::MAX] {
                 for reverse in [false, true] {
@@ -557,7 +563,10 @@ mod tests {
         });
         let mut expected = model.clone();
         expected.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
-        assert_eq!(flushed, expected, "a flush sees every version, newest first");
+        assert_eq!(
+            flushed, expected,
+            "a flush sees every version, newest first"
+        );
     }
 
     #[test]
