@@ -8,7 +8,9 @@
 //! was freed memory that `malloc_trim` then returned. RocksDB avoids this with its arena
 //! (a memtable is a few large blocks); this engine's memtable is crossbeam's skip list,
 //! which allocates node by node, so it asks glibc to trim instead, once per flushed
-//! memtable (a few milliseconds at most, against a flush of tens of megabytes).
+//! memtable. A trim took 12–93 ms in that benchmark (timed once, temporarily), on the
+//! thread that flushed: the background flush thread by default, outside the flush lock;
+//! with `background_work` off, the writer that flushes inline pays it after its flush.
 //!
 //! Other allocators (mimalloc, jemalloc, musl's) return memory on their own schedule; the
 //! call is glibc's only, and a no-op elsewhere. It frees nothing that is in use, so it
