@@ -17,8 +17,10 @@
 //! compaction's output table), not for every version the merge looks at.
 
 mod entry;
+mod merger;
 
 pub use entry::{Entry, Value};
+pub use merger::Merger;
 
 use crate::error::Result;
 use crate::memtable::{Memtable, Slot};
@@ -283,117 +285,6 @@ impl Source for TableSource {
             self.block = Some(Arc::new(decoded));
         }
         Ok(None)
-    }
-}
-
-/// Merges sorted sources, newest first, into one stream grouped by key.
-pub struct Merger {
-    sources: Vec<Box<dyn Source>>,
-    heads: Vec<Option<Entry>>,
-    direction: Direction,
-    started: bool,
-}
-
-impl Merger {
-    /// Merges `sources` (newest first), all going in `direction`.
-    pub fn new(sources: Vec<Box<dyn Source>>, direction: Direction) -> Merger {
-        let heads = sources.iter().map(|_| None).collect();
-        Merger {
-            sources,
-            heads,
-            direction,
-            started: false,
-        }
-    }
-
-    /// The next key in the merge's direction, written into `key`: visits every version of
-    /// it, source by source from the newest (in each source's own order). `false` at the end.
-    pub fn next_key(
-        &mut self,
-        key: &mut Vec<u8>,
-        mut visit: impl FnMut(usize, u64, Option<Value>),
-    ) -> Result<bool> {
-        if !self.started {
-            for i in 0..self.sources.len() {
-                self.heads[i] = self.sources[i].next_entry()?;
-            }
-            self.started = true;
-        }
-        // The first key in the direction; on a tie the newest source (lowest index), so no
-        // source before the winner holds the key.
-        let mut winner: Option<usize> = None;
-        for (i, head) in self.heads.iter().enumerate() {
-            let Some(entry) = head else { continue };
-            let better = match winner.and_then(|w| self.heads[w].as_ref()) {
-                None => true,
-                Some(best) => match self.direction {
-                    Direction::Forward => entry.key() < best.key(),
-                    Direction::Reverse => entry.key() > best.key(),
-                },
-            };
-            if better {
-                winner = Some(i);
-            }
-        }
-        let Some(winner) = winner else {
-            return Ok(false);
-        };
-        let first = self.heads[winner].take().expect("the winner has a head");
-        key.clear();
-        key.extend_from_slice(first.key());
-        let (sequence, value) = first.into_version();
-        visit(winner, sequence, value);
-        for i in winner..self.sources.len() {
-            if i == winner {
-                self.heads[i] = self.sources[i].next_entry()?;
-            }
-            while self.heads[i]
-                .as_ref()
-                .is_some_and(|entry| entry.key() == key.as_slice())
-            {
-                let entry = self.heads[i].take().expect("checked");
-                let (sequence, value) = entry.into_version();
-                visit(i, sequence, value);
-                self.heads[i] = self.sources[i].next_entry()?;
-            }
-        }
-        Ok(true)
-    }
-
-    /// The next key that has a version visible at `sequence`, with that version's value
-    /// (`None`: a tombstone).
-    pub fn next_visible(&mut self, sequence: u64) -> Result<Option<(Vec<u8>, Option<Value>)>> {
-        let direction = self.direction;
-        let mut key = Vec::new();
-        loop {
-            let mut chosen: Option<(usize, Option<Value>)> = None;
-            let more = self.next_key(&mut key, |source, version, value| {
-                if version > sequence {
-                    return;
-                }
-                match direction {
-                    // Newest first within a source: the first visible version wins.
-                    Direction::Forward => {
-                        if chosen.is_none() {
-                            chosen = Some((source, value));
-                        }
-                    }
-                    // Oldest first within a source: the last visible one of the newest
-                    // source that has any wins.
-                    Direction::Reverse => {
-                        if chosen.as_ref().is_none_or(|(first, _)| *first == source) {
-                            chosen = Some((source, value));
-                        }
-                    }
-                }
-            })?;
-            if !more {
-                return Ok(None);
-            }
-            if let Some((_, value)) = chosen {
-                return Ok(Some((key, value)));
-            }
-        }
     }
 }
 

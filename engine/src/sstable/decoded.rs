@@ -31,9 +31,15 @@ pub struct DecodedBlock {
 impl DecodedBlock {
     /// Decodes every entry of `block`; `Err` says what is malformed (as `Block::entries`).
     pub fn decode(block: Arc<Block>) -> Result<DecodedBlock, String> {
+        let bound = block.entry_bound();
         let mut keys = Vec::new();
-        let mut entries = Vec::with_capacity(block.entry_bound());
+        let mut entries = Vec::with_capacity(bound);
         block.for_each_entry(|key, sequence, value| {
+            if keys.is_empty() {
+                // Room for `bound` keys as long as the first, so that keys of one length
+                // (the common case) fill one allocation instead of doubling into place.
+                keys.reserve(bound * key.len());
+            }
             let start = keys.len();
             keys.extend_from_slice(key);
             entries.push(Slots {
