@@ -498,6 +498,15 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
+    if matches!(
+        cli.command,
+        Command::Sweep(_) | Command::Replay(_) | Command::Explore(_) | Command::Shrink { .. }
+    ) {
+        // The simulator maps and frees memory at a high rate; on huge pages each fresh page
+        // costs a 2 MiB zeroing (see `strata_vfs::disable_transparent_huge_pages`). Neither
+        // the outcome nor the trace depends on it.
+        strata_vfs::disable_transparent_huge_pages();
+    }
     let result = match cli.command {
         Command::Sweep(args) => run_sweep(args),
         Command::Replay(args) => run_replay(args),

@@ -19,8 +19,9 @@
 //! - Errors carry the operation, the path and an [`std::io::ErrorKind`], so a caller can
 //!   both print a useful message and branch on the kind (e.g. `NotFound`).
 //!
-//! Beside the filesystem, one platform call lives here, so that the engine stays free of
-//! `unsafe`: [`return_freed_memory`], which a flush makes after dropping a memtable.
+//! Beside the filesystem, two platform calls live here, so that the other crates stay free
+//! of `unsafe`: [`return_freed_memory`], which a flush makes after dropping a memtable, and
+//! [`disable_transparent_huge_pages`], which the simulator's commands make first.
 
 #![warn(missing_docs)]
 
@@ -32,7 +33,7 @@ mod real;
 pub mod sim;
 
 pub use error::{Result, VfsError};
-pub use memory::return_freed_memory;
+pub use memory::{disable_transparent_huge_pages, return_freed_memory};
 pub use real::RealFs;
 pub use sim::{Event, FaultConfig, FaultCounters, FaultKind, FsProfile, OpKind, SimFs};
 
