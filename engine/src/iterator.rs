@@ -334,6 +334,11 @@ struct End {
     merger: Option<Merger>,
     /// The last key this end returned.
     last: Option<Vec<u8>>,
+    /// The value of `last`, until a step hands it out.
+    value: Option<Value>,
+    /// The key the merge is on (swapped into `last` when it has a value to return), so that
+    /// a step allocates nothing for the key.
+    scratch: Vec<u8>,
     done: bool,
 }
 
@@ -343,6 +348,8 @@ impl End {
             bounds,
             merger: None,
             last: None,
+            value: None,
+            scratch: Vec::new(),
             done: false,
         }
     }
@@ -378,7 +385,73 @@ impl DbIterator {
         self.back = End::new(self.bounds.at_or_before(key.as_ref()));
     }
 
+    /// Like [`Iterator::next`], but the key and value are borrowed from the iterator (until
+    /// its next call) instead of copied into new vectors: a scan allocates nothing per entry.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use strata_engine::{Db, Options, WriteOptions};
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let db = Db::open(Arc::new(strata_vfs::RealFs::new()), dir.path(), Options::default()).unwrap();
+    /// db.put("a", "1", WriteOptions::default()).unwrap();
+    /// db.put("b", "22", WriteOptions::default()).unwrap();
+    /// let mut iter = db.iter().unwrap();
+    /// let mut bytes = 0;
+    /// while let Some(entry) = iter.next_borrowed() {
+    ///     let (key, value) = entry.unwrap();
+    ///     bytes += key.len() + value.len();
+    /// }
+    /// assert_eq!(bytes, 5);
+    /// ```
+    pub fn next_borrowed(&mut self) -> Option<Result<(&[u8], &[u8])>> {
+        self.borrowed(Direction::Forward)
+    }
+
+    /// [`DoubleEndedIterator::next_back`] with the key and value borrowed, as
+    /// [`DbIterator::next_borrowed`].
+    pub fn next_back_borrowed(&mut self) -> Option<Result<(&[u8], &[u8])>> {
+        self.borrowed(Direction::Reverse)
+    }
+
+    fn borrowed(&mut self, direction: Direction) -> Option<Result<(&[u8], &[u8])>> {
+        if let Err(error) = self.advance(direction)? {
+            return Some(Err(error));
+        }
+        let end = match direction {
+            Direction::Forward => &self.front,
+            Direction::Reverse => &self.back,
+        };
+        let key = end
+            .last
+            .as_deref()
+            .expect("a step that returned sets the key");
+        let value = end
+            .value
+            .as_ref()
+            .expect("a step that returned sets the value");
+        Some(Ok((key, value.as_bytes())))
+    }
+
     fn step(&mut self, direction: Direction) -> Option<Result<(Vec<u8>, Vec<u8>)>> {
+        if let Err(error) = self.advance(direction)? {
+            return Some(Err(error));
+        }
+        let end = match direction {
+            Direction::Forward => &mut self.front,
+            Direction::Reverse => &mut self.back,
+        };
+        let key = end.last.clone().expect("a step that returned sets the key");
+        let value = end
+            .value
+            .take()
+            .expect("a step that returned sets the value");
+        Some(Ok((key, value.into_vec())))
+    }
+
+    /// Moves the `direction` end to its next key that has a visible value, and leaves that
+    /// key in the end's `last` and its value in `value`. `None` at the end (or where the ends
+    /// met, or after an error).
+    fn advance(&mut self, direction: Direction) -> Option<Result<()>> {
         if self.failed {
             return None;
         }
@@ -389,6 +462,7 @@ impl DbIterator {
         if end.done {
             return None;
         }
+        end.value = None;
         let merger = end.merger.get_or_insert_with(|| {
             Merger::new(
                 self.view.sources(&end.bounds, direction, self.sequence),
@@ -396,7 +470,7 @@ impl DbIterator {
             )
         });
         loop {
-            match merger.next_visible(self.sequence) {
+            match merger.next_visible(self.sequence, &mut end.scratch) {
                 Err(error) => {
                     self.failed = true;
                     return Some(Err(error));
@@ -405,25 +479,25 @@ impl DbIterator {
                     end.done = true;
                     return None;
                 }
-                Ok(Some((key, value))) => {
+                Ok(Some(value)) => {
+                    let key = &end.scratch;
                     let crossed = other.last.as_ref().is_some_and(|met| match direction {
-                        Direction::Forward => key >= *met,
-                        Direction::Reverse => key <= *met,
+                        Direction::Forward => key >= met,
+                        Direction::Reverse => key <= met,
                     });
                     if crossed {
                         end.done = true;
                         return None;
                     }
                     if let Some(value) = value {
-                        // Into the buffer of the last key returned, not a new one per entry.
+                        // The key moves into `last` and the old `last` becomes the scratch
+                        // buffer: no copy, no allocation once both have grown.
                         match &mut end.last {
-                            Some(last) => {
-                                last.clear();
-                                last.extend_from_slice(&key);
-                            }
-                            None => end.last = Some(key.clone()),
+                            Some(last) => std::mem::swap(last, &mut end.scratch),
+                            None => end.last = Some(std::mem::take(&mut end.scratch)),
                         }
-                        return Some(Ok((key, value.into_vec())));
+                        end.value = Some(value);
+                        return Some(Ok(()));
                     }
                 }
             }

@@ -56,7 +56,13 @@ pub(crate) fn iterate(mut iter: DbIterator, plan: &IterPlan) -> Result<Vec<IterS
     let call = |iter: &mut DbIterator, step: &Move| -> Result<IterStep, Error> {
         Ok(match step {
             Move::Next => IterStep::Next(iter.next().transpose()?),
-            Move::Back => IterStep::Back(iter.next_back().transpose()?),
+            // The back through the borrowing step, the front through `Iterator`: the
+            // simulator runs both ways of reading an entry, and their mix on one iterator.
+            Move::Back => IterStep::Back(
+                iter.next_back_borrowed()
+                    .transpose()?
+                    .map(|(key, value)| (key.to_vec(), value.to_vec())),
+            ),
             Move::Seek(key) => {
                 iter.seek(key);
                 IterStep::Seek(key.clone())

@@ -82,14 +82,17 @@ impl Merger {
         Ok(true)
     }
 
-    /// The next key that has a version visible at `sequence`, with that version's value
-    /// (`None`: a tombstone).
-    pub fn next_visible(&mut self, sequence: u64) -> Result<Option<(Vec<u8>, Option<Value>)>> {
+    /// The next key that has a version visible at `sequence`, written into `key`, with that
+    /// version's value (`Some(None)`: a tombstone; `None`: the end).
+    pub fn next_visible(
+        &mut self,
+        sequence: u64,
+        key: &mut Vec<u8>,
+    ) -> Result<Option<Option<Value>>> {
         let direction = self.direction;
-        let mut key = Vec::new();
         loop {
             let mut chosen: Option<(usize, Option<Value>)> = None;
-            let more = self.next_key(&mut key, |source, version, value| {
+            let more = self.next_key(key, |source, version, value| {
                 if version > sequence {
                     return;
                 }
@@ -113,7 +116,7 @@ impl Merger {
                 return Ok(None);
             }
             if let Some((_, value)) = chosen {
-                return Ok(Some((key, value)));
+                return Ok(Some(value));
             }
         }
     }
