@@ -232,13 +232,13 @@ mod tests {
 
     type Visit = (usize, Vec<u8>, u64, Option<Vec<u8>>);
 
+    /// One source's versions, in the order it yields them.
+    type Script = Vec<(Vec<u8>, u64, Slot)>;
+
     /// Random sorted sources (keys ascending or descending with `direction`, a key's
     /// versions in the order its source yields them), and the visits a merge must make:
     /// by key in the direction, then by source index, then in the source's own order.
-    fn draw(
-        draws: &mut Draws,
-        direction: Direction,
-    ) -> (Vec<Vec<(Vec<u8>, u64, Slot)>>, Vec<Visit>) {
+    fn draw(draws: &mut Draws, direction: Direction) -> (Vec<Script>, Vec<Visit>) {
         let source_count = draws.below(7) as usize;
         let mut sources = Vec::new();
         let mut visits = Vec::new();
