@@ -417,10 +417,7 @@ impl DbIterator {
         if let Err(error) = self.advance(direction)? {
             return Some(Err(error));
         }
-        let end = match direction {
-            Direction::Forward => &self.front,
-            Direction::Reverse => &self.back,
-        };
+        let end = self.end_mut(direction);
         let key = end
             .last
             .as_deref()
@@ -436,16 +433,20 @@ impl DbIterator {
         if let Err(error) = self.advance(direction)? {
             return Some(Err(error));
         }
-        let end = match direction {
-            Direction::Forward => &mut self.front,
-            Direction::Reverse => &mut self.back,
-        };
+        let end = self.end_mut(direction);
         let key = end.last.clone().expect("a step that returned sets the key");
         let value = end
             .value
             .take()
             .expect("a step that returned sets the value");
         Some(Ok((key, value.into_vec())))
+    }
+
+    fn end_mut(&mut self, direction: Direction) -> &mut End {
+        match direction {
+            Direction::Forward => &mut self.front,
+            Direction::Reverse => &mut self.back,
+        }
     }
 
     /// Moves the `direction` end to its next key that has a visible value, and leaves that
