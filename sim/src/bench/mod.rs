@@ -82,6 +82,10 @@ pub struct BenchArgs {
     /// each sync (default: pad; a synced write survives a torn later append on any disk).
     #[arg(long)]
     powersafe_overwrite: bool,
+    /// The engine's `wal_preallocate`: the WAL grows by this many bytes of zeros at a time
+    /// (default: the engine's default; 0 never preallocates).
+    #[arg(long)]
+    wal_preallocate: Option<u64>,
 }
 
 #[derive(Serialize, Debug)]
@@ -183,6 +187,10 @@ impl Bench {
         Options {
             wal_buffer_size: self.args.wal_buffer_size,
             powersafe_overwrite: self.args.powersafe_overwrite,
+            wal_preallocate: self
+                .args
+                .wal_preallocate
+                .unwrap_or(Options::default().wal_preallocate),
             ..Options::default()
         }
     }
