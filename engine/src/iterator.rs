@@ -274,7 +274,7 @@ impl Source for TableSource {
                 return Ok(None);
             };
             let block = reader.read_block_filling(block_index, self.fill_cache)?;
-            let offset = reader.index()[block_index].offset;
+            let offset = reader.index().handle(block_index).offset;
             let decoded = DecodedBlock::decode(block)
                 .map_err(|reason| crate::error::Error::corruption(reader.path(), offset, reason))?;
             self.next_block = match self.direction {

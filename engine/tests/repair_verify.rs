@@ -124,7 +124,7 @@ fn index_of(fs: &SimFs, table: &Path) -> Vec<strata_engine::sstable::IndexEntry>
     )
     .unwrap()
     .index()
-    .to_vec()
+    .entries()
 }
 
 fn records(fs: &SimFs, path: &Path) -> Vec<(u64, Vec<u8>)> {

@@ -63,7 +63,7 @@ fn a_block_moved_to_another_offset_is_corruption() {
     fs.create_dir_all(Path::new("db")).unwrap();
     let path = write_table(&fs, 7, &[b'v'; 40]);
     let reader = SstReader::open(&fs, &path, 7, None).unwrap();
-    let index = reader.index().to_vec();
+    let index = reader.index().entries();
     let (i, j) = (0..index.len())
         .flat_map(|i| (i + 1..index.len()).map(move |j| (i, j)))
         .find(|&(i, j)| index[i].size == index[j].size)

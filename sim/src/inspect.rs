@@ -230,7 +230,7 @@ fn inspect_table(fs: &RealFs, path: &Path, limit: usize) -> Result<bool, String>
     );
     let mut entries = 0usize;
     for i in 0..reader.index().len() {
-        let handle = &reader.index()[i];
+        let handle = &reader.index().entry(i);
         let block = match reader.read_block(i) {
             Ok(block) => block,
             Err(error) => return corrupt_or_failure(error),

@@ -24,6 +24,7 @@
 //! mismatch is a corruption error naming the file and offset, never data.
 
 mod block;
+mod block_index;
 mod builder;
 mod compression;
 mod decoded;
@@ -32,6 +33,7 @@ mod lz4;
 mod reader;
 
 pub use block::{Block, BlockBuilder, BlockEntry};
+pub use block_index::{BlockHandle, BlockIndex};
 pub use builder::{TableBuilder, TableSummary};
 pub use compression::{Compression, STORED_LZ4, STORED_RAW};
 pub use decoded::DecodedBlock;

@@ -1,6 +1,7 @@
 //! `SstReader`: opens a table, verifies its footer and index, and serves point reads and
 //! block reads. Every block read is checksummed.
 
+use super::block_index::{BlockHandle, BlockIndex};
 use super::compression::{self, STORED_RAW};
 use super::{
     block_trailer, table_checksum, Block, Filter, KeyHash, FOOTER_IDENTITY_OFFSET, FOOTER_SIZE,
@@ -9,7 +10,6 @@ use super::{
 use crate::block_cache::BlockCache;
 use crate::coding::{get_u32, get_u64, Decoder};
 use crate::error::{Error, Result};
-use crate::key_prefix::KeyPrefix;
 use crate::memtable::Slot;
 use crate::table_cache::{TableCaches, TableFiles};
 use std::path::{Path, PathBuf};
@@ -41,10 +41,7 @@ enum TableFile {
 pub struct SstReader {
     file: TableFile,
     path: PathBuf,
-    index: Vec<IndexEntry>,
-    /// `index[i].last_key`'s prefix: the block search compares these contiguous integers
-    /// and touches a heap key only where prefixes tie.
-    index_prefixes: Vec<KeyPrefix>,
+    index: BlockIndex,
     file_size: u64,
     number: u64,
     cache: Option<Arc<BlockCache>>,
@@ -158,8 +155,7 @@ impl SstReader {
         let mut reader = SstReader {
             file: TableFile::Owned(file),
             path: path.to_path_buf(),
-            index: Vec::new(),
-            index_prefixes: Vec::new(),
+            index: BlockIndex::default(),
             file_size,
             number,
             cache,
@@ -193,6 +189,8 @@ impl SstReader {
         let entries = index_block.entries().map_err(|reason| {
             Error::corruption(path, index_offset, format!("index block: {reason}"))
         })?;
+        let key_bytes = entries.iter().map(|entry| entry.key.len()).sum();
+        reader.index = BlockIndex::with_capacity(entries.len(), key_bytes);
         for entry in entries {
             let Some(handle) = entry.value else {
                 return Err(Error::corruption(
@@ -216,12 +214,10 @@ impl SstReader {
                     format!("block handle {offset}+{size} overlaps the index"),
                 ));
             }
-            reader.index_prefixes.push(KeyPrefix::of(&entry.key));
-            reader.index.push(IndexEntry {
-                last_key: entry.key,
-                offset,
-                size,
-            });
+            reader
+                .index
+                .push(&entry.key, BlockHandle { offset, size })
+                .map_err(|reason| Error::corruption(path, index_offset, reason))?;
         }
         if reader.index.is_empty() {
             return Err(Error::corruption(
@@ -282,7 +278,7 @@ impl SstReader {
     /// How data block `i` is stored: its compression type and its bytes on disk (for
     /// `strata inspect`).
     pub fn block_storage(&self, i: usize) -> Result<(u8, u64)> {
-        let entry = &self.index[i];
+        let entry = self.index.handle(i);
         let (_, stored) = self.read_raw_at(entry.offset, entry.size, self.file_size)?;
         Ok((stored, entry.size))
     }
@@ -298,7 +294,7 @@ impl SstReader {
     }
 
     /// The data blocks' index.
-    pub fn index(&self) -> &[IndexEntry] {
+    pub fn index(&self) -> &BlockIndex {
         &self.index
     }
 
@@ -313,7 +309,7 @@ impl SstReader {
     /// readers use, and grow the process by the whole cache during a load (RocksDB's
     /// compactions do not fill the cache either).
     pub fn read_block_filling(&self, i: usize, fill_cache: bool) -> Result<Arc<Block>> {
-        let entry = &self.index[i];
+        let entry = self.index.handle(i);
         if let Some(cache) = &self.cache {
             if let Some(block) = cache.get(self.number, entry.offset) {
                 return Ok(block);
@@ -328,12 +324,7 @@ impl SstReader {
 
     /// The first block that may hold keys `>= key` (`index().len()` if none).
     pub fn seek_block(&self, key: &[u8]) -> usize {
-        let prefix = KeyPrefix::of(key);
-        let start = self.index_prefixes.partition_point(|p| *p < prefix);
-        let tied = self.index_prefixes[start..].partition_point(|p| *p == prefix);
-        start
-            + self.index[start..start + tied]
-                .partition_point(|entry| entry.last_key.as_slice() < key)
+        self.index.seek(key)
     }
 
     /// Bytes of the table's bloom filter bits (0 without a filter).
@@ -390,7 +381,7 @@ impl SstReader {
         }
         counters.data_blocks += 1;
         let block = self.read_block(i)?;
-        let offset = self.index[i].offset;
+        let offset = self.index.handle(i).offset;
         block
             .get(key, sequence)
             .map_err(|reason| Error::corruption(&self.path, offset, reason))

@@ -123,7 +123,8 @@ pub(crate) fn scan_table(
     scan.blocks = reader.index().len();
     let mut previous: Option<Vec<u8>> = None;
     let mut filter_reported = false;
-    for (i, handle) in reader.index().iter().enumerate() {
+    for i in 0..reader.index().len() {
+        let handle = &reader.index().entry(i);
         let at = Some(handle.offset);
         let entries = match reader.read_block(i) {
             Ok(block) => block
