@@ -49,6 +49,9 @@ pub(super) struct WriterState {
 #[derive(Default)]
 pub(super) struct CommitQueue {
     pub(super) pending: Vec<Pending>,
+    /// The last group's emptied vector, which becomes `pending` when the next leader takes
+    /// the queue: a vector a group, not an allocation a group.
+    pub(super) spare: Vec<Pending>,
     pub(super) next_ticket: u64,
     /// Every ticket below this is finished.
     pub(super) done_below: u64,
@@ -109,7 +112,8 @@ impl DbInner {
                         queue = self.commit.arrival.wait_timeout(queue, deadline - now).0;
                     }
                 }
-                let group = std::mem::take(&mut queue.pending);
+                let spare = std::mem::take(&mut queue.spare);
+                let mut group = std::mem::replace(&mut queue.pending, spare);
                 queue.last_group = group.len();
                 drop(queue);
                 let first = group.first().map_or(ticket, |pending| pending.ticket);
@@ -134,6 +138,8 @@ impl DbInner {
                     }
                 }
                 self.commit.done.notify_all();
+                group.clear();
+                queue.spare = group;
                 continue;
             }
             queue = self.commit.done.wait(queue);

@@ -206,14 +206,16 @@ impl Db {
         value: impl AsRef<[u8]>,
         options: WriteOptions,
     ) -> Result<()> {
-        let mut batch = WriteBatch::new();
+        let (key, value) = (key.as_ref(), value.as_ref());
+        let mut batch = WriteBatch::with_capacity(1, key.len(), value.len());
         batch.put(key, value);
         self.write(batch, options)
     }
 
     /// Removes `key`.
     pub fn delete(&self, key: impl AsRef<[u8]>, options: WriteOptions) -> Result<()> {
-        let mut batch = WriteBatch::new();
+        let key = key.as_ref();
+        let mut batch = WriteBatch::with_capacity(1, key.len(), 0);
         batch.delete(key);
         self.write(batch, options)
     }
