@@ -15,8 +15,9 @@
 //! bytes a future compaction rewrites for it. The cut depends only on the keys and the
 //! grandparents' recorded sizes, so it is deterministic.
 //!
-//! A *trivial move* skips the merge: a single input that overlaps nothing in level `n + 1`
-//! is moved there by the manifest edit alone. It is refused when the merge would do work
+//! A *trivial move* skips the merge: inputs that overlap nothing in level `n + 1` nor each
+//! other (one table, or the disjoint level-0 tables of a sequential load) are moved there by
+//! the manifest edit alone. It is refused when the merge would do work
 //! the move cannot:
 //! - a table over [`TRIVIAL_MOVE_SIZE_FACTOR`] times `target_file_size` (and of more than
 //!   one entry) is rewritten, which splits it into tables of about the target size;
@@ -83,22 +84,27 @@ impl Compaction {
         self.level + 1
     }
 
-    /// Whether the input moves down without being rewritten: a single table with nothing to
-    /// merge with, in a compaction the picker chose, that is not too large to move whole
-    /// and does not overlap too much of the level below the output level.
+    /// Whether the inputs move down without being rewritten: tables with nothing to merge
+    /// with (no overlap in the output level, nor with each other: a level-0 compaction takes
+    /// every level-0 table, and those of a sequential load are disjoint), in a compaction the
+    /// picker chose, none too large to move whole, not overlapping too much of the level
+    /// below the output level.
     pub fn is_trivial_move(&self, options: &Options) -> bool {
-        let [table] = self.inputs.as_slice() else {
+        if self.inputs.is_empty() {
             return false;
-        };
-        let too_large = table.meta.entries > 1
-            && table.meta.file_size
-                > options
-                    .target_file_size
-                    .saturating_mul(TRIVIAL_MOVE_SIZE_FACTOR);
+        }
+        let too_large = self.inputs.iter().any(|table| {
+            table.meta.entries > 1
+                && table.meta.file_size
+                    > options
+                        .target_file_size
+                        .saturating_mul(TRIVIAL_MOVE_SIZE_FACTOR)
+        });
         let grandparent_bytes: u64 = self.grandparents.iter().map(|t| t.meta.file_size).sum();
         !self.manual
             && self.overlapping.is_empty()
             && !too_large
+            && inputs_are_disjoint(&self.inputs)
             && grandparent_bytes <= grandparent_limit(options)
     }
 
@@ -161,6 +167,22 @@ pub fn pick(version: &Version, options: &Options, pointers: &[Vec<u8>]) -> Optio
         vec![Arc::clone(chosen)]
     };
     with_overlapping(version, level, inputs, false)
+}
+
+/// Whether no two of `tables` share a key: in key order, each ends before the next begins
+/// (two versions of one key in two tables would share it).
+fn inputs_are_disjoint(tables: &[Arc<Table>]) -> bool {
+    let mut ranges: Vec<(&[u8], &[u8])> = tables
+        .iter()
+        .map(|table| {
+            (
+                table.meta.smallest.as_slice(),
+                table.meta.largest.as_slice(),
+            )
+        })
+        .collect();
+    ranges.sort_unstable();
+    ranges.windows(2).all(|pair| pair[0].1 < pair[1].0)
 }
 
 /// A compaction of `inputs` (tables of `level`) and the tables of `level + 1` they overlap.

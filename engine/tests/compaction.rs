@@ -491,3 +491,82 @@ fn a_merged_output_table_overlaps_at_most_ten_targets_of_the_level_below() {
     // Keys across the whole range: the compaction merges with level 1's tables.
     compact_sparse_keys_and_check_overlap(&db, &options, b"key9999", true);
 }
+
+/// Level 0 filled by `flushes` flushes of `keys` keys each, keys `first(flush) + i * 2`.
+fn level0_of(
+    seed: u64,
+    flushes: u64,
+    keys: u64,
+    first: impl Fn(u64) -> u64,
+) -> (strata_vfs::SimFs, Db, Options, BTreeMap<Vec<u8>, Vec<u8>>) {
+    let fs = sim(seed);
+    // Memtables and levels large enough that only the flushes cut tables and only level 0
+    // is due for compaction.
+    let options = Options {
+        memtable_size: 1 << 20,
+        level0_compaction_trigger: flushes as usize,
+        level0_slowdown_trigger: 50,
+        level0_stop_trigger: 60,
+        level_base_bytes: 1 << 20,
+        target_file_size: 1 << 20,
+        ..small_options()
+    };
+    let db = open(&fs, &options);
+    let mut model = BTreeMap::new();
+    for flush in 0..flushes {
+        for i in 0..keys {
+            let k = key(first(flush) + i * 2);
+            let v = value(flush, i, 30);
+            db.put(&k, &v, WriteOptions::NO_SYNC).unwrap();
+            model.insert(k, v);
+        }
+        db.flush().unwrap();
+    }
+    assert_eq!(db.levels()[0].len(), flushes as usize);
+    (fs, db, options, model)
+}
+
+#[test]
+fn disjoint_level0_tables_move_down_together_without_a_rewrite() {
+    // A sequential load: each flush's keys lie above the one before.
+    let (fs, db, options, model) = level0_of(40, 4, 200, |flush| flush * 1000);
+    let numbers: Vec<u64> = db.levels()[0].iter().map(|t| t.number).collect();
+    let before = db.stats();
+    db.compact().unwrap();
+    let after = db.stats();
+    assert_eq!(
+        after.trivial_moves - before.trivial_moves,
+        1,
+        "one move of all four"
+    );
+    assert_eq!(
+        after.compactions, before.compactions,
+        "nothing was rewritten"
+    );
+    let levels = db.levels();
+    assert!(levels[0].is_empty());
+    let mut moved: Vec<u64> = levels[1].iter().map(|t| t.number).collect();
+    let mut expected = numbers.clone();
+    moved.sort_unstable();
+    expected.sort_unstable();
+    assert_eq!(moved, expected, "the same files, now in level 1");
+    assert_eq!(contents(&db), model);
+    drop(db);
+    restart_and_expect(&fs, &options, &model, "after the move");
+}
+
+#[test]
+fn overlapping_level0_tables_are_merged_not_moved() {
+    // The third flush's keys interleave with the second's (odd keys between its even ones).
+    let first = |flush: u64| if flush == 2 { 1001 } else { flush * 1000 };
+    let (fs, db, options, model) = level0_of(41, 4, 200, first);
+    let before = db.stats();
+    db.compact().unwrap();
+    let after = db.stats();
+    assert_eq!(after.trivial_moves, before.trivial_moves, "no move");
+    assert_eq!(after.compactions - before.compactions, 1, "one merge");
+    assert!(db.levels()[0].is_empty());
+    assert_eq!(contents(&db), model);
+    drop(db);
+    restart_and_expect(&fs, &options, &model, "after the merge");
+}

@@ -148,10 +148,13 @@ impl DbInner {
         let marks = &self.options.marks;
         let output = if trivial {
             marks.reach(Mark::TrivialMove);
-            let mut meta = picked.inputs[0].meta.clone();
-            meta.level = output_level as u32;
+            let moved = picked.inputs.iter().map(|table| {
+                let mut meta = table.meta.clone();
+                meta.level = output_level as u32;
+                meta
+            });
             compaction::CompactionOutput {
-                tables: vec![meta],
+                tables: moved.collect(),
                 ..Default::default()
             }
         } else {
