@@ -48,7 +48,7 @@ const HASHES_PER_CHUNK: usize = 8192;
 
 /// Builds a filter from key hashes.
 ///
-/// The hashes wait in fixed chunks of [`HASHES_PER_CHUNK`], not in one growing `Vec`: a
+/// The hashes wait in fixed chunks of `HASHES_PER_CHUNK` (8,192), not in one growing `Vec`: a
 /// compaction's output table holds a million keys and more, and a doubling `Vec` of their
 /// hashes peaked at 16.8 MB (twice the hashes' 8 bytes each, plus the old buffer during each
 /// copy) in heaptrack's profile of peerbench's 10M fill. Each freed buffer of megabytes also
