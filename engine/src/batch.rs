@@ -61,8 +61,8 @@ impl WriteBatch {
         WriteBatch::default()
     }
 
-    /// An empty batch whose encoding has room for `puts` puts of `key_bytes` of keys and
-    /// `value_bytes` of values in all, without growing: `Db::put` and `Db::delete` size
+    /// An empty batch whose encoding has room for `operations` operations with `key_bytes`
+    /// of keys and `value_bytes` of values in all, without growing: `Db::put` and `Db::delete` size
     /// their one-operation batch this way (an empty batch grew three times for one put:
     /// three of the seven allocations a random put cost, in heaptrack's profile).
     pub fn with_capacity(operations: usize, key_bytes: usize, value_bytes: usize) -> WriteBatch {

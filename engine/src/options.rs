@@ -24,8 +24,9 @@ pub struct Options {
     /// The WAL file is extended with zeros this many bytes at a time, so that synced writes
     /// overwrite allocated space (default 256 KiB; 0 disables). The next `fdatasync` writes
     /// the zeros back with the record it syncs: 4 KiB overwrite+fdatasync loops with 64 and
-    /// 256 KiB extensions ran at 0.97-0.98 of a preallocated file's rate on this project's VM,
-    /// 1 MiB at 0.95, 4 MiB at 0.87, 16 KiB (a metadata commit every 4 writes) at 0.85.
+    /// 256 KiB extensions ran at 0.97-0.98 of a preallocated file's rate on this project's VM
+    /// (medians of 4 runs), 1 MiB at 0.95, 4 MiB at 0.87, 16 KiB (a metadata commit every 4
+    /// writes) at 0.87 with a spread of 0.73-0.95.
     pub wal_preallocate: u64,
     /// How many bytes of acknowledged, unsynced WAL records may wait inside the process
     /// before they are handed to the OS (default 0).
