@@ -91,7 +91,10 @@ pub struct Options {
     /// How the data blocks of tables written to each level are compressed: entry `i` for
     /// level `i`, the last entry for every level past the end, none if empty (default:
     /// LZ4 everywhere, as RocksDB and fjall do). Each block records its own type, so a
-    /// change applies to tables written from then on and old ones stay readable.
+    /// change applies to tables written from then on and old ones stay readable. A common
+    /// choice for a tree that must be small on disk: LZ4 for levels 0 and 1, which are
+    /// rewritten most often, and [`Compression::Zstd`] below them, which hold most of the
+    /// data (`vec![Lz4, Lz4, Zstd { level: 3 }]`).
     pub compression_per_level: Vec<Compression>,
     /// Coverage marks: the engine counts the named points of its crash-relevant paths it
     /// reaches (default: disabled, which costs a branch per point). The simulator passes an
@@ -233,6 +236,19 @@ impl Options {
                 "level_size_ratio must be >= 2, level_base_bytes and target_file_size >= 1 KiB"
                     .into(),
             );
+        }
+        for (level, compression) in self.compression_per_level.iter().enumerate() {
+            if let Compression::Zstd { level: zstd_level } = compression {
+                let levels = crate::sstable::zstd_levels();
+                if !levels.contains(zstd_level) {
+                    return bad(format!(
+                        "compression_per_level[{level}]: zstd level {zstd_level} is outside \
+                         {} ..= {}",
+                        levels.start(),
+                        levels.end()
+                    ));
+                }
+            }
         }
         if self.max_open_files == 0 {
             return bad("max_open_files must be at least 1".into());

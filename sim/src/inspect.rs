@@ -242,6 +242,9 @@ fn inspect_table(fs: &RealFs, path: &Path, limit: usize) -> Result<bool, String>
                         Ok((strata_engine::sstable::STORED_LZ4, _)) => {
                             format!(", lz4 to {} of {} bytes", handle.size, block.size())
                         }
+                        Ok((strata_engine::sstable::STORED_ZSTD, _)) => {
+                            format!(", zstd to {} of {} bytes", handle.size, block.size())
+                        }
                         Ok(_) => String::new(),
                         Err(error) => return corrupt_or_failure(error),
                     };

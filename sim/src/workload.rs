@@ -158,7 +158,7 @@ pub fn options_for(seed: u64) -> Options {
     let level0_compaction_trigger = 2 + rng.below(3) as usize;
     let level0_slowdown_trigger = level0_compaction_trigger + rng.below(3) as usize;
     let level0_stop_trigger = level0_slowdown_trigger + 1 + rng.below(3) as usize;
-    Options {
+    let mut options = Options {
         memtable_size,
         max_immutable_memtables,
         block_size,
@@ -196,7 +196,20 @@ pub fn options_for(seed: u64) -> Options {
             Options::default().max_open_files
         },
         ..Options::default()
+    };
+    // After the table cache, for the same reason: a third of the seeds that compress with
+    // LZ4 use zstd instead (everywhere, or below a raw level 0), at a fast level or zstd's
+    // default, so that tables of all three block types are written, read, damaged and
+    // compacted into one another.
+    if rng.chance(1.0 / 3.0) {
+        let level = [1, 3][rng.below(2) as usize];
+        for compression in &mut options.compression_per_level {
+            if *compression == Compression::Lz4 {
+                *compression = Compression::Zstd { level };
+            }
+        }
     }
+    options
 }
 
 /// A key between two of the key space's (or before or after all of them), or one of them.

@@ -35,7 +35,9 @@ mod reader;
 pub use block::{Block, BlockBuilder, BlockEntry};
 pub use block_index::{BlockHandle, BlockIndex};
 pub use builder::{TableBuilder, TableSummary};
-pub use compression::{Compression, STORED_LZ4, STORED_RAW};
+pub use compression::{
+    zstd_levels, Compression, MAX_EXPANSION, STORED_LZ4, STORED_RAW, STORED_ZSTD,
+};
 pub use decoded::DecodedBlock;
 pub use filter::{Filter, FilterBuilder, KeyHash};
 pub use reader::{IndexEntry, ReadCounters, SstReader};

@@ -86,6 +86,11 @@ pub struct BenchArgs {
     /// (default: the engine's default; 0 never preallocates).
     #[arg(long)]
     wal_preallocate: Option<u64>,
+    /// The engine's `compression_per_level`, comma-separated, one entry per level from
+    /// level 0, the last for every deeper level: `none`, `lz4`, `zstd` or `zstd:LEVEL`
+    /// (default: the engine's, LZ4 everywhere). Example: `lz4,lz4,zstd:3`.
+    #[arg(long, value_delimiter = ',')]
+    compression: Vec<strata_engine::Compression>,
 }
 
 #[derive(Serialize, Debug)]
@@ -191,6 +196,11 @@ impl Bench {
                 .args
                 .wal_preallocate
                 .unwrap_or(Options::default().wal_preallocate),
+            compression_per_level: if self.args.compression.is_empty() {
+                Options::default().compression_per_level
+            } else {
+                self.args.compression.clone()
+            },
             ..Options::default()
         }
     }
@@ -500,6 +510,16 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, crate::cli::CliError> {
     };
     if !json {
         crate::outln!("durability: {promise}");
+        let compression: Vec<String> = bench
+            .options()
+            .compression_per_level
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        crate::outln!(
+            "compression per level (the last for every deeper level): {}",
+            compression.join(",")
+        );
         crate::outln!(
             "{:<12} {:>10} {:>9} {:>14} {:>10}",
             "workload",
