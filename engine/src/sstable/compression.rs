@@ -128,10 +128,16 @@ fn decompressed_bound(compressed_len: usize) -> usize {
         .saturating_add(EXPANSION_SLACK)
 }
 
-/// True if `header` and `body` bytes are worth storing for a block of `block_len`: at least
-/// an eighth saved, and within the bound a reader holds the body to.
-fn worth_storing(block_len: usize, header: usize, body: usize) -> bool {
-    header + body <= block_len - block_len / 8 && block_len <= decompressed_bound(body)
+/// Appends `header` and `body` to `out` if they are worth storing for a block of
+/// `block_len`: at least an eighth saved, and within the bound a reader holds the body to.
+fn append_if_worth(block_len: usize, header: &[u8], body: &[u8], out: &mut Vec<u8>) -> bool {
+    let worth = header.len() + body.len() <= block_len - block_len / 8
+        && block_len <= decompressed_bound(body.len());
+    if worth {
+        out.extend_from_slice(header);
+        out.extend_from_slice(body);
+    }
+    worth
 }
 
 /// LZ4-compresses `block` onto `out` (header and body) if that is worth it.
@@ -140,14 +146,8 @@ fn store_lz4(block: &[u8], scratch: &mut Vec<u8>, header: &[u8], out: &mut Vec<u
     if scratch.len() < bound {
         scratch.resize(bound, 0);
     }
-    let stored = match lz4_flex::block::compress_into(block, scratch) {
-        Ok(written) if worth_storing(block.len(), header.len(), written) => {
-            out.extend_from_slice(header);
-            out.extend_from_slice(&scratch[..written]);
-            true
-        }
-        _ => false,
-    };
+    let stored = lz4_flex::block::compress_into(block, scratch)
+        .is_ok_and(|written| append_if_worth(block.len(), header, &scratch[..written], out));
     if scratch.len() > SCRATCH_KEPT {
         *scratch = Vec::new();
     }
@@ -174,14 +174,9 @@ fn store_zstd(
     let output = &mut scratch.zstd;
     output.clear();
     output.reserve(zstd::zstd_safe::compress_bound(block.len()));
-    let stored = match compressor.compress_to_buffer(block, output) {
-        Ok(written) if worth_storing(block.len(), header.len(), written) => {
-            out.extend_from_slice(header);
-            out.extend_from_slice(&output[..written]);
-            true
-        }
-        _ => false,
-    };
+    let stored = compressor
+        .compress_to_buffer(block, output)
+        .is_ok_and(|written| append_if_worth(block.len(), header, &output[..written], out));
     if output.capacity() > SCRATCH_KEPT {
         *output = Vec::new();
     }
