@@ -1,4 +1,4 @@
-//! The memtable: a concurrent sorted set (crossbeam's lock-free skip list) of versions, each
+//! The memtable: a concurrent sorted set (an arena skip list, lock-free for readers) of versions, each
 //! a user key, a sequence number and a value or a tombstone, ordered by key and then newest
 //! first (LevelDB's internal-key order). Writers insert under the engine's write leader;
 //! readers read without locks, at a sequence number: they see the newest version at or below
@@ -7,12 +7,12 @@
 //! keeps reading what it saw.
 //!
 //! One node per version, never one per key: an insert only ever adds a node, so no reader
-//! can find a key absent while its versions change (crossbeam's `insert` over an existing
-//! key unlinks the old node before linking the new one; a reader in between would fall
-//! through to older data), and no version needs a lock. A version's key and value share one
-//! heap allocation. Both choices are for memory: the earlier layout (a node per key, a
-//! `Mutex` of versions, key and value allocated apart) took about 200 bytes a key beyond
-//! the key and value, this one about 125 (see [`ENTRY_OVERHEAD`]).
+//! can find a key absent while its versions change, and no version needs a lock. The skip
+//! list is `strata-skiplist`'s arena list: a version (its header, key and value) is one bump
+//! of a pointer in the memtable's arena, not a heap allocation, and a flushed memtable is
+//! freed as a few dozen blocks (the crate's documentation says why: `malloc` and `free` were
+//! 43% of a sequential load's writer thread with crossbeam's `SkipMap` and a key-and-value
+//! allocation per version).
 //!
 //! Every version stays until the memtable is flushed: the memtable's size already counts
 //! every write, overwritten or not, so keeping them costs no more memory than the budget,
@@ -25,11 +25,10 @@
 
 use crate::key_prefix::{compare_prefixed, KeyPrefix};
 use crate::sstable::KeyHash;
-use crossbeam_skiplist::map::Entry as MapEntry;
-use crossbeam_skiplist::SkipMap;
 use std::cmp;
 use std::ops::Bound;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use strata_skiplist::{Comparator, Entry, Position, SkipList};
 
 /// Bytes of memtable budget per bit of filter (one bit per 8 bytes).
 const FILTER_BYTES_PER_BIT: usize = 8;
@@ -73,20 +72,19 @@ impl MemFilter {
     }
 }
 
-/// One version of a key, as the skip list holds it: the key's 16-byte prefix, the sequence,
-/// and the key's bytes followed by the value's in one allocation. Ordered by key, then by
-/// sequence from newest to oldest, so a search for (key, s) lands on the newest version at
-/// or below s. The skip list compares about 20 times per insert or lookup; comparing
-/// prefixes first makes most of those one integer compare instead of a `memcmp` call
-/// (measured: the `memcmp`s were a fifth of a random write's time).
-#[derive(Debug)]
+/// A version's header, as the skip list holds it beside the key's bytes followed by the
+/// value's: the key's 16-byte prefix, the sequence, the key's length, and whether it is a
+/// tombstone. Ordered by key, then by sequence from newest to oldest, so a search for
+/// (key, s) lands on the newest version at or below s. The skip list compares about 20
+/// times per insert or lookup; comparing prefixes first makes most of those one integer
+/// compare instead of a `memcmp` call (measured: the `memcmp`s were a fifth of a random
+/// write's time).
+#[derive(Debug, Clone, Copy)]
 struct Version {
     prefix: KeyPrefix,
     sequence: u64,
     key_length: u32,
     tombstone: bool,
-    /// The key, then the value (empty for a tombstone).
-    bytes: Box<[u8]>,
 }
 
 /// A search bound's sequence that sorts at or before every version of a key.
@@ -95,60 +93,75 @@ const NEWEST_POSSIBLE: u64 = u64::MAX;
 const OLDEST_POSSIBLE: u64 = 0;
 
 impl Version {
-    fn new(key: &[u8], sequence: u64, value: Option<&[u8]>) -> Version {
-        let key_length = u32::try_from(key.len()).expect("keys are shorter than 4 GiB");
-        let value_bytes = value.unwrap_or_default();
-        let mut bytes = Vec::with_capacity(key.len() + value_bytes.len());
-        bytes.extend_from_slice(key);
-        bytes.extend_from_slice(value_bytes);
+    fn new(key: &[u8], sequence: u64, tombstone: bool) -> Version {
         Version {
             prefix: KeyPrefix::of(key),
             sequence,
-            key_length,
-            tombstone: value.is_none(),
-            bytes: bytes.into_boxed_slice(),
+            key_length: u32::try_from(key.len()).expect("keys are shorter than 4 GiB"),
+            tombstone,
+        }
+    }
+}
+
+/// A search bound: the position of version `sequence` of `key` (holds no value).
+#[derive(Clone, Copy)]
+struct Bounding<'a> {
+    header: Version,
+    key: &'a [u8],
+}
+
+impl<'a> Bounding<'a> {
+    fn new(key: &'a [u8], sequence: u64) -> Bounding<'a> {
+        Bounding {
+            header: Version::new(key, sequence, false),
+            key,
         }
     }
 
-    /// A search bound: the position of version `sequence` of `key` (holds no value).
-    fn bound(key: &[u8], sequence: u64) -> Version {
-        Version::new(key, sequence, Some(&[]))
+    fn entry(&self) -> Entry<'_, Version> {
+        Entry {
+            header: &self.header,
+            bytes: self.key,
+        }
+    }
+}
+
+/// One stored version, borrowed from the memtable.
+#[derive(Clone, Copy)]
+struct Stored<'a>(Entry<'a, Version>);
+
+impl<'a> Stored<'a> {
+    fn key(&self) -> &'a [u8] {
+        &self.0.bytes[..self.0.header.key_length as usize]
     }
 
-    fn key(&self) -> &[u8] {
-        &self.bytes[..self.key_length as usize]
+    fn sequence(&self) -> u64 {
+        self.0.header.sequence
     }
 
     /// The value, or `None` for a tombstone.
-    fn value(&self) -> Option<&[u8]> {
-        (!self.tombstone).then(|| &self.bytes[self.key_length as usize..])
+    fn value(&self) -> Option<&'a [u8]> {
+        (!self.0.header.tombstone).then(|| &self.0.bytes[self.0.header.key_length as usize..])
     }
 
-    fn same_key(&self, other: &Version) -> bool {
-        self.prefix == other.prefix && self.key() == other.key()
-    }
-}
-
-impl Ord for Version {
-    fn cmp(&self, other: &Version) -> cmp::Ordering {
-        compare_prefixed(self.key(), self.prefix, other.key(), other.prefix)
-            .then_with(|| other.sequence.cmp(&self.sequence))
+    fn same_key(&self, other: &Stored<'_>) -> bool {
+        self.0.header.prefix == other.0.header.prefix && self.key() == other.key()
     }
 }
 
-impl PartialOrd for Version {
-    fn partial_cmp(&self, other: &Version) -> Option<cmp::Ordering> {
-        Some(self.cmp(other))
+/// The memtable's order: key (prefix first), then sequence descending. A search bound's
+/// bytes are its key alone, a stored version's its key and value: both compare only
+/// `key_length` bytes.
+struct VersionOrder;
+
+impl Comparator<Version> for VersionOrder {
+    fn compare(&self, a: Entry<'_, Version>, b: Entry<'_, Version>) -> cmp::Ordering {
+        let a_key = &a.bytes[..a.header.key_length as usize];
+        let b_key = &b.bytes[..b.header.key_length as usize];
+        compare_prefixed(a_key, a.header.prefix, b_key, b.header.prefix)
+            .then_with(|| b.header.sequence.cmp(&a.header.sequence))
     }
 }
-
-impl PartialEq for Version {
-    fn eq(&self, other: &Version) -> bool {
-        self.cmp(other) == cmp::Ordering::Equal
-    }
-}
-
-impl Eq for Version {}
 
 /// Per-version bookkeeping counted against the memtable size beyond the key and value: the
 /// skip-list node (48 bytes of [`Version`], the reference count and height, a tower of two
@@ -163,28 +176,13 @@ const ENTRY_OVERHEAD: usize = 128;
 /// What a key maps to: a value, or `None` for a tombstone.
 pub type Slot = Option<Vec<u8>>;
 
-type VersionEntry<'a> = MapEntry<'a, Version, ()>;
-
-/// The user-key bounds `lower`..`upper` as bounds on versions: every version of a key that
-/// the user bounds include, none of one they exclude.
-fn version_bounds(lower: Bound<&[u8]>, upper: Bound<&[u8]>) -> (Bound<Version>, Bound<Version>) {
-    let lower = match lower {
-        Bound::Included(key) => Bound::Included(Version::bound(key, NEWEST_POSSIBLE)),
-        Bound::Excluded(key) => Bound::Excluded(Version::bound(key, OLDEST_POSSIBLE)),
-        Bound::Unbounded => Bound::Unbounded,
-    };
-    let upper = match upper {
-        Bound::Included(key) => Bound::Included(Version::bound(key, OLDEST_POSSIBLE)),
-        Bound::Excluded(key) => Bound::Excluded(Version::bound(key, NEWEST_POSSIBLE)),
-        Bound::Unbounded => Bound::Unbounded,
-    };
-    (lower, upper)
-}
+type VersionList = SkipList<Version, VersionOrder>;
+type VersionPosition<'a> = Position<'a, Version, VersionOrder>;
 
 /// A sorted in-memory table of recent writes.
 #[derive(Debug)]
 pub struct Memtable {
-    map: SkipMap<Version, ()>,
+    list: VersionList,
     approximate_size: AtomicUsize,
     filter: MemFilter,
 }
@@ -193,29 +191,24 @@ impl Memtable {
     /// An empty memtable expected to grow to about `budget_bytes`.
     pub fn new(budget_bytes: usize) -> Memtable {
         Memtable {
-            map: SkipMap::new(),
+            list: SkipList::new(VersionOrder),
             approximate_size: AtomicUsize::new(0),
             filter: MemFilter::new(budget_bytes),
         }
     }
 
     /// Adds version `sequence` of `key`: `value`, or a tombstone. A key's sequences must
-    /// differ from one insert to the next (they increase, in commit order).
+    /// differ from one insert to the next (they increase, in commit order). Inserts must
+    /// not overlap in time (the engine makes them under its write lock); reads may.
     pub fn insert(&self, key: &[u8], sequence: u64, value: Option<&[u8]>) {
         let size = key.len() + value.map_or(0, |v| v.len()) + ENTRY_OVERHEAD;
         self.approximate_size.fetch_add(size, Ordering::Relaxed);
         // Filter bits first, entry second: once the entry is visible its bits are set, so
         // the filter never hides an entry a reader could otherwise see.
         self.filter.insert(KeyHash::of(key));
-        let version = Version::new(key, sequence, value);
-        // Moving the box does not move its bytes: if the entry returned holds other bytes,
-        // the version was there already.
-        let inserted_bytes = version.bytes.as_ptr();
-        let entry = self.map.get_or_insert(version, ());
-        assert!(
-            std::ptr::eq(entry.key().bytes.as_ptr(), inserted_bytes),
-            "version {sequence} of a key was inserted twice"
-        );
+        let version = Version::new(key, sequence, value.is_none());
+        let inserted = self.list.insert(version, &[key, value.unwrap_or_default()]);
+        assert!(inserted, "version {sequence} of a key was inserted twice");
     }
 
     /// The newest version of `key` (whose hash the caller computed) at or below `sequence`.
@@ -235,10 +228,8 @@ impl Memtable {
 
     /// [`Memtable::get_hashed`] without asking the filter (the caller did).
     pub fn get_unfiltered(&self, key: &[u8], sequence: u64) -> Option<Slot> {
-        let entry = self
-            .map
-            .lower_bound(Bound::Included(&Version::bound(key, sequence)))?;
-        let version = entry.key();
+        let bound = Bounding::new(key, sequence);
+        let version = Stored(self.list.after(bound.entry(), true)?.entry());
         (version.key() == key).then(|| version.value().map(<[u8]>::to_vec))
     }
 
@@ -249,7 +240,75 @@ impl Memtable {
 
     /// Whether it holds nothing.
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.list.is_empty()
+    }
+
+    /// The versions within the user-key bounds, every version of a key the bounds include
+    /// and none of one they exclude, in order (reversed if `reverse`).
+    fn versions<'a>(
+        &'a self,
+        lower: Bound<&'a [u8]>,
+        upper: Bound<&'a [u8]>,
+        reverse: bool,
+    ) -> impl Iterator<Item = Stored<'a>> + 'a {
+        // A version is below the lower bound if it sorts before the bound's position.
+        let above_lower = move |entry: Entry<'_, Version>| match lower {
+            Bound::Included(key) => !VersionOrder
+                .compare(entry, Bounding::new(key, NEWEST_POSSIBLE).entry())
+                .is_lt(),
+            Bound::Excluded(key) => VersionOrder
+                .compare(entry, Bounding::new(key, OLDEST_POSSIBLE).entry())
+                .is_gt(),
+            Bound::Unbounded => true,
+        };
+        let below_upper = move |entry: Entry<'_, Version>| match upper {
+            Bound::Included(key) => !VersionOrder
+                .compare(entry, Bounding::new(key, OLDEST_POSSIBLE).entry())
+                .is_gt(),
+            Bound::Excluded(key) => VersionOrder
+                .compare(entry, Bounding::new(key, NEWEST_POSSIBLE).entry())
+                .is_lt(),
+            Bound::Unbounded => true,
+        };
+        let list = &self.list;
+        let start: Option<VersionPosition<'a>> = if reverse {
+            match upper {
+                Bound::Included(key) => {
+                    list.before(Bounding::new(key, OLDEST_POSSIBLE).entry(), true)
+                }
+                Bound::Excluded(key) => {
+                    list.before(Bounding::new(key, NEWEST_POSSIBLE).entry(), false)
+                }
+                Bound::Unbounded => list.last(),
+            }
+        } else {
+            match lower {
+                Bound::Included(key) => {
+                    list.after(Bounding::new(key, NEWEST_POSSIBLE).entry(), true)
+                }
+                Bound::Excluded(key) => {
+                    list.after(Bounding::new(key, OLDEST_POSSIBLE).entry(), false)
+                }
+                Bound::Unbounded => list.first(),
+            }
+        };
+        std::iter::successors(start, move |position| {
+            if reverse {
+                position.prev()
+            } else {
+                position.next()
+            }
+        })
+        .map(|position| position.entry())
+        // The start is within the bound in the walk's direction; stop at the other one.
+        .take_while(move |entry| {
+            if reverse {
+                above_lower(*entry)
+            } else {
+                below_upper(*entry)
+            }
+        })
+        .map(Stored)
     }
 
     /// Examines up to `limit` keys within the bounds, in key order (descending if
@@ -266,7 +325,6 @@ impl Memtable {
         sequence: u64,
         out: &mut Vec<(Vec<u8>, Slot)>,
     ) -> Option<Vec<u8>> {
-        let range = self.map.range(version_bounds(lower, upper));
         let mut collector = RangeCollector {
             sequence,
             limit,
@@ -278,10 +336,10 @@ impl Memtable {
         if reverse {
             // A key's versions come oldest first: the visible one is the last at or below
             // `sequence` before the key changes.
-            for entry in range.rev() {
-                if !collector.step(entry, |visible, entry, sequence| {
-                    if entry.key().sequence <= sequence {
-                        *visible = Some(entry);
+            for version in self.versions(lower, upper, true) {
+                if !collector.step(version, |visible, version, sequence| {
+                    if version.sequence() <= sequence {
+                        *visible = Some(version);
                     }
                 }) {
                     break;
@@ -289,10 +347,10 @@ impl Memtable {
             }
         } else {
             // Newest first: the visible one is the first at or below `sequence`.
-            for entry in range {
-                if !collector.step(entry, |visible, entry, sequence| {
-                    if visible.is_none() && entry.key().sequence <= sequence {
-                        *visible = Some(entry);
+            for version in self.versions(lower, upper, false) {
+                if !collector.step(version, |visible, version, sequence| {
+                    if visible.is_none() && version.sequence() <= sequence {
+                        *visible = Some(version);
                     }
                 }) {
                     break;
@@ -307,26 +365,22 @@ impl Memtable {
     /// writes to the table file). `visit` may change the list it is handed (a flush drops
     /// the versions it does not keep).
     pub fn for_each(&self, mut visit: impl FnMut(&[u8], &mut Vec<(u64, Option<&[u8]>)>)) {
-        let mut group: Vec<VersionEntry<'_>> = Vec::new();
-        let mut visit_group = |group: &[VersionEntry<'_>]| {
-            let mut versions: Vec<(u64, Option<&[u8]>)> = group
-                .iter()
-                .map(|entry| (entry.key().sequence, entry.key().value()))
-                .collect();
-            visit(group[0].key().key(), &mut versions);
-        };
-        for entry in self.map.iter() {
-            if group
-                .first()
-                .is_some_and(|first| !first.key().same_key(entry.key()))
-            {
-                visit_group(&group);
-                group.clear();
+        let mut first: Option<Stored<'_>> = None;
+        let mut versions: Vec<(u64, Option<&[u8]>)> = Vec::new();
+        for version in self.versions(Bound::Unbounded, Bound::Unbounded, false) {
+            if let Some(first) = first.filter(|first| !first.same_key(&version)) {
+                visit(first.key(), &mut versions);
+                versions.clear();
             }
-            group.push(entry);
+            if versions.is_empty() {
+                first = Some(version);
+            }
+            versions.push((version.sequence(), version.value()));
         }
-        if !group.is_empty() {
-            visit_group(&group);
+        if let Some(first) = first {
+            if !versions.is_empty() {
+                visit(first.key(), &mut versions);
+            }
         }
     }
 }
@@ -338,8 +392,8 @@ struct RangeCollector<'a, 'out> {
     limit: usize,
     examined: usize,
     /// The key being examined (any of its versions).
-    current: Option<VersionEntry<'a>>,
-    visible: Option<VersionEntry<'a>>,
+    current: Option<Stored<'a>>,
+    visible: Option<Stored<'a>>,
     out: &'out mut Vec<(Vec<u8>, Slot)>,
 }
 
@@ -347,36 +401,35 @@ impl<'a> RangeCollector<'a, '_> {
     /// Takes the next version; false once `limit` keys are done and this is a new one.
     fn step(
         &mut self,
-        entry: VersionEntry<'a>,
-        choose: impl FnOnce(&mut Option<VersionEntry<'a>>, VersionEntry<'a>, u64),
+        version: Stored<'a>,
+        choose: impl FnOnce(&mut Option<Stored<'a>>, Stored<'a>, u64),
     ) -> bool {
         let same_key = self
             .current
             .as_ref()
-            .is_some_and(|current| current.key().same_key(entry.key()));
+            .is_some_and(|current| current.same_key(&version));
         if !same_key {
             if self.examined == self.limit {
                 return false;
             }
             self.emit();
             self.examined += 1;
-            self.current = Some(entry.clone());
+            self.current = Some(version);
         }
-        choose(&mut self.visible, entry, self.sequence);
+        choose(&mut self.visible, version, self.sequence);
         true
     }
 
     fn emit(&mut self) {
         if let Some(visible) = self.visible.take() {
-            let version = visible.key();
             self.out
-                .push((version.key().to_vec(), version.value().map(<[u8]>::to_vec)));
+                .push((visible.key().to_vec(), visible.value().map(<[u8]>::to_vec)));
         }
     }
 
     fn finish(mut self) -> Option<Vec<u8>> {
         self.emit();
-        self.current.map(|current| current.key().key().to_vec())
+        self.current.map(|current| current.key().to_vec())
     }
 }
 
