@@ -163,14 +163,17 @@ impl Comparator<Version> for VersionOrder {
     }
 }
 
-/// Per-version bookkeeping counted against the memtable size beyond the key and value: the
-/// skip-list node (48 bytes of [`Version`], the reference count and height, a tower of two
-/// pointers on average) and the allocator's rounding of it and of the bytes. Measured, not
-/// estimated: an 80,000- and a 200,000-entry fill of one memtable (`strata bench
-/// --workloads fillrandom`, 16-byte keys, mimalloc, peak RSS) grew the process by 142 bytes
-/// per entry with 10-byte values and 243 with 100-byte ones: 116 and 127 beyond the key and
-/// value. So `memtable_size` is the memory a memtable takes. (The layout with a node per key
-/// and a `Mutex` of versions measured about 200.)
+/// What each version counts against `memtable_size` beyond its key and value. More than
+/// it takes: its node in the arena is a 48-byte header ([`Version`], the byte count and the
+/// height), 8 bytes of tower a level (4/3 levels on average) and the key and value, rounded
+/// up to 16 bytes, so about 63 bytes beyond the key and value. 128 is what the heap layout
+/// before the arena took (crossbeam's node and a key-and-value allocation, measured), and
+/// it stays: counting the arena's bytes exactly was tried, and in shared/peerbench (1M
+/// 116-byte writes, two interleaved pairs, `strata` only) it raised the overwrite's peak
+/// RSS from 169 to 190 MiB and slowed fillrandom and overwrite by 6% and 15% (fewer,
+/// larger flushes), for a fillseq 5% faster. So a memtable takes about three quarters of
+/// `memtable_size` for such writes; the count is an upper bound, and every simulated trace
+/// stayed what it was.
 const ENTRY_OVERHEAD: usize = 128;
 
 /// What a key maps to: a value, or `None` for a tombstone.
@@ -201,14 +204,17 @@ impl Memtable {
     /// differ from one insert to the next (they increase, in commit order). Inserts must
     /// not overlap in time (the engine makes them under its write lock); reads may.
     pub fn insert(&self, key: &[u8], sequence: u64, value: Option<&[u8]>) {
-        let size = key.len() + value.map_or(0, |v| v.len()) + ENTRY_OVERHEAD;
-        self.approximate_size.fetch_add(size, Ordering::Relaxed);
         // Filter bits first, entry second: once the entry is visible its bits are set, so
         // the filter never hides an entry a reader could otherwise see.
         self.filter.insert(KeyHash::of(key));
         let version = Version::new(key, sequence, value.is_none());
         let inserted = self.list.insert(version, &[key, value.unwrap_or_default()]);
-        assert!(inserted, "version {sequence} of a key was inserted twice");
+        assert!(
+            inserted.is_some(),
+            "version {sequence} of a key was inserted twice"
+        );
+        let size = key.len() + value.map_or(0, |v| v.len()) + ENTRY_OVERHEAD;
+        self.approximate_size.fetch_add(size, Ordering::Relaxed);
     }
 
     /// The newest version of `key` (whose hash the caller computed) at or below `sequence`.
@@ -233,7 +239,8 @@ impl Memtable {
         (version.key() == key).then(|| version.value().map(<[u8]>::to_vec))
     }
 
-    /// Bytes written into this memtable (including overwritten versions).
+    /// Bytes written into this memtable, each version counted as its key and value and
+    /// [`ENTRY_OVERHEAD`] (overwritten versions included).
     pub fn approximate_size(&self) -> usize {
         self.approximate_size.load(Ordering::Relaxed)
     }

@@ -217,13 +217,15 @@ impl<H: Copy, C: Comparator<H>> SkipList<H, C> {
         self.allocated.load(Memory::Relaxed)
     }
 
-    /// Inserts the entry `header` with the concatenation of `parts` as its bytes. Returns
-    /// false, and inserts nothing, if an equal entry is there already.
+    /// Inserts the entry `header` with the concatenation of `parts` as its bytes, and
+    /// returns the bytes of arena its node takes (its layout, rounded up to the alignment
+    /// the next node starts at). Returns `None`, and links nothing, if an equal entry is
+    /// there already.
     ///
     /// # Panics
     /// If another thread is inside `insert` on this list at the same time: inserts must be
     /// serialised by the caller (readers need nothing).
-    pub fn insert(&self, header: H, parts: &[&[u8]]) -> bool {
+    pub fn insert(&self, header: H, parts: &[&[u8]]) -> Option<usize> {
         let _guard = WriterGuard::enter(&self.writing);
         // SAFETY: the guard admits one thread at a time, and no reference into the writer
         // state outlives this call.
@@ -263,7 +265,7 @@ impl<H: Copy, C: Comparator<H>> SkipList<H, C> {
         );
         if let Some(next) = self.position(next) {
             if self.comparator.compare(next.entry(), new).is_eq() {
-                return false;
+                return None;
             }
         }
         let list_height = self.height.load(Memory::Relaxed);
@@ -278,7 +280,7 @@ impl<H: Copy, C: Comparator<H>> SkipList<H, C> {
             predecessor.store(raw, Memory::Release);
         }
         self.len.fetch_add(1, Memory::Release);
-        true
+        Some(layout.pad_to_align().size())
     }
 
     /// The first entry.

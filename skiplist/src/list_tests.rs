@@ -54,7 +54,7 @@ proptest! {
         for (bytes, header) in &inserts {
             let fresh = model.insert((bytes.clone(), std::cmp::Reverse(*header)));
             let (first, second) = bytes.split_at(bytes.len() / 2);
-            prop_assert_eq!(list.insert(*header, &[first, second]), fresh);
+            prop_assert_eq!(list.insert(*header, &[first, second]).is_some(), fresh);
         }
         prop_assert_eq!(list.len(), model.len());
         prop_assert_eq!(list.is_empty(), model.is_empty());
@@ -104,10 +104,19 @@ fn memory_is_a_node_per_entry_plus_at_most_a_chunk() {
     let list = SkipList::new(NewestFirst);
     let value = [7u8; 100];
     let mut nodes = 0;
+    let mut taken = 0;
     for i in 0..20_000u64 {
-        assert!(list.insert(i, &[&i.to_be_bytes(), &value]));
+        taken += list
+            .insert(i, &[&i.to_be_bytes(), &value])
+            .expect("a new entry");
         nodes += Node::<u64>::layout(1, 108).0.size();
     }
+    // What inserts report is what the arena handed out: all of it but chunks' tails.
+    assert!(taken >= nodes && taken <= list.allocated(), "{taken}");
+    assert!(
+        list.allocated() - taken < 2 * crate::arena::MAX_CHUNK,
+        "{taken}"
+    );
     // Towers above height 1 add 8 bytes a level: about a third of a link per node.
     let allocated = list.allocated();
     assert!(allocated >= nodes, "{allocated} < {nodes}");
@@ -204,7 +213,7 @@ fn readers_see_whole_entries_in_order_while_the_writer_inserts() {
         .collect();
     for i in 0..ENTRIES {
         let bytes = bytes_of(i);
-        assert!(list.insert(i, &[&bytes[..3], &bytes[3..]]));
+        assert!(list.insert(i, &[&bytes[..3], &bytes[3..]]).is_some());
         published.store(i as usize + 1, Memory::Release);
     }
     for reader in readers {

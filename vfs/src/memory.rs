@@ -1,14 +1,15 @@
 //! Giving a flushed memtable's memory back to the operating system, and keeping the
 //! simulator's short-lived memory off transparent huge pages.
 //!
-//! A memtable is hundreds of thousands of small heap blocks (a skip-list node and a key and
-//! value per version). When a flushed one is dropped, glibc's allocator — the one a Rust
-//! program on Linux uses unless it picks another — keeps the freed blocks in its heap
-//! instead of returning them: measured with shared/peerbench (1M random 116-byte writes, the
-//! system allocator), the process held 116 MB after the fill and its flush, of which 68 MB
-//! was freed memory that `malloc_trim` then returned. RocksDB avoids this with its arena
-//! (a memtable is a few large blocks); this engine's memtable is crossbeam's skip list,
-//! which allocates node by node, so it asks glibc to trim instead, once per flushed
+//! When a flushed memtable is dropped, glibc's allocator — the one a Rust program on Linux
+//! uses unless it picks another — keeps the freed blocks in its heap instead of returning
+//! them: measured with shared/peerbench (1M random 116-byte writes, the system allocator),
+//! when a memtable was hundreds of thousands of small blocks (a skip-list node and a key and
+//! value per version), the process held 116 MB after the fill and its flush, of which 68 MB
+//! was freed memory that `malloc_trim` then returned. The memtable is now an arena of
+//! chunks of up to 1 MiB (`strata-skiplist`), as RocksDB's is; glibc serves chunks of that
+//! size from its heap too once its mmap threshold has risen past them (it rises to the size
+//! of each mapped block freed), so the engine still asks glibc to trim, once per flushed
 //! memtable. A trim took 12–93 ms in that benchmark (timed once, temporarily), on the
 //! thread that flushed: the background flush thread by default, outside the flush lock;
 //! with `background_work` off, the writer that flushes inline pays it after its flush.
