@@ -20,7 +20,8 @@ use crate::arena::Arena;
 use std::alloc::Layout;
 use std::cell::UnsafeCell;
 use std::cmp::Ordering;
-use std::ptr;
+use std::marker::PhantomData;
+use std::ptr::{self, NonNull};
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering as Memory};
 
 /// The tallest tower: with a quarter of the nodes reaching each next level, 4^12 = 16M
@@ -63,38 +64,86 @@ struct Node<H> {
 }
 
 impl<H> Node<H> {
+    /// Where the bytes start after a tower of `height` links.
+    fn bytes_at(height: usize) -> usize {
+        std::mem::offset_of!(Node<H>, tower) + height * std::mem::size_of::<AtomicPtr<Node<H>>>()
+    }
+
+    /// The piece a node takes: its fields, `height` links from the `tower` field on, then
+    /// the bytes; and where the bytes start.
     fn layout(height: usize, bytes_len: usize) -> (Layout, usize) {
-        let links = Layout::array::<AtomicPtr<Node<H>>>(height).expect("a tower fits in memory");
-        let (layout, _) = Layout::new::<Node<H>>()
-            .extend(links)
+        let bytes_at = Node::<H>::bytes_at(height);
+        let size = bytes_at
+            .checked_add(bytes_len)
             .expect("a node fits in memory");
-        let bytes = Layout::array::<u8>(bytes_len).expect("an entry fits in memory");
-        let (layout, bytes_at) = layout.extend(bytes).expect("a node fits in memory");
+        let layout = Layout::from_size_align(
+            size.max(std::mem::size_of::<Node<H>>()),
+            std::mem::align_of::<Node<H>>(),
+        )
+        .expect("a node fits in memory");
         (layout, bytes_at)
     }
+}
 
-    fn link(&self, level: usize) -> &AtomicPtr<Node<H>> {
-        assert!(
-            level < self.height as usize,
-            "no link above a node's height"
-        );
-        // SAFETY: the node was allocated with `height` links right after its fields
-        // (`Node::layout`), all initialised before it was published, and `level` is below
-        // `height`.
-        unsafe { &*self.tower.as_ptr().add(level) }
+/// A published node, borrowed for as long as the list is. A raw pointer rather than a
+/// `&Node`: a node's tower and bytes lie beyond the `Node` struct, and a pointer that came
+/// from the arena's block may reach all of the node's piece, while one made from a
+/// reference to the struct may reach only the struct.
+struct NodeRef<'a, H> {
+    node: NonNull<Node<H>>,
+    _list: PhantomData<&'a Node<H>>,
+}
+
+impl<H> Clone for NodeRef<'_, H> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<H> Copy for NodeRef<'_, H> {}
+
+impl<'a, H> NodeRef<'a, H> {
+    /// The node a link points to, if any.
+    ///
+    /// # Safety
+    /// `link` is null or points to a node published in a list that outlives `'a`.
+    unsafe fn from_link(link: *mut Node<H>) -> Option<NodeRef<'a, H>> {
+        NonNull::new(link).map(|node| NodeRef {
+            node,
+            _list: PhantomData,
+        })
     }
 
-    fn entry(&self) -> Entry<'_, H> {
-        let (_, bytes_at) = Node::<H>::layout(self.height as usize, self.bytes_len as usize);
-        // SAFETY: the node's bytes follow its tower in the same piece (`Node::layout`), and
-        // were written before the node was published.
-        let bytes = unsafe {
-            let start = (self as *const Node<H>).cast::<u8>().add(bytes_at);
-            std::slice::from_raw_parts(start, self.bytes_len as usize)
-        };
-        Entry {
-            header: &self.header,
-            bytes,
+    fn height(self) -> usize {
+        // SAFETY: the node is published (`from_link`), so its fields were written before
+        // the pointer to it could be loaded; this reads one field, through the raw pointer.
+        unsafe { (*self.node.as_ptr()).height as usize }
+    }
+
+    fn link(self, level: usize) -> &'a AtomicPtr<Node<H>> {
+        assert!(level < self.height(), "no link above a node's height");
+        // SAFETY: the node's piece holds `height` links from the `tower` field on
+        // (`Node::layout`), all initialised before it was published, `level` is below
+        // `height`, and the piece lives as long as the list.
+        unsafe {
+            &*ptr::addr_of!((*self.node.as_ptr()).tower)
+                .cast::<AtomicPtr<Node<H>>>()
+                .add(level)
+        }
+    }
+
+    fn entry(self) -> Entry<'a, H> {
+        let raw = self.node.as_ptr();
+        // SAFETY: as in `link`: the header and byte count are the node's fields, and its
+        // bytes follow its tower in the same piece, all written before it was published and
+        // never written again.
+        unsafe {
+            let bytes_len = (*raw).bytes_len as usize;
+            let start = raw.cast::<u8>().add(Node::<H>::bytes_at(self.height()));
+            Entry {
+                header: &*ptr::addr_of!((*raw).header),
+                bytes: std::slice::from_raw_parts(start, bytes_len),
+            }
         }
     }
 }
@@ -157,7 +206,7 @@ impl Drop for WriterGuard<'_> {
 /// A reader's place in the list: an entry, and the way to its neighbours.
 pub struct Position<'a, H, C> {
     list: &'a SkipList<H, C>,
-    node: &'a Node<H>,
+    node: NodeRef<'a, H>,
 }
 
 impl<H, C> Clone for Position<'_, H, C> {
@@ -238,7 +287,7 @@ impl<H: Copy, C: Comparator<H>> SkipList<H, C> {
         // SAFETY: `piece` is fresh arena memory laid out by `Node::layout` for this height
         // and byte count, reachable by no one else until it is linked below: every field,
         // link and byte is written here before any reader can load a pointer to it.
-        let node: &Node<H> = unsafe {
+        let node: NodeRef<'_, H> = unsafe {
             let raw = piece.as_ptr();
             ptr::addr_of_mut!((*raw).header).write(header);
             ptr::addr_of_mut!((*raw).bytes_len).write(bytes_len_u32);
@@ -252,14 +301,17 @@ impl<H: Copy, C: Comparator<H>> SkipList<H, C> {
                 ptr::copy_nonoverlapping(part.as_ptr(), at, part.len());
                 at = at.add(part.len());
             }
-            &*raw
+            NodeRef {
+                node: piece,
+                _list: PhantomData,
+            }
         };
         self.allocated
             .store(writer.arena.allocated(), Memory::Relaxed);
         let new = node.entry();
         let mut predecessors: [&AtomicPtr<Node<H>>; MAX_HEIGHT] =
             std::array::from_fn(|level| &self.head[level]);
-        let next = self.search(
+        let (_, next) = self.search(
             |entry| self.comparator.compare(entry, new).is_lt(),
             Some(&mut predecessors),
         );
@@ -273,11 +325,10 @@ impl<H: Copy, C: Comparator<H>> SkipList<H, C> {
             // Levels the list never used: their predecessor is the head (set above).
             self.height.store(height, Memory::Relaxed);
         }
-        let raw = ptr::from_ref(node).cast_mut();
         for (level, predecessor) in predecessors.iter().enumerate().take(height) {
             node.link(level)
                 .store(predecessor.load(Memory::Relaxed), Memory::Relaxed);
-            predecessor.store(raw, Memory::Release);
+            predecessor.store(piece.as_ptr(), Memory::Release);
         }
         self.len.fetch_add(1, Memory::Release);
         Some(layout.pad_to_align().size())
@@ -295,7 +346,7 @@ impl<H: Copy, C: Comparator<H>> SkipList<H, C> {
 
     /// The first entry at or after `query` (`inclusive`) or after it.
     pub fn after(&self, query: Entry<'_, H>, inclusive: bool) -> Option<Position<'_, H, C>> {
-        let found = self.search(
+        let (_, found) = self.search(
             |entry| {
                 let order = self.comparator.compare(entry, query);
                 order.is_lt() || (!inclusive && order.is_eq())
@@ -313,30 +364,36 @@ impl<H: Copy, C: Comparator<H>> SkipList<H, C> {
         })
     }
 
-    fn position(&self, node: *mut Node<H>) -> Option<Position<'_, H, C>> {
-        // SAFETY: a non-null link points to a published node, which lives as long as the
-        // list (module documentation).
-        let node = unsafe { node.as_ref() }?;
+    fn position(&self, link: *mut Node<H>) -> Option<Position<'_, H, C>> {
+        let node = self.node(link)?;
         Some(Position { list: self, node })
     }
 
-    /// The first node for which `before` is false, given that `before` holds for a prefix
-    /// of the list; with `predecessors`, the link at each level that points to it.
+    /// The node a link loaded from this list points to.
+    fn node(&self, link: *mut Node<H>) -> Option<NodeRef<'_, H>> {
+        // SAFETY: every non-null link in the list points to a published node, which lives
+        // as long as the list (module documentation).
+        unsafe { NodeRef::from_link(link) }
+    }
+
+    /// The walk of every search, given that `before` holds for a prefix of the list: the
+    /// last node for which it holds (`None`: the head) and the link from it to the first
+    /// for which it does not (null: the end); with `predecessors`, the link at each level
+    /// that points past the prefix.
     fn search<'s>(
         &'s self,
         before: impl Fn(Entry<'_, H>) -> bool,
         mut predecessors: Option<&mut [&'s AtomicPtr<Node<H>>; MAX_HEIGHT]>,
-    ) -> *mut Node<H> {
+    ) -> (Option<NodeRef<'s, H>>, *mut Node<H>) {
         let mut level = self.height.load(Memory::Relaxed) - 1;
-        let mut current: Option<&'s Node<H>> = None;
+        let mut current: Option<NodeRef<'s, H>> = None;
         loop {
             let link = match current {
                 Some(node) => node.link(level),
                 None => &self.head[level],
             };
             let next = link.load(Memory::Acquire);
-            // SAFETY: as in `position`.
-            if let Some(node) = unsafe { next.as_ref() } {
+            if let Some(node) = self.node(next) {
                 if before(node.entry()) {
                     current = Some(node);
                     continue;
@@ -346,7 +403,7 @@ impl<H: Copy, C: Comparator<H>> SkipList<H, C> {
                 predecessors[level] = link;
             }
             if level == 0 {
-                return next;
+                return (current, next);
             }
             level -= 1;
         }
@@ -354,26 +411,8 @@ impl<H: Copy, C: Comparator<H>> SkipList<H, C> {
 
     /// The last node for which `before` holds, given that it holds for a prefix of the list.
     fn last_where(&self, before: impl Fn(Entry<'_, H>) -> bool) -> Option<Position<'_, H, C>> {
-        let mut level = self.height.load(Memory::Relaxed) - 1;
-        let mut current: Option<&Node<H>> = None;
-        loop {
-            let link = match current {
-                Some(node) => node.link(level),
-                None => &self.head[level],
-            };
-            let next = link.load(Memory::Acquire);
-            // SAFETY: as in `position`.
-            if let Some(node) = unsafe { next.as_ref() } {
-                if before(node.entry()) {
-                    current = Some(node);
-                    continue;
-                }
-            }
-            if level == 0 {
-                return current.map(|node| Position { list: self, node });
-            }
-            level -= 1;
-        }
+        let (last, _) = self.search(before, None);
+        last.map(|node| Position { list: self, node })
     }
 }
 
