@@ -126,6 +126,51 @@ impl<'a> Bounding<'a> {
     }
 }
 
+/// A user-key bound as a position among versions: every version of a key the bound
+/// includes lies inside it, every version of one it excludes outside.
+#[derive(Clone, Copy)]
+struct Edge<'a> {
+    bound: Bounding<'a>,
+    /// Whether a version at `bound` itself is inside (never one: a bound holds no value).
+    inclusive: bool,
+    /// Whether the inside is above the bound (a lower bound) or below it.
+    lower: bool,
+}
+
+impl<'a> Edge<'a> {
+    /// `None` for an unbounded side.
+    fn of(bound: Bound<&'a [u8]>, lower: bool) -> Option<Edge<'a>> {
+        // A lower bound that includes its key starts before the key's newest version; one
+        // that excludes it, after the oldest. An upper bound the other way round.
+        let (key, inclusive) = match bound {
+            Bound::Included(key) => (key, true),
+            Bound::Excluded(key) => (key, false),
+            Bound::Unbounded => return None,
+        };
+        let sequence = if lower == inclusive {
+            NEWEST_POSSIBLE
+        } else {
+            OLDEST_POSSIBLE
+        };
+        Some(Edge {
+            bound: Bounding::new(key, sequence),
+            inclusive,
+            lower,
+        })
+    }
+
+    /// Whether `entry` lies inside the bound.
+    fn admits(&self, entry: Entry<'_, Version>) -> bool {
+        let order = VersionOrder.compare(entry, self.bound.entry());
+        let beyond = if self.lower {
+            order.is_gt()
+        } else {
+            order.is_lt()
+        };
+        beyond || (self.inclusive && order.is_eq())
+    }
+}
+
 /// One stored version, borrowed from the memtable.
 #[derive(Clone, Copy)]
 struct Stored<'a>(Entry<'a, Version>);
@@ -258,46 +303,18 @@ impl Memtable {
         upper: Bound<&'a [u8]>,
         reverse: bool,
     ) -> impl Iterator<Item = Stored<'a>> + 'a {
-        // A version is below the lower bound if it sorts before the bound's position.
-        let above_lower = move |entry: Entry<'_, Version>| match lower {
-            Bound::Included(key) => !VersionOrder
-                .compare(entry, Bounding::new(key, NEWEST_POSSIBLE).entry())
-                .is_lt(),
-            Bound::Excluded(key) => VersionOrder
-                .compare(entry, Bounding::new(key, OLDEST_POSSIBLE).entry())
-                .is_gt(),
-            Bound::Unbounded => true,
-        };
-        let below_upper = move |entry: Entry<'_, Version>| match upper {
-            Bound::Included(key) => !VersionOrder
-                .compare(entry, Bounding::new(key, OLDEST_POSSIBLE).entry())
-                .is_gt(),
-            Bound::Excluded(key) => VersionOrder
-                .compare(entry, Bounding::new(key, NEWEST_POSSIBLE).entry())
-                .is_lt(),
-            Bound::Unbounded => true,
+        // Start at the bound the walk leaves from; stop at the other one.
+        let (from, to) = if reverse {
+            (Edge::of(upper, false), Edge::of(lower, true))
+        } else {
+            (Edge::of(lower, true), Edge::of(upper, false))
         };
         let list = &self.list;
-        let start: Option<VersionPosition<'a>> = if reverse {
-            match upper {
-                Bound::Included(key) => {
-                    list.before(Bounding::new(key, OLDEST_POSSIBLE).entry(), true)
-                }
-                Bound::Excluded(key) => {
-                    list.before(Bounding::new(key, NEWEST_POSSIBLE).entry(), false)
-                }
-                Bound::Unbounded => list.last(),
-            }
-        } else {
-            match lower {
-                Bound::Included(key) => {
-                    list.after(Bounding::new(key, NEWEST_POSSIBLE).entry(), true)
-                }
-                Bound::Excluded(key) => {
-                    list.after(Bounding::new(key, OLDEST_POSSIBLE).entry(), false)
-                }
-                Bound::Unbounded => list.first(),
-            }
+        let start: Option<VersionPosition<'a>> = match from {
+            None if reverse => list.last(),
+            None => list.first(),
+            Some(edge) if reverse => list.before(edge.bound.entry(), edge.inclusive),
+            Some(edge) => list.after(edge.bound.entry(), edge.inclusive),
         };
         std::iter::successors(start, move |position| {
             if reverse {
@@ -307,14 +324,7 @@ impl Memtable {
             }
         })
         .map(|position| position.entry())
-        // The start is within the bound in the walk's direction; stop at the other one.
-        .take_while(move |entry| {
-            if reverse {
-                above_lower(*entry)
-            } else {
-                below_upper(*entry)
-            }
-        })
+        .take_while(move |entry| to.is_none_or(|edge| edge.admits(*entry)))
         .map(Stored)
     }
 

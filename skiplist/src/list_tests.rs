@@ -18,24 +18,24 @@ fn owned(entry: Entry<'_, u64>) -> (Vec<u8>, std::cmp::Reverse<u64>) {
     (entry.bytes.to_vec(), std::cmp::Reverse(*entry.header))
 }
 
-fn forward(list: &SkipList<u64, NewestFirst>) -> Vec<(Vec<u8>, std::cmp::Reverse<u64>)> {
-    let mut out = Vec::new();
-    let mut at = list.first();
-    while let Some(position) = at {
-        out.push(owned(position.entry()));
-        at = position.next();
-    }
-    out
+type Owned = (Vec<u8>, std::cmp::Reverse<u64>);
+
+/// Every entry from `start` on, one `step` at a time.
+fn walk<'a>(
+    start: Option<Position<'a, u64, NewestFirst>>,
+    step: impl Fn(&Position<'a, u64, NewestFirst>) -> Option<Position<'a, u64, NewestFirst>>,
+) -> Vec<Owned> {
+    std::iter::successors(start, step)
+        .map(|position| owned(position.entry()))
+        .collect()
 }
 
-fn backward(list: &SkipList<u64, NewestFirst>) -> Vec<(Vec<u8>, std::cmp::Reverse<u64>)> {
-    let mut out = Vec::new();
-    let mut at = list.last();
-    while let Some(position) = at {
-        out.push(owned(position.entry()));
-        at = position.prev();
-    }
-    out
+fn forward(list: &SkipList<u64, NewestFirst>) -> Vec<Owned> {
+    walk(list.first(), Position::next)
+}
+
+fn backward(list: &SkipList<u64, NewestFirst>) -> Vec<Owned> {
+    walk(list.last(), Position::prev)
 }
 
 fn entries() -> impl Strategy<Value = Vec<(Vec<u8>, u64)>> {
