@@ -208,17 +208,20 @@ impl Comparator<Version> for VersionOrder {
     }
 }
 
-/// What each version counts against `memtable_size` beyond its key and value. More than
-/// it takes: its node in the arena is a 48-byte header ([`Version`], the byte count and the
-/// height), 8 bytes of tower a level (4/3 levels on average) and the key and value, rounded
-/// up to 16 bytes, so about 63 bytes beyond the key and value. 128 is what the heap layout
+/// What each version counts against `memtable_size` beyond its key and value: for small
+/// versions more than it takes. Its node in the arena is a 40-byte header ([`Version`]'s 32,
+/// the byte count and the height), 8 bytes of tower a level (4/3 levels on average) and the
+/// key and value, rounded up to 16 bytes: measured, 61 bytes beyond a 16-byte key and a
+/// 100-byte value (200,000 inserts, the sum of what `SkipList::insert` reported). A version
+/// of tens of kilobytes can also leave the end of an arena chunk unused (up to a quarter of
+/// a chunk, 256 KiB at most), which the count does not cover. 128 is what the heap layout
 /// before the arena took (crossbeam's node and a key-and-value allocation, measured), and
-/// it stays: counting the arena's bytes exactly was tried, and in shared/peerbench (1M
-/// 116-byte writes, two interleaved pairs, `strata` only) it raised the overwrite's peak
-/// RSS from 169 to 190 MiB and slowed fillrandom and overwrite by 6% and 15% (fewer,
-/// larger flushes), for a fillseq 5% faster. So a memtable takes about three quarters of
-/// `memtable_size` for such writes; the count is an upper bound, and every simulated trace
-/// stayed what it was.
+/// it stays: counting the arena's bytes exactly was tried (with the 48-byte header of the
+/// first arena layout), and in shared/peerbench (1M 116-byte writes, two interleaved pairs,
+/// `strata` only) it raised the overwrite's peak RSS from 169 to 190 MiB and slowed
+/// fillrandom and overwrite by 6% and 15% (fewer, larger flushes), for a fillseq 5% faster.
+/// So a memtable of such writes takes about three quarters of `memtable_size`, and every
+/// simulated trace stayed what it was.
 const ENTRY_OVERHEAD: usize = 128;
 
 /// What a key maps to: a value, or `None` for a tombstone.

@@ -13,8 +13,9 @@ pub struct Options {
     /// Fail if a database already exists (default false).
     pub error_if_exists: bool,
     /// A memtable becomes immutable and is flushed once it holds this many bytes
-    /// (default 64 MiB), each version counted as its key and value plus 128 bytes: at
-    /// least the memory it takes (about 63 bytes beyond the key and value, in the arena).
+    /// (default 64 MiB), each version counted as its key and value plus 128 bytes: for
+    /// small versions more than the memory it takes (61 bytes beyond a 16-byte key and a
+    /// 100-byte value, measured, in the memtable's arena).
     pub memtable_size: usize,
     /// Writers wait (background mode) or flush inline (manual mode) while this many
     /// immutable memtables await flushing (default 2). Bounds memory to about

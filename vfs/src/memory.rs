@@ -8,9 +8,10 @@
 //! value per version), the process held 116 MB after the fill and its flush, of which 68 MB
 //! was freed memory that `malloc_trim` then returned. The memtable is now an arena of
 //! chunks of up to 1 MiB (`strata-skiplist`), as RocksDB's is; glibc serves chunks of that
-//! size from its heap too once its mmap threshold has risen past them (it rises to the size
-//! of each mapped block freed), so the engine still asks glibc to trim, once per flushed
-//! memtable. A trim took 12–93 ms in that benchmark (timed once, temporarily), on the
+//! size from its heap too once its mmap threshold has risen past them (glibc's documented
+//! rule: the threshold rises to the size of each mapped block freed), so the engine still
+//! asks glibc to trim, once per flushed memtable. What the trim returns with the arena was
+//! not measured again; the figures above are of the node-by-node memtable. A trim took 12–93 ms in that benchmark (timed once, temporarily), on the
 //! thread that flushed: the background flush thread by default, outside the flush lock;
 //! with `background_work` off, the writer that flushes inline pays it after its flush.
 //!
