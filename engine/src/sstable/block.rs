@@ -164,6 +164,20 @@ pub struct BlockEntry {
     pub value: Slot,
 }
 
+/// An entry's key as the block stores it: the bytes shared with the previous key, and where
+/// the rest lies in the block.
+#[derive(Debug, Clone, Copy)]
+struct Parts {
+    shared: usize,
+    suffix: (usize, usize),
+    decoded: Decoded,
+}
+
+/// How many leading bytes `a` and `b` share.
+fn common_prefix(a: &[u8], b: &[u8]) -> usize {
+    a.iter().zip(b).take_while(|(x, y)| x == y).count()
+}
+
 /// Where a decoded entry's parts are in the block.
 #[derive(Debug, Clone, Copy)]
 struct Decoded {
@@ -216,6 +230,15 @@ impl Block {
 
     /// Decodes the entry at `offset` given the previous key (rebuilt in `key`).
     fn decode_at(&self, offset: usize, key: &mut Vec<u8>) -> Result<Decoded, String> {
+        let parts = self.decode_parts(offset, key.len())?;
+        key.truncate(parts.shared);
+        key.extend_from_slice(&self.data[parts.suffix.0..parts.suffix.1]);
+        Ok(parts.decoded)
+    }
+
+    /// Decodes the entry at `offset` without rebuilding its key: how many bytes it shares
+    /// with the previous key (of `previous_length` bytes) and where its suffix lies.
+    fn decode_parts(&self, offset: usize, previous_length: usize) -> Result<Parts, String> {
         let body = &self.data[..self.restarts_at];
         let mut decoder = Decoder::new(&body[offset..]);
         let malformed = || format!("malformed entry at block offset {offset}");
@@ -236,12 +259,12 @@ impl Block {
             0
         };
         let shared = usize::try_from(shared).map_err(|_| malformed())?;
-        if shared > key.len() {
+        if shared > previous_length {
             return Err(malformed());
         }
-        let suffix = decoder.bytes(unshared).ok_or_else(malformed)?;
-        key.truncate(shared);
-        key.extend_from_slice(suffix);
+        let suffix_start = offset + decoder.position();
+        decoder.bytes(unshared).ok_or_else(malformed)?;
+        let suffix = (suffix_start, suffix_start + unshared);
         let value = if value_field == 0 {
             None
         } else {
@@ -250,10 +273,14 @@ impl Block {
             decoder.bytes(len).ok_or_else(malformed)?;
             Some((start, start + len))
         };
-        Ok(Decoded {
-            next: offset + decoder.position(),
-            sequence,
-            value,
+        Ok(Parts {
+            shared,
+            suffix,
+            decoded: Decoded {
+                next: offset + decoder.position(),
+                sequence,
+                value,
+            },
         })
     }
 
@@ -276,26 +303,35 @@ impl Block {
                 high = mid;
             }
         }
-        // Then scan from there, rebuilding prefix-compressed keys in a reused buffer: the hot
-        // read path allocates nothing but the value it returns.
-        thread_local! {
-            static CURRENT: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
-        }
-        CURRENT.with_borrow_mut(|current| {
-            current.clear();
-            let mut offset = self.restart(low);
-            while offset < self.restarts_at {
-                let entry = self.decode_at(offset, current)?;
-                match current.as_slice().cmp(key) {
-                    std::cmp::Ordering::Equal if entry.sequence <= sequence => {
-                        return Ok(Some(self.slot(entry.value)))
+        // Then scan from there without rebuilding keys (the hot read path copies nothing but
+        // the value it returns). `matched` is how many leading bytes the previous key shares
+        // with `key`, which it does not exceed (the scan stops at the first key above `key`).
+        // An entry that shares `shared <= matched` bytes with the previous key has those
+        // bytes of `key`, so its suffix against the rest of `key` decides; one that shares
+        // more has the previous key's byte where that key fell below `key`, so it is below
+        // `key` too, matching the same bytes.
+        let mut offset = self.restart(low);
+        let (mut matched, mut previous_length) = (0usize, 0usize);
+        while offset < self.restarts_at {
+            let parts = self.decode_parts(offset, previous_length)?;
+            let (start, end) = parts.suffix;
+            previous_length = parts.shared + (end - start);
+            if parts.shared <= matched {
+                let suffix = &self.data[start..end];
+                let rest = &key[parts.shared..];
+                let common = common_prefix(suffix, rest);
+                matched = parts.shared + common;
+                match suffix.cmp(rest) {
+                    std::cmp::Ordering::Equal if parts.decoded.sequence <= sequence => {
+                        return Ok(Some(self.slot(parts.decoded.value)))
                     }
                     std::cmp::Ordering::Greater => return Ok(None),
-                    _ => offset = entry.next,
+                    _ => {}
                 }
             }
-            Ok(None)
-        })
+            offset = parts.decoded.next;
+        }
+        Ok(None)
     }
 
     /// The key at restart point `index`, borrowed from the block.
@@ -503,5 +539,45 @@ mod tests {
         let mut builder = BlockBuilder::new();
         builder.add(b"b", 7, None);
         builder.add(b"b", 12, None);
+    }
+
+    proptest::proptest! {
+        /// A point read answers as a brute-force pass over every entry does: the first
+        /// version of the key at or below the sequence. Keys are drawn from few bytes, so
+        /// that they share prefixes of every length, are prefixes of each other, and repeat
+        /// (versions), and targets include keys absent from the block.
+        #[test]
+        fn a_point_read_agrees_with_a_scan_of_every_entry(
+            keys in proptest::collection::btree_set(proptest::collection::vec(0u8..3, 0..6), 1..60),
+            versions in proptest::collection::vec(1u64..4, 60),
+            targets in proptest::collection::vec((proptest::collection::vec(0u8..3, 0..6), 0u64..12), 40),
+        ) {
+            let mut builder = BlockBuilder::new();
+            for (index, (key, &count)) in keys.iter().zip(&versions).enumerate() {
+                for version in 0..count {
+                    // Decreasing per key; the oldest is sometimes 0 (visible to every reader).
+                    let sequence = if version + 1 == count && index % 2 == 0 {
+                        0
+                    } else {
+                        3 * (count - version)
+                    };
+                    let value = ((index as u64 + version) % 4 != 0)
+                        .then(|| (index as u64 * 10 + version).to_le_bytes().to_vec());
+                    builder.add(key, sequence, value.as_deref());
+                }
+            }
+            let mut data = Vec::new();
+            builder.finish_into(&mut data);
+            let block = Block::parse(data, 2).unwrap();
+            let entries = block.entries().unwrap();
+            let present = keys.iter().flat_map(|key| (0..12).map(move |at| (key.clone(), at)));
+            for (target, at) in targets.iter().cloned().chain(present) {
+                let expected = entries
+                    .iter()
+                    .find(|entry| entry.key == target && entry.sequence <= at)
+                    .map(|entry| entry.value.clone());
+                proptest::prop_assert_eq!(block.get(&target, at).unwrap(), expected, "{:?} at {}", target, at);
+            }
+        }
     }
 }

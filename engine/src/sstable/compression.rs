@@ -208,10 +208,10 @@ pub fn store(block: &[u8], compression: Compression, out: &mut Vec<u8>) -> u8 {
 }
 
 /// The block `contents` of type `kind` hold; `Err` says what is malformed.
-pub fn load(contents: Vec<u8>, kind: u8) -> Result<Vec<u8>, String> {
+pub fn load(contents: &[u8], kind: u8) -> Result<Vec<u8>, String> {
     let (length, compressed) = match kind {
-        STORED_RAW => return Ok(contents),
-        STORED_LZ4 | STORED_ZSTD => claimed_length(&contents)?,
+        STORED_RAW => return Ok(contents.to_vec()),
+        STORED_LZ4 | STORED_ZSTD => claimed_length(contents)?,
         other => return Err(format!("unknown block compression type {other}")),
     };
     let block = if kind == STORED_LZ4 {
@@ -289,7 +289,7 @@ mod tests {
         let mut stored = Vec::new();
         assert_eq!(store(&block, Compression::Lz4, &mut stored), STORED_LZ4);
         assert!(stored.len() < block.len() / 4, "{} bytes", stored.len());
-        assert_eq!(load(stored, STORED_LZ4).unwrap(), block);
+        assert_eq!(load(&stored, STORED_LZ4).unwrap(), block);
     }
 
     #[test]
@@ -324,10 +324,10 @@ mod tests {
         put_varint(&mut short, 100);
         short.extend_from_slice(&[0x10, b'a']);
         for contents in [vec![], vec![0x80], huge, short, vec![5, 0xff, 0xff, 0xff]] {
-            assert!(load(contents.clone(), STORED_LZ4).is_err());
-            assert!(load(contents, STORED_ZSTD).is_err());
+            assert!(load(&contents.clone(), STORED_LZ4).is_err());
+            assert!(load(&contents, STORED_ZSTD).is_err());
         }
-        assert!(load(vec![1, 2, 3], 9).is_err());
+        assert!(load(&vec![1, 2, 3], 9).is_err());
     }
 
     /// Text-like block: 100-byte values of 50 random printable bytes twice, as `strata
@@ -367,7 +367,7 @@ mod tests {
                 zstd.len(),
                 lz4.len()
             );
-            assert_eq!(load(zstd, STORED_ZSTD).unwrap(), block, "level {level}");
+            assert_eq!(load(&zstd, STORED_ZSTD).unwrap(), block, "level {level}");
         }
     }
 
@@ -382,7 +382,7 @@ mod tests {
             for compression in [Compression::Lz4, Compression::Zstd { level: 1 }] {
                 let mut stored = Vec::new();
                 let kind = store(&block, compression, &mut stored);
-                let loaded = load(stored, kind);
+                let loaded = load(&stored, kind);
                 assert_eq!(
                     loaded.as_deref(),
                     Ok(&block[..]),
@@ -419,7 +419,7 @@ mod tests {
             store(&block, Compression::Zstd { level: 3 }, &mut stored),
             STORED_LZ4
         );
-        assert_eq!(load(stored, STORED_LZ4).unwrap(), block);
+        assert_eq!(load(&stored, STORED_LZ4).unwrap(), block);
     }
 
     #[test]
@@ -450,8 +450,8 @@ mod tests {
             relabelled(block.len() - 1),
             relabelled(block.len() + 1),
         ] {
-            assert!(load(contents, STORED_ZSTD).is_err());
+            assert!(load(&contents, STORED_ZSTD).is_err());
         }
-        assert_eq!(load(relabelled(block.len()), STORED_ZSTD).unwrap(), block);
+        assert_eq!(load(&relabelled(block.len()), STORED_ZSTD).unwrap(), block);
     }
 }

@@ -229,19 +229,54 @@ impl SstReader {
         Ok(reader)
     }
 
+    /// Reads, verifies and parses the block at `offset`. Its stored bytes go through a
+    /// per-thread buffer that the next read reuses, so a block read from the file allocates
+    /// only the block it returns (no buffer per read, zeroed, decompressed from and freed).
     fn read_block_at(&self, offset: u64, size: u64, limit: u64) -> Result<Block> {
-        let (contents, stored) = self.read_raw_at(offset, size, limit)?;
-        compression::load(contents, stored)
-            .and_then(|data| Block::parse(data, self.format_version))
-            .map_err(|reason| Error::corruption(&self.path, offset, reason))
+        /// Above this a buffer is not kept for the next read: a block of one huge value
+        /// must not pin its size in every reading thread.
+        const KEPT_BUFFER_BYTES: usize = 256 << 10;
+        thread_local! {
+            static STORED: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+        }
+        let total = self.checked_extent(offset, size, limit)?;
+        // The handle first: opening it (a table-cache miss) reads the footer, not a block.
+        let cached;
+        let file: &dyn VfsFile = match &self.file {
+            TableFile::Owned(file) => file.as_ref(),
+            TableFile::Cached(files) => {
+                cached = files.file(self.number, &self.path)?;
+                cached.as_ref()
+            }
+        };
+        // Taken out for the read and put back after, not borrowed across it: under the
+        // simulator's scheduler the read is a switch point, and other tasks on this thread
+        // read too (they find the slot empty and use a buffer of their own).
+        let mut stored = STORED.take();
+        if stored.len() < total {
+            stored.resize(total, 0);
+        }
+        let result = file
+            .read_exact_at(offset, &mut stored[..total])
+            .map_err(Error::from)
+            .and_then(|()| self.verify(offset, &stored[..total]))
+            .and_then(|kind| {
+                compression::load(&stored[..size as usize], kind)
+                    .and_then(|data| Block::parse(data, self.format_version))
+                    .map_err(|reason| Error::corruption(&self.path, offset, reason))
+            });
+        if stored.capacity() <= KEPT_BUFFER_BYTES {
+            STORED.set(stored);
+        }
+        result
     }
 
-    /// Reads `size` bytes at `offset` and verifies the checksum that follows them; returns
-    /// them with their compression type (format 1: always raw).
-    fn read_raw_at(&self, offset: u64, size: u64, limit: u64) -> Result<(Vec<u8>, u8)> {
+    /// The bytes a block of `size` at `offset` takes with its trailer, refused if they run
+    /// past `limit` or the file: never past the file, whatever limit an (untrusted) handle
+    /// implies, so nothing is allocated by a length the file cannot hold (found by fuzzing
+    /// the footer).
+    fn checked_extent(&self, offset: u64, size: u64, limit: u64) -> Result<usize> {
         let trailer = block_trailer(self.format_version);
-        // Never past the file, whatever limit an (untrusted) handle implies: nothing is
-        // allocated by a length the file cannot hold (found by fuzzing the footer).
         let limit = limit.min(self.file_size);
         if offset.saturating_add(size).saturating_add(trailer as u64) > limit {
             return Err(Error::corruption(
@@ -250,18 +285,15 @@ impl SstReader {
                 format!("block {offset}+{size} runs past {limit}"),
             ));
         }
-        let size = size as usize;
-        let mut data = Vec::new();
-        match &self.file {
-            TableFile::Owned(file) => file.read_exact_at_vec(offset, size + trailer, &mut data)?,
-            TableFile::Cached(files) => files.file(self.number, &self.path)?.read_exact_at_vec(
-                offset,
-                size + trailer,
-                &mut data,
-            )?,
-        }
+        Ok(size as usize + trailer)
+    }
+
+    /// Verifies the checksum that ends `data` (a block and its trailer, as read at
+    /// `offset`) and returns the block's compression type (format 1: always raw).
+    fn verify(&self, offset: u64, data: &[u8]) -> Result<u8> {
+        let trailer = block_trailer(self.format_version);
         let checked = data.len() - 4;
-        let stored_crc = get_u32(&data, checked).unwrap_or(0);
+        let stored_crc = get_u32(data, checked).unwrap_or(0);
         if table_checksum(self.format_version, self.number, offset, &data[..checked]) != stored_crc
         {
             return Err(Error::corruption(
@@ -270,8 +302,28 @@ impl SstReader {
                 "block checksum mismatch",
             ));
         }
-        let stored = if trailer > 4 { data[size] } else { STORED_RAW };
-        data.truncate(size);
+        Ok(if trailer > 4 {
+            data[data.len() - trailer]
+        } else {
+            STORED_RAW
+        })
+    }
+
+    /// Reads `size` bytes at `offset` and verifies the checksum that follows them; returns
+    /// them with their compression type (format 1: always raw).
+    fn read_raw_at(&self, offset: u64, size: u64, limit: u64) -> Result<(Vec<u8>, u8)> {
+        let total = self.checked_extent(offset, size, limit)?;
+        let mut data = Vec::new();
+        match &self.file {
+            TableFile::Owned(file) => file.read_exact_at_vec(offset, total, &mut data)?,
+            TableFile::Cached(files) => {
+                files
+                    .file(self.number, &self.path)?
+                    .read_exact_at_vec(offset, total, &mut data)?
+            }
+        }
+        let stored = self.verify(offset, &data)?;
+        data.truncate(size as usize);
         Ok((data, stored))
     }
 
