@@ -561,7 +561,7 @@ mod tests {
                     } else {
                         3 * (count - version)
                     };
-                    let value = ((index as u64 + version) % 4 != 0)
+                    let value = (!(index as u64 + version).is_multiple_of(4))
                         .then(|| (index as u64 * 10 + version).to_le_bytes().to_vec());
                     builder.add(key, sequence, value.as_deref());
                 }

@@ -324,10 +324,10 @@ mod tests {
         put_varint(&mut short, 100);
         short.extend_from_slice(&[0x10, b'a']);
         for contents in [vec![], vec![0x80], huge, short, vec![5, 0xff, 0xff, 0xff]] {
-            assert!(load(&contents.clone(), STORED_LZ4).is_err());
+            assert!(load(&contents, STORED_LZ4).is_err());
             assert!(load(&contents, STORED_ZSTD).is_err());
         }
-        assert!(load(&vec![1, 2, 3], 9).is_err());
+        assert!(load(&[1, 2, 3], 9).is_err());
     }
 
     /// Text-like block: 100-byte values of 50 random printable bytes twice, as `strata

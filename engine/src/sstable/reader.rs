@@ -316,11 +316,9 @@ impl SstReader {
         let mut data = Vec::new();
         match &self.file {
             TableFile::Owned(file) => file.read_exact_at_vec(offset, total, &mut data)?,
-            TableFile::Cached(files) => {
-                files
-                    .file(self.number, &self.path)?
-                    .read_exact_at_vec(offset, total, &mut data)?
-            }
+            TableFile::Cached(files) => files
+                .file(self.number, &self.path)?
+                .read_exact_at_vec(offset, total, &mut data)?,
         }
         let stored = self.verify(offset, &data)?;
         data.truncate(size as usize);
