@@ -233,22 +233,24 @@ impl SstReader {
     /// per-thread buffer that the next read reuses, so a block read from the file allocates
     /// only the block it returns (no buffer per read, zeroed, decompressed from and freed).
     fn read_block_at(&self, offset: u64, size: u64, limit: u64) -> Result<Block> {
+        let total = self.checked_extent(offset, size, limit)?;
+        self.with_file(|file| self.read_block_through_buffer(file, offset, size, total))
+    }
+
+    /// [`SstReader::read_block_at`]'s read, verification and parse, `total` bytes at `offset`.
+    fn read_block_through_buffer(
+        &self,
+        file: &dyn VfsFile,
+        offset: u64,
+        size: u64,
+        total: usize,
+    ) -> Result<Block> {
         /// Above this a buffer is not kept for the next read: a block of one huge value
         /// must not pin its size in every reading thread.
         const KEPT_BUFFER_BYTES: usize = 256 << 10;
         thread_local! {
             static STORED: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
         }
-        let total = self.checked_extent(offset, size, limit)?;
-        // The handle first: opening it (a table-cache miss) reads the footer, not a block.
-        let cached;
-        let file: &dyn VfsFile = match &self.file {
-            TableFile::Owned(file) => file.as_ref(),
-            TableFile::Cached(files) => {
-                cached = files.file(self.number, &self.path)?;
-                cached.as_ref()
-            }
-        };
         // Taken out for the read and put back after, not borrowed across it: under the
         // simulator's scheduler the read is a switch point, and other tasks on this thread
         // read too (they find the slot empty and use a buffer of their own).
@@ -269,6 +271,15 @@ impl SstReader {
             STORED.set(stored);
         }
         result
+    }
+
+    /// Calls `use_file` with the table's file: the one it holds, or the table cache's handle
+    /// (opened again, footer read and all, if the cache had closed it).
+    fn with_file<T>(&self, use_file: impl FnOnce(&dyn VfsFile) -> Result<T>) -> Result<T> {
+        match &self.file {
+            TableFile::Owned(file) => use_file(file.as_ref()),
+            TableFile::Cached(files) => use_file(files.file(self.number, &self.path)?.as_ref()),
+        }
     }
 
     /// The bytes a block of `size` at `offset` takes with its trailer, refused if they run
@@ -314,12 +325,7 @@ impl SstReader {
     fn read_raw_at(&self, offset: u64, size: u64, limit: u64) -> Result<(Vec<u8>, u8)> {
         let total = self.checked_extent(offset, size, limit)?;
         let mut data = Vec::new();
-        match &self.file {
-            TableFile::Owned(file) => file.read_exact_at_vec(offset, total, &mut data)?,
-            TableFile::Cached(files) => files
-                .file(self.number, &self.path)?
-                .read_exact_at_vec(offset, total, &mut data)?,
-        }
+        self.with_file(|file| Ok(file.read_exact_at_vec(offset, total, &mut data)?))?;
         let stored = self.verify(offset, &data)?;
         data.truncate(size as usize);
         Ok((data, stored))
