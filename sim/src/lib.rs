@@ -135,6 +135,7 @@ pub mod scheduled_fs;
 pub mod shrink;
 pub mod stress;
 pub mod summary;
+pub mod summary_text;
 pub mod sweep;
 mod views;
 pub mod workload;

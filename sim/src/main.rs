@@ -18,7 +18,7 @@ use strata_sim::cli::CliError;
 use strata_sim::corpus::{CorpusEntry, Expected};
 use strata_sim::runner::run_case;
 use strata_sim::sweep::{sweep, Seeds, SweepConfig};
-use strata_sim::{bench, dbcmd, fleet, inspect, report, shrink, stress};
+use strata_sim::{bench, dbcmd, fleet, inspect, report, shrink, stress, summary_text};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -357,7 +357,7 @@ fn run_sweep(args: SweepArgs) -> Result<ExitCode, CliError> {
             serde_json::to_string(&summary).map_err(|e| e.to_string())?
         );
     } else {
-        report::print_text(&summary, Some(&args.corpus));
+        summary_text::print_text(&summary, Some(&args.corpus));
     }
     if summary.violations > 0 {
         return Ok(ExitCode::from(1));

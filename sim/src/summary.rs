@@ -216,6 +216,11 @@ pub struct Summary {
     /// sweeps without them).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub medium: BTreeMap<String, MediumOutcome>,
+    /// Every seed's trace hash, summed (wrapping), in hex: the same seeds give the same
+    /// digest in any order and over any sharding, and a change that must leave every trace
+    /// alone (a speed-up) must leave it alone. Absent from summaries older than it.
+    #[serde(default)]
+    pub trace_digest: String,
     /// Runs with a violation.
     pub violations: u64,
     /// Their seeds, sorted.
@@ -285,6 +290,7 @@ impl Summary {
             faults: BTreeMap::new(),
             marks: crate::coverage::empty_rows(),
             medium: BTreeMap::new(),
+            trace_digest: format!("{:016x}", 0),
             violations: 0,
             failing_seeds: Vec::new(),
             violation_kinds: BTreeMap::new(),
@@ -338,6 +344,7 @@ impl Summary {
         }
         crate::coverage::add_rows(&mut self.marks, &other.marks);
         add_outcomes(&mut self.medium, &other.medium);
+        self.add_trace_digest(digest_value(&other.trace_digest));
         self.violations += other.violations;
         self.failing_seeds.extend(&other.failing_seeds);
         self.failing_seeds.sort_unstable();
@@ -345,8 +352,14 @@ impl Summary {
         self.failures.sort_by_key(|failure| failure.seed);
     }
 
+    fn add_trace_digest(&mut self, value: u64) {
+        let sum = digest_value(&self.trace_digest).wrapping_add(value);
+        self.trace_digest = format!("{sum:016x}");
+    }
+
     pub(crate) fn add(&mut self, report: &RunReport) {
         self.seeds += 1;
+        self.add_trace_digest(report.trace_hash);
         self.ops += report.stats.ops;
         self.crashes += report.stats.crashes;
         self.recoveries += report.stats.recoveries;
@@ -400,5 +413,53 @@ impl Summary {
                 explanation: finding.explanation.lines().next().unwrap_or("").to_string(),
             });
         }
+    }
+}
+
+/// The value of a summary's `trace_digest` (0 for one older than the field, or unreadable).
+fn digest_value(digest: &str) -> u64 {
+    u64::from_str_radix(digest, 16).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sweep::{Seeds, SweepConfig};
+
+    fn summary_of(hashes: &[u64]) -> Summary {
+        let mut summary = Summary::empty(&SweepConfig::new(Seeds {
+            range: 0..hashes.len() as u64,
+            shard: 0,
+            shards: 1,
+        }));
+        for (seed, &hash) in hashes.iter().enumerate() {
+            let mut report = crate::runner::failed_run(seed as u64, "test", "a made-up run");
+            report.trace_hash = hash;
+            summary.add(&report);
+        }
+        summary
+    }
+
+    #[test]
+    fn the_trace_digest_is_the_same_for_any_order_and_split_and_moves_with_any_trace() {
+        let hashes = [u64::MAX, 0x1234_5678_9abc_def0, 7, 1 << 63];
+        let whole = summary_of(&hashes);
+        let sum = hashes
+            .iter()
+            .fold(0u64, |sum, &hash| sum.wrapping_add(hash));
+        assert_eq!(whole.trace_digest, format!("{sum:016x}"));
+        let reversed: Vec<u64> = hashes.iter().rev().copied().collect();
+        assert_eq!(summary_of(&reversed).trace_digest, whole.trace_digest);
+        let mut merged = summary_of(&hashes[..1]);
+        merged.add_counts(&summary_of(&hashes[1..]));
+        assert_eq!(merged.trace_digest, whole.trace_digest);
+        let mut changed = hashes;
+        changed[2] ^= 1 << 40;
+        assert_ne!(summary_of(&changed).trace_digest, whole.trace_digest);
+        // A summary from before the field (serde's default: empty) adds nothing.
+        let mut old = summary_of(&[]);
+        old.trace_digest = String::new();
+        merged.add_counts(&old);
+        assert_eq!(merged.trace_digest, whole.trace_digest);
     }
 }

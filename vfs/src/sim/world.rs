@@ -468,6 +468,9 @@ fn write_back(inode: &mut Inode) {
         // rather than zero-filling first), then cut or padded to length.
         let visible_len = inode.visible.len();
         inode.durable.truncate(visible_len);
+        // Room for the new length at once (amortised, as a log grows sync by sync), not a
+        // doubling per range: the first sync of a new table copies every byte of it.
+        inode.durable.reserve(visible_len - inode.durable.len());
         for &(start, end) in &inode.dirty_ranges {
             let start = (start as usize).min(visible_len);
             let end = (end as usize).min(visible_len);
