@@ -117,8 +117,17 @@ pub fn load(path: &Path) -> Result<Summary, String> {
         }
         Some(_) => {}
     }
-    serde_json::from_value(value)
-        .map_err(|e| format!("{name} is not a valid strata sweep summary: {e}"))
+    let summary: Summary = serde_json::from_value(value)
+        .map_err(|e| format!("{name} is not a valid strata sweep summary: {e}"))?;
+    if !summary.trace_digest.is_empty()
+        && crate::summary::digest_value(&summary.trace_digest).is_none()
+    {
+        return Err(format!(
+            "{name} has trace_digest {:?}, not 16 hex digits",
+            summary.trace_digest
+        ));
+    }
+    Ok(summary)
 }
 
 fn describe_range(summary: &Summary) -> String {

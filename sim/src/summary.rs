@@ -216,9 +216,10 @@ pub struct Summary {
     /// sweeps without them).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub medium: BTreeMap<String, MediumOutcome>,
-    /// Every seed's trace hash, summed (wrapping), in hex: the same seeds give the same
-    /// digest in any order and over any sharding, and a change that must leave every trace
-    /// alone (a speed-up) must leave it alone. Absent from summaries older than it.
+    /// Every seed's trace hash, summed (wrapping), in 16 hex digits: the same seeds give the
+    /// same digest in any order and over any sharding, and a change that must leave every
+    /// trace alone (a speed-up) must leave it alone. Empty when unknown: a summary older than
+    /// the field, or a merge that included one (a partial sum would look like a real one).
     #[serde(default)]
     pub trace_digest: String,
     /// Runs with a violation.
@@ -344,7 +345,10 @@ impl Summary {
         }
         crate::coverage::add_rows(&mut self.marks, &other.marks);
         add_outcomes(&mut self.medium, &other.medium);
-        self.add_trace_digest(digest_value(&other.trace_digest));
+        match digest_value(&other.trace_digest) {
+            Some(value) => self.add_trace_digest(value),
+            None => self.trace_digest.clear(),
+        }
         self.violations += other.violations;
         self.failing_seeds.extend(&other.failing_seeds);
         self.failing_seeds.sort_unstable();
@@ -352,9 +356,11 @@ impl Summary {
         self.failures.sort_by_key(|failure| failure.seed);
     }
 
+    /// Adds one trace hash to the digest, unless the digest is unknown (and stays so).
     fn add_trace_digest(&mut self, value: u64) {
-        let sum = digest_value(&self.trace_digest).wrapping_add(value);
-        self.trace_digest = format!("{sum:016x}");
+        if let Some(sum) = digest_value(&self.trace_digest) {
+            self.trace_digest = format!("{:016x}", sum.wrapping_add(value));
+        }
     }
 
     pub(crate) fn add(&mut self, report: &RunReport) {
@@ -416,9 +422,13 @@ impl Summary {
     }
 }
 
-/// The value of a summary's `trace_digest` (0 for one older than the field, or unreadable).
-fn digest_value(digest: &str) -> u64 {
-    u64::from_str_radix(digest, 16).unwrap_or(0)
+/// The value of a `trace_digest`: `None` when it is unknown (empty) or not 16 hex digits
+/// (`report::load` refuses such a file before it gets here).
+pub(crate) fn digest_value(digest: &str) -> Option<u64> {
+    if digest.len() != 16 {
+        return None;
+    }
+    u64::from_str_radix(digest, 16).ok()
 }
 
 #[cfg(test)]
@@ -456,10 +466,13 @@ mod tests {
         let mut changed = hashes;
         changed[2] ^= 1 << 40;
         assert_ne!(summary_of(&changed).trace_digest, whole.trace_digest);
-        // A summary from before the field (serde's default: empty) adds nothing.
+        // A summary from before the field (serde's default: empty) makes the merged digest
+        // unknown, not a partial sum, and it stays unknown.
         let mut old = summary_of(&[]);
         old.trace_digest = String::new();
         merged.add_counts(&old);
-        assert_eq!(merged.trace_digest, whole.trace_digest);
+        assert_eq!(merged.trace_digest, "");
+        merged.add_counts(&whole);
+        assert_eq!(merged.trace_digest, "");
     }
 }

@@ -210,6 +210,15 @@ fn a_missing_duplicated_or_mismatched_shard_is_refused() {
         serde_json::from_str::<Value>(&text).unwrap()["seeds"]
     );
     std::fs::write(&lying, text.replace(&seeds, "\"seeds\":999,")).unwrap();
+    let bad_digest = d.join("bad-digest.json");
+    let digest = serde_json::from_str::<Value>(&text).unwrap()["trace_digest"].clone();
+    let digest = format!("\"trace_digest\":{digest}");
+    assert!(text.contains(&digest), "{text}");
+    std::fs::write(
+        &bad_digest,
+        text.replace(&digest, "\"trace_digest\":\"xyz\""),
+    )
+    .unwrap();
     let missing = d.join("missing.json");
     let p = |path: &Path| path.to_str().unwrap().to_string();
     let (f0, f1, f2) = (&files[0], &files[1], &files[2]);
@@ -251,6 +260,10 @@ fn a_missing_duplicated_or_mismatched_shard_is_refused() {
         (
             vec![f0.clone(), p(&lying)],
             "lying.json: it counts 999 seeds",
+        ),
+        (
+            vec![f0.clone(), p(&bad_digest)],
+            "bad-digest.json has trace_digest \"xyz\", not 16 hex digits",
         ),
         (vec![f0.clone(), p(&missing)], "cannot read"),
     ] {
