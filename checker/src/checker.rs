@@ -3,18 +3,18 @@
 //! See the crate documentation for the rules; this module documents how they are computed.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::fmt::Write as _;
-use std::ops::Bound;
+use std::ops::{Bound, ControlFlow};
 
 use crate::show::{printable, printable_opt};
 use crate::{CheckerStats, Mutation, Outcome, Violation, ViolationKind, WriteId};
 
+mod explain;
+mod prefix;
+
+use prefix::PrefixSearch;
+
 /// How many injected faults are remembered for explanations.
 pub const MAX_FAULTS: usize = 20;
-/// How many of a key's writes in the epoch an explanation lists.
-const MAX_KEY_HISTORY: usize = 10;
-/// How many differing keys beyond the first a recovery explanation names.
-const MAX_OTHER_KEYS: usize = 5;
 
 /// A key whose value differs between two states: (key, one side, other side).
 type Difference<'a> = (&'a [u8], Option<&'a [u8]>, Option<&'a [u8]>);
@@ -56,22 +56,6 @@ struct WriteMeta {
     epoch: u64,
     sync: bool,
     status: Status,
-}
-
-/// The result of walking the candidate prefixes of an epoch.
-enum PrefixSearch {
-    /// The smallest allowed prefix length whose state equals the recovered state.
-    Match(usize),
-    /// No allowed prefix matches.
-    NoMatch {
-        /// The allowed prefix closest to matching (fewest differing keys, ties to the larger).
-        best_k: usize,
-        /// How many keys differ at `best_k`.
-        best_mismatch: usize,
-        /// The largest prefix *below* `k_min` that matches exactly, if any: the tell-tale of a
-        /// lost durable write.
-        below: Option<usize>,
-    },
 }
 
 /// The durability checker for one database over a whole run.
@@ -334,54 +318,27 @@ impl Checker {
             lower.map_or(Bound::Unbounded, Bound::Included),
             upper_exclusive.map_or(Bound::Unbounded, Bound::Excluded),
         );
-        let mut model_entries = (!empty_range)
+        let model_entries = (!empty_range)
             .then(|| self.model.range::<[u8], _>(bounds))
             .into_iter()
             .flatten()
-            .map(|(key, value)| (key.as_slice(), value.as_slice()))
-            .peekable();
-        let mut answer_entries = answer
+            .map(|(key, value)| (key.as_slice(), value.as_slice()));
+        let answer_entries = answer
             .iter()
-            .map(|(key, value)| (key.as_slice(), value.as_slice()))
-            .peekable();
-        let mut failure: Option<OwnedDifference> = None;
-        loop {
-            let (key, expected, answered) = match (model_entries.peek(), answer_entries.peek()) {
-                (None, None) => break,
-                (Some(&(mk, mv)), None) => {
-                    model_entries.next();
-                    (mk, Some(mv), None)
+            .map(|(key, value)| (key.as_slice(), value.as_slice()));
+        let first_unexplained =
+            for_each_difference(model_entries, answer_entries, |key, expected, answered| {
+                if self.in_doubt_allows(key, answered) {
+                    ControlFlow::Continue(())
+                } else {
+                    ControlFlow::Break::<OwnedDifference>((
+                        key.to_vec(),
+                        expected.map(<[u8]>::to_vec),
+                        answered.map(<[u8]>::to_vec),
+                    ))
                 }
-                (None, Some(&(ak, av))) => {
-                    answer_entries.next();
-                    (ak, None, Some(av))
-                }
-                (Some(&(mk, mv)), Some(&(ak, av))) => match mk.cmp(ak) {
-                    std::cmp::Ordering::Less => {
-                        model_entries.next();
-                        (mk, Some(mv), None)
-                    }
-                    std::cmp::Ordering::Greater => {
-                        answer_entries.next();
-                        (ak, None, Some(av))
-                    }
-                    std::cmp::Ordering::Equal => {
-                        model_entries.next();
-                        answer_entries.next();
-                        (mk, Some(mv), Some(av))
-                    }
-                },
-            };
-            if expected != answered && !self.in_doubt_allows(key, answered) {
-                failure = Some((
-                    key.to_vec(),
-                    expected.map(<[u8]>::to_vec),
-                    answered.map(<[u8]>::to_vec),
-                ));
-                break;
-            }
-        }
-        let Some((key, expected, answered)) = failure else {
+            });
+        let ControlFlow::Break((key, expected, answered)) = first_unexplained else {
             return Ok(());
         };
         let model_count = if empty_range {
@@ -632,20 +589,6 @@ impl Checker {
         self.model.get(key).map(Vec::as_slice) == answer || self.in_doubt_allows(key, answer)
     }
 
-    /// The local numbers of the epoch's non-rejected writes, in issue order: the sequence
-    /// whose prefixes recovery may yield.
-    fn prefix_order(&self) -> Vec<usize> {
-        (0..self.batches.len())
-            .filter(|&local| self.status(local) != Status::Rejected)
-            .collect()
-    }
-
-    /// How many writes of `order` are acknowledged durable. Computed at recovery rather than
-    /// at acknowledgement because an earlier write may be rejected later.
-    fn k_min(&self, order: &[usize]) -> usize {
-        order.partition_point(|&local| local < self.durable_upto)
-    }
-
     fn start_epoch(&mut self, state: &BTreeMap<Vec<u8>, Vec<u8>>) {
         self.base = state.clone();
         self.model = state.clone();
@@ -659,471 +602,6 @@ impl Checker {
         self.crash_op = None;
         self.stats.epochs += 1;
     }
-
-    // ----- the prefix walk -----
-
-    /// Walks `k` from 0 to `n`, keeping the running state `base + w[0..k]` as an overlay on
-    /// the base and the count of keys where it differs from `state`.
-    fn search_prefix(
-        &self,
-        state: &BTreeMap<Vec<u8>, Vec<u8>>,
-        order: &[usize],
-        k_min: usize,
-    ) -> PrefixSearch {
-        let mut mismatch = 0usize;
-        for_each_difference(entries(&self.base), entries(state), |_, _, _| mismatch += 1);
-
-        let mut overlay: BTreeMap<&[u8], Option<&[u8]>> = BTreeMap::new();
-        let mut best: Option<(usize, usize)> = None; // (mismatch, k)
-        let mut below = None;
-        for k in 0..=order.len() {
-            if k > 0 {
-                for mutation in &self.batches[order[k - 1]] {
-                    let key = mutation.key();
-                    let want = state.get(key).map(Vec::as_slice);
-                    let current = match overlay.get(key) {
-                        Some(value) => *value,
-                        None => self.base.get(key).map(Vec::as_slice),
-                    };
-                    let next = mutation.value();
-                    overlay.insert(key, next);
-                    match (current == want, next == want) {
-                        (true, false) => mismatch += 1,
-                        (false, true) => mismatch -= 1,
-                        _ => {}
-                    }
-                }
-            }
-            if k < k_min {
-                if mismatch == 0 {
-                    below = Some(k);
-                }
-                continue;
-            }
-            if mismatch == 0 {
-                return PrefixSearch::Match(k);
-            }
-            if best.is_none_or(|(fewest, _)| mismatch <= fewest) {
-                best = Some((mismatch, k));
-            }
-        }
-        let (best_mismatch, best_k) = best.unwrap_or((0, order.len()));
-        PrefixSearch::NoMatch {
-            best_k,
-            best_mismatch,
-            below,
-        }
-    }
-
-    // ----- explanations -----
-
-    /// Wraps an explanation into a violation, appending the remembered faults.
-    fn violation(
-        &mut self,
-        op_index: u64,
-        kind: ViolationKind,
-        mut explanation: String,
-    ) -> Violation {
-        self.stats.violations += 1;
-        if self.faults.is_empty() {
-            explanation.push_str("  recent faults: none injected\n");
-        } else {
-            let _ = writeln!(
-                explanation,
-                "  recent faults (last {}, oldest first):",
-                self.faults.len()
-            );
-            for (op, text) in &self.faults {
-                let _ = writeln!(explanation, "    step {op}: {text}");
-            }
-        }
-        Violation {
-            op_index,
-            kind,
-            explanation,
-        }
-    }
-
-    /// "step 40 (epoch 1, write #5, Ok, sync)".
-    fn describe_write(&self, id: usize) -> String {
-        let Some(meta) = self.metas.get(id) else {
-            return format!("write {id} (unknown)");
-        };
-        let position = if id >= self.epoch_first && meta.status != Status::Rejected {
-            let before = self.metas[self.epoch_first..id]
-                .iter()
-                .filter(|meta| meta.status != Status::Rejected)
-                .count();
-            format!(", write #{}", before + 1)
-        } else {
-            String::new()
-        };
-        format!(
-            "step {} (epoch {}{position}, {}{})",
-            meta.op_index,
-            meta.epoch,
-            meta.status.label(),
-            if meta.sync { ", sync" } else { "" }
-        )
-    }
-
-    /// Which write of the run (any epoch) left `value` in `key`, from the value index.
-    fn origin_of_value(&self, key: &[u8], value: Option<&[u8]>) -> String {
-        let entries = self
-            .value_index
-            .get(key)
-            .map(Vec::as_slice)
-            .unwrap_or_default();
-        let wanted = value.map(value_hash);
-        let mut rejected = None;
-        for &(id, hash) in entries.iter().rev() {
-            if hash != wanted {
-                continue;
-            }
-            if self.metas[id].status == Status::Rejected {
-                rejected.get_or_insert(id);
-                continue;
-            }
-            let verb = if value.is_some() {
-                "written"
-            } else {
-                "deleted"
-            };
-            return format!("{verb} by {}", self.describe_write(id));
-        }
-        if let Some(id) = rejected {
-            let verb = if value.is_some() {
-                "written"
-            } else {
-                "deleted"
-            };
-            return format!(
-                "{verb} only by {}, which never took effect",
-                self.describe_write(id)
-            );
-        }
-        match (value, entries.last()) {
-            (Some(_), _) => "NEVER WRITTEN to this key".to_owned(),
-            (None, None) => "never written".to_owned(),
-            (None, Some(&(id, _))) => {
-                format!(
-                    "no delete ever issued; last written by {}",
-                    self.describe_write(id)
-                )
-            }
-        }
-    }
-
-    /// Where the model's value of `key` comes from.
-    fn model_origin(&self, key: &[u8]) -> String {
-        let touches = self.touches.get(key).map(Vec::as_slice).unwrap_or_default();
-        for &local in touches.iter().rev() {
-            if self.status(local) == Status::Ok {
-                let verb = if self.effect(local, key).is_some() {
-                    "written"
-                } else {
-                    "deleted"
-                };
-                return format!(
-                    "{verb} by {}",
-                    self.describe_write(self.epoch_first + local)
-                );
-            }
-        }
-        self.base_origin(key)
-    }
-
-    fn base_origin(&self, key: &[u8]) -> String {
-        let value = self.base.get(key).map(Vec::as_slice);
-        format!(
-            "as in the epoch's base state: {}",
-            self.origin_of_value(key, value)
-        )
-    }
-
-    /// The shared body of read, scan and point-read explanations.
-    fn key_report(
-        &self,
-        key: &[u8],
-        expected: Option<&[u8]>,
-        answered: Option<&[u8]>,
-        label: &str,
-    ) -> String {
-        let mut text = String::new();
-        let _ = writeln!(text, "  key: {}", printable(key));
-        let _ = writeln!(
-            text,
-            "    expected: {} — {}",
-            printable_opt(expected),
-            self.model_origin(key)
-        );
-        let _ = writeln!(
-            text,
-            "    {label}: {} — {}",
-            printable_opt(answered),
-            self.origin_of_value(key, answered)
-        );
-        let doubtful = self.in_doubt_writes(key);
-        if !doubtful.is_empty() {
-            let _ = writeln!(
-                text,
-                "    also accepted (in-doubt writes after the key's last acknowledged write):"
-            );
-            for local in doubtful.into_iter().rev() {
-                let _ = writeln!(
-                    text,
-                    "      {} from {}",
-                    printable_opt(self.effect(local, key)),
-                    self.describe_write(self.epoch_first + local)
-                );
-            }
-        }
-        text.push_str(&self.key_history(key));
-        text
-    }
-
-    /// The epoch's writes of `key`, the last [`MAX_KEY_HISTORY`] of them.
-    fn key_history(&self, key: &[u8]) -> String {
-        let touches = self.touches.get(key).map(Vec::as_slice).unwrap_or_default();
-        let mut text = String::new();
-        if touches.is_empty() {
-            let _ = writeln!(text, "  writes of this key in epoch {}: none", self.epoch);
-            return text;
-        }
-        let skipped = touches.len().saturating_sub(MAX_KEY_HISTORY);
-        let _ = writeln!(
-            text,
-            "  writes of this key in epoch {} ({}{}):",
-            self.epoch,
-            touches.len(),
-            if skipped > 0 {
-                ", the last 10 shown"
-            } else {
-                ""
-            }
-        );
-        for &local in &touches[skipped..] {
-            let action = match self.effect(local, key) {
-                Some(value) => format!("put {}", printable(value)),
-                None => "delete".to_owned(),
-            };
-            let _ = writeln!(
-                text,
-                "    {action} by {}",
-                self.describe_write(self.epoch_first + local)
-            );
-        }
-        text
-    }
-
-    /// "put "k" = "v" (+2 more)".
-    fn summarize_batch(&self, local: usize) -> String {
-        let batch = &self.batches[local];
-        let Some(first) = batch.first() else {
-            return "empty batch".to_owned();
-        };
-        let head = match first {
-            Mutation::Put { key, value } => {
-                format!("put {} = {}", printable(key), printable(value))
-            }
-            Mutation::Delete { key } => format!("delete {}", printable(key)),
-        };
-        if batch.len() > 1 {
-            format!("{head} (+{} more)", batch.len() - 1)
-        } else {
-            head
-        }
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn explain_recovery(
-        &self,
-        op_index: u64,
-        state: &BTreeMap<Vec<u8>, Vec<u8>>,
-        order: &[usize],
-        k_min: usize,
-        best_k: usize,
-        best_mismatch: usize,
-        below: Option<usize>,
-    ) -> String {
-        let n = order.len();
-        let mut text = String::new();
-        let crash = self
-            .crash_op
-            .map_or_else(|| "no crash".to_owned(), |op| format!("crash at step {op}"));
-        let _ = writeln!(
-            text,
-            "recovery at step {op_index} (epoch {}, {crash}) yielded a state that is not the state after any allowed prefix of the epoch's writes",
-            self.epoch
-        );
-        let _ = writeln!(
-            text,
-            "  epoch {}: {n} writes in the history ({} rejected, not counted); base state {} keys, recovered state {} keys",
-            self.epoch,
-            self.batches.len() - n,
-            self.base.len(),
-            state.len()
-        );
-        let _ = write!(text, "  allowed prefixes: k in [{k_min}, {n}]; ");
-        match (k_min, self.durable_op) {
-            (0, _) => {
-                let _ = writeln!(text, "no write of this epoch was acknowledged durable");
-            }
-            (_, durable_op) => {
-                let durable = if k_min == 1 {
-                    "write #1 is durable".to_owned()
-                } else {
-                    format!("writes #1..#{k_min} are durable")
-                };
-                let _ = writeln!(
-                    text,
-                    "{durable} (through {}); last durable ack at step {}",
-                    self.describe_write(self.epoch_first + order[k_min - 1]),
-                    durable_op.map_or_else(|| "?".to_owned(), |op| op.to_string())
-                );
-            }
-        }
-        if let Some(j) = below {
-            let _ = writeln!(
-                text,
-                "  the recovered state equals prefix k={j} exactly, below k_min={k_min}: acknowledged-durable writes #{}..#{k_min} were lost",
-                j + 1
-            );
-        }
-
-        // Rebuild the closest candidate, remembering which write left each key.
-        let mut expected: BTreeMap<&[u8], &[u8]> = entries(&self.base).collect();
-        let mut writer: BTreeMap<&[u8], usize> = BTreeMap::new();
-        for &local in &order[..best_k] {
-            for mutation in &self.batches[local] {
-                writer.insert(mutation.key(), local);
-                match mutation.value() {
-                    Some(value) => expected.insert(mutation.key(), value),
-                    None => expected.remove(mutation.key()),
-                };
-            }
-        }
-        let mut differences: Vec<Difference<'_>> = Vec::new();
-        let mut count = 0usize;
-        for_each_difference(
-            expected.iter().map(|(key, value)| (*key, *value)),
-            entries(state),
-            |key, want, got| {
-                count += 1;
-                if differences.len() <= MAX_OTHER_KEYS {
-                    differences.push((key, want, got));
-                }
-            },
-        );
-        debug_assert_eq!(count, best_mismatch);
-        let cut = if best_k == 0 {
-            "the base state".to_owned()
-        } else {
-            format!(
-                "after {}",
-                self.describe_write(self.epoch_first + order[best_k - 1])
-            )
-        };
-        let _ = writeln!(
-            text,
-            "  closest allowed prefix: k={best_k} ({cut}), differing in {count} key(s)"
-        );
-        if let Some(&(key, want, got)) = differences.first() {
-            let want_origin = match writer.get(key) {
-                Some(&local) => {
-                    let verb = if want.is_some() { "written" } else { "deleted" };
-                    format!(
-                        "{verb} by {}",
-                        self.describe_write(self.epoch_first + local)
-                    )
-                }
-                None => self.base_origin(key),
-            };
-            let _ = writeln!(text, "  first differing key: {}", printable(key));
-            let _ = writeln!(
-                text,
-                "    expected (k={best_k}): {} — {want_origin}",
-                printable_opt(want)
-            );
-            let _ = writeln!(
-                text,
-                "    recovered: {} — {}",
-                printable_opt(got),
-                self.origin_of_value(key, got)
-            );
-            if differences.len() > 1 {
-                let _ = writeln!(text, "  other differing keys:");
-                for &(key, want, got) in &differences[1..] {
-                    let _ = writeln!(
-                        text,
-                        "    {}: expected {}, recovered {}",
-                        printable(key),
-                        printable_opt(want),
-                        printable_opt(got)
-                    );
-                }
-                let shown = differences.len();
-                if count > shown {
-                    let _ = writeln!(text, "    … and {} more", count - shown);
-                }
-            }
-            text.push_str(&self.key_history(key));
-        }
-        if n > 0 {
-            let _ = writeln!(text, "  writes around the cut (#position):");
-            let first = best_k.saturating_sub(1).max(1);
-            let last = (best_k + 2).min(n);
-            for position in first..=last {
-                let local = order[position - 1];
-                let meta = &self.metas[self.epoch_first + local];
-                let _ = writeln!(
-                    text,
-                    "    #{position}{} step {} [{}{}] {}",
-                    if position == best_k {
-                        " (last in prefix)"
-                    } else {
-                        ""
-                    },
-                    meta.op_index,
-                    meta.status.label(),
-                    if meta.sync { ", sync" } else { "" },
-                    self.summarize_batch(local)
-                );
-            }
-        }
-        text
-    }
-
-    fn explain_point_read(
-        &self,
-        op_index: u64,
-        state: &BTreeMap<Vec<u8>, Vec<u8>>,
-        key: &[u8],
-        answer: Option<&[u8]>,
-    ) -> String {
-        let scanned = state.get(key).map(Vec::as_slice);
-        let mut text = String::new();
-        let _ = writeln!(
-            text,
-            "point read get({}) after recovery at step {op_index} (epoch {}) disagrees with the recovered state (full scan)",
-            printable(key),
-            self.epoch
-        );
-        let _ = writeln!(
-            text,
-            "    scan: {} — {}",
-            printable_opt(scanned),
-            self.origin_of_value(key, scanned)
-        );
-        let _ = writeln!(
-            text,
-            "    get:  {} — {}",
-            printable_opt(answer),
-            self.origin_of_value(key, answer)
-        );
-        text.push_str(&self.key_history(key));
-        text
-    }
 }
 
 /// The entries of a map as borrowed slices.
@@ -1133,48 +611,50 @@ fn entries(map: &BTreeMap<Vec<u8>, Vec<u8>>) -> impl Iterator<Item = (&[u8], &[u
 }
 
 /// Merges two key-sorted entry streams and calls `on_difference(key, a, b)` for every key whose
-/// value differs (absent on one side counts as differing).
-fn for_each_difference<'a>(
+/// value differs (absent on one side counts as differing), in key order, until it breaks.
+fn for_each_difference<'a, B>(
     a: impl Iterator<Item = (&'a [u8], &'a [u8])>,
     b: impl Iterator<Item = (&'a [u8], &'a [u8])>,
-    mut on_difference: impl FnMut(&'a [u8], Option<&'a [u8]>, Option<&'a [u8]>),
-) {
+    mut on_difference: impl FnMut(&'a [u8], Option<&'a [u8]>, Option<&'a [u8]>) -> ControlFlow<B>,
+) -> ControlFlow<B> {
     let mut a = a.peekable();
     let mut b = b.peekable();
     loop {
-        match (a.peek().copied(), b.peek().copied()) {
-            (None, None) => return,
+        let (key, in_a, in_b) = match (a.peek().copied(), b.peek().copied()) {
+            (None, None) => return ControlFlow::Continue(()),
             (Some((key, value)), None) => {
                 a.next();
-                on_difference(key, Some(value), None);
+                (key, Some(value), None)
             }
             (None, Some((key, value))) => {
                 b.next();
-                on_difference(key, None, Some(value));
+                (key, None, Some(value))
             }
-            (Some((ka, va)), Some((kb, vb))) => match ka.cmp(kb) {
+            (Some((key_a, value_a)), Some((key_b, value_b))) => match key_a.cmp(key_b) {
                 std::cmp::Ordering::Less => {
                     a.next();
-                    on_difference(ka, Some(va), None);
+                    (key_a, Some(value_a), None)
                 }
                 std::cmp::Ordering::Greater => {
                     b.next();
-                    on_difference(kb, None, Some(vb));
+                    (key_b, None, Some(value_b))
                 }
                 std::cmp::Ordering::Equal => {
                     a.next();
                     b.next();
-                    if va != vb {
-                        on_difference(ka, Some(va), Some(vb));
+                    if value_a == value_b {
+                        continue;
                     }
+                    (key_a, Some(value_a), Some(value_b))
                 }
             },
-        }
+        };
+        on_difference(key, in_a, in_b)?;
     }
 }
 
-/// FNV-1a, 64 bits: a deterministic hash of a value for the value index (explanations only).
+/// XXH3, 64 bits: a hash of a value for the value index (explanations only), the same on
+/// every platform and fast on the large values sweeps write.
 fn value_hash(bytes: &[u8]) -> u64 {
-    // XXH3: the same on every platform, and fast on the large values sweeps write.
     xxhash_rust::xxh3::xxh3_64(bytes)
 }
