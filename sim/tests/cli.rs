@@ -192,6 +192,54 @@ fn bench_never_clears_a_directory_that_is_not_an_idle_strata_database() {
     assert_eq!(code, 0, "{stderr}");
 }
 
+#[test]
+fn bench_counts_the_writes_each_commit_group_carried() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bench = |threads: &str| {
+        let dir = tmp.path().join(format!("db-{threads}"));
+        let (code, stdout, stderr) = strata(&[
+            "bench",
+            "--dir",
+            dir.to_str().unwrap(),
+            "--num",
+            "400",
+            "--threads",
+            threads,
+            "--workloads",
+            "fillrandom,readrandom",
+            "--json",
+        ]);
+        assert_eq!(code, 0, "{stderr}");
+        let reports: Vec<serde_json::Value> = stdout
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .filter(|report: &serde_json::Value| report.get("workload").is_some())
+            .collect();
+        let stats = |workload: &str| {
+            let report = reports
+                .iter()
+                .find(|report| report["workload"] == workload)
+                .unwrap_or_else(|| panic!("no {workload} report in {stdout}"));
+            (
+                report["stats"]["commit_groups"].as_u64().unwrap(),
+                report["stats"]["writes_per_commit_group"].as_f64().unwrap(),
+            )
+        };
+        (stats("fillrandom"), stats("readrandom"))
+    };
+    // One writer: every write is a group of its own.
+    let (fill, read) = bench("1");
+    assert_eq!(fill, (400, 1.0));
+    assert_eq!(read, (0, 0.0), "reads commit no group");
+    // Four writers: a group carries one to four writes, and the groups carry all 400.
+    let ((groups, per_group), _) = bench("4");
+    assert!((100..=400).contains(&groups), "{groups} groups");
+    assert!(
+        (per_group * groups as f64 - 400.0).abs() < 1e-6,
+        "{per_group} writes per group over {groups} groups"
+    );
+}
+
 /// A database of a few tables and a WAL, written through the CLI.
 fn small_database(db: &str) {
     for i in 0..5 {

@@ -487,7 +487,12 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, crate::cli::CliError> {
             before = bench.at_fill.clone();
         }
         let after = bench.db().stats();
-        let stats = StatsReport::between(&before, &after, &bench.at_fill);
+        let writes = if workload.starts_with("fill") || workload == "overwrite" {
+            ops
+        } else {
+            0
+        };
+        let stats = StatsReport::between(&before, &after, &bench.at_fill).with_writes(writes);
         let report = Report {
             workload: workload.clone(),
             ops,
@@ -509,7 +514,7 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, crate::cli::CliError> {
         } else {
             let p = report.latency;
             crate::outln!(
-                "{:<12} {:>10} {:>9.3} {:>14.0} {:>10.1}   p50 {:.2} p99 {:.2} p99.9 {:.2} max {:.0} µs   wa {:.2}  probes/get {:.2}  blocks/missing {:.3}  levels {:?}",
+                "{:<12} {:>10} {:>9.3} {:>14.0} {:>10.1}   p50 {:.2} p99 {:.2} p99.9 {:.2} max {:.0} µs   wa {:.2}  writes/group {}  probes/get {:.2}  blocks/missing {:.3}  levels {:?}",
                 report.workload,
                 report.ops,
                 report.seconds,
@@ -520,6 +525,10 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, crate::cli::CliError> {
                 p.p999_us,
                 p.max_us,
                 report.stats.write_amplification,
+                match report.stats.writes_per_commit_group {
+                    0.0 => "-".to_owned(),
+                    per_group => format!("{per_group:.2}"),
+                },
                 report.stats.tables_probed_per_get,
                 report.stats.data_blocks_per_missing_get,
                 report.stats.tables_per_level

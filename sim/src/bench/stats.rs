@@ -19,6 +19,11 @@ pub struct StatsReport {
     pub bytes_compacted_written: u64,
     pub write_slowdowns: u64,
     pub write_stops: u64,
+    /// Commit groups over the workload: one WAL append, and with `--sync` one fdatasync, each.
+    pub commit_groups: u64,
+    /// The workload's writes ÷ its commit groups (0 without groups): how well group commit
+    /// shares an fdatasync among concurrent writers (at most `--threads`).
+    pub writes_per_commit_group: f64,
 }
 
 impl StatsReport {
@@ -70,6 +75,16 @@ impl StatsReport {
             ),
             write_slowdowns: delta(after.write_slowdowns, before.write_slowdowns),
             write_stops: delta(after.write_stops, before.write_stops),
+            commit_groups: delta(after.commit_groups, before.commit_groups),
+            writes_per_commit_group: 0.0,
         }
+    }
+
+    /// Sets [`StatsReport::writes_per_commit_group`] for a workload of `writes` writes.
+    pub fn with_writes(mut self, writes: u64) -> StatsReport {
+        if self.commit_groups > 0 {
+            self.writes_per_commit_group = writes as f64 / self.commit_groups as f64;
+        }
+        self
     }
 }
