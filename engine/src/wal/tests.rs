@@ -1,6 +1,7 @@
 //! The record log's tests: round trips, padded trailers, records in parts, torn tails, damage.
 
 use super::*;
+use std::path::{Path, PathBuf};
 use strata_vfs::{FaultConfig, SimFs, Vfs};
 
 fn write_records(fs: &SimFs, path: &Path, records: &[Vec<u8>], preallocate: u64) {
