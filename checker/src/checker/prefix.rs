@@ -6,9 +6,9 @@
 //! recovered state, so each step costs the keys of one batch, not a comparison of two states.
 
 use std::collections::BTreeMap;
+use std::ops::ControlFlow;
 
 use super::{entries, for_each_difference, Checker, Status};
-use std::ops::ControlFlow;
 
 /// The result of walking the candidate prefixes of an epoch.
 pub(super) enum PrefixSearch {
