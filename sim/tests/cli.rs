@@ -231,7 +231,8 @@ fn bench_counts_the_writes_each_commit_group_carried() {
     let (fill, read) = bench("1");
     assert_eq!(fill, (400, 1.0));
     assert_eq!(read, (0, 0.0), "reads commit no group");
-    // Four writers: a group carries one to four writes, and the groups carry all 400.
+    // Four writers: a group carries one to four writes (each writer has one in flight), and
+    // the figure is the workload's 400 writes over its groups, not another workload's count.
     let ((groups, per_group), _) = bench("4");
     assert!((100..=400).contains(&groups), "{groups} groups");
     assert!(

@@ -474,7 +474,8 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, crate::cli::CliError> {
         }
     }
     for workload in &workloads {
-        if !workload.starts_with("fill") && workload != "overwrite" {
+        let writes_keys = workload.starts_with("fill") || workload == "overwrite";
+        if !writes_keys {
             // Reads are measured once background flushes and compactions are idle.
             bench.ensure_filled()?;
             bench.wait_idle()?;
@@ -487,11 +488,7 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, crate::cli::CliError> {
             before = bench.at_fill.clone();
         }
         let after = bench.db().stats();
-        let writes = if workload.starts_with("fill") || workload == "overwrite" {
-            ops
-        } else {
-            0
-        };
+        let writes = if writes_keys { ops } else { 0 };
         let stats = StatsReport::between(&before, &after, &bench.at_fill).with_writes(writes);
         let report = Report {
             workload: workload.clone(),
